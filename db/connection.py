@@ -1,0 +1,58 @@
+"""Opening the one database file: SQLite check, pragmas for concurrent use, migrations."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from db.errors import NotADatabaseError
+from db.schema import migrations
+
+DEFAULT_DB = "nlistral.db"
+BUSY_TIMEOUT_MS = 15_000
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_db_path() -> Path:
+    """The database path from NLISTRAL_DB, else ./nlistral.db."""
+    return Path(os.environ.get("NLISTRAL_DB") or DEFAULT_DB)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise NotADatabaseError unless path is absent, empty, or an SQLite file."""
+    if path.is_dir():
+        raise NotADatabaseError(f"{path} is a directory; give --db the path of a database file.")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise NotADatabaseError(
+            f"{path} is not an SQLite database. Point --db (or NLISTRAL_DB) at an nlistral "
+            "database, or at a path that does not exist yet to create a new one."
+        )
+
+
+def open_db(path: str | Path | None = None) -> Database:
+    """Open (creating and migrating if needed) the database at path, in WAL mode with a busy timeout."""
+    path = Path(path) if path is not None else default_db_path()
+    check_sqlite_file(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+    db = Database(conn)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA cache_size = -65536")
+        if migrations.pending(db):
+            migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotADatabaseError(f"{path} could not be opened as an SQLite database: {exc}.") from exc
+    return db

@@ -1,0 +1,138 @@
+"""Examples: bulk insert with conflict detection, lookups."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sqlite_utils import Database
+
+from db.errors import UnknownExampleError
+from db.records import Example
+
+
+def content_hash(premise: str, hypothesis: str) -> str:
+    """Hash of the exact pair text: equal pairs (in any dataset or split) share it."""
+    return hashlib.sha256(f"{premise}\x1f{hypothesis}".encode()).hexdigest()
+
+
+class NewExample(NamedTuple):
+    """An example as read from a file; line is where it came from (for error messages)."""
+
+    line: int
+    dataset: str
+    split: str
+    source_id: str
+    premise: str
+    hypothesis: str
+    gold_label: int | None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A row that cannot be stored because the key already holds different content."""
+
+    line: int
+    source_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """What insert_examples did: rows added, rows already present unchanged, rows in conflict."""
+
+    added: int
+    unchanged: int
+    conflicts: list[Conflict]
+    first_new_id: int | None
+
+
+_STAGE = "temp._new_examples"
+
+
+def insert_examples(db: Database, rows: Iterable[NewExample], *, dry_run: bool = False) -> InsertResult:
+    """Add rows not yet present (same dataset, split and source id with the same text: skipped).
+
+    Call inside write_tx. With dry_run the conflicts are found but nothing is written.
+    A key seen twice in rows with different content, or present with other text or another gold
+    label, is a conflict and is not written.
+    """
+    db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    db.execute(
+        f"CREATE TABLE {_STAGE} (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, premise TEXT, "
+        "hypothesis TEXT, gold_label INTEGER, content_hash TEXT)"
+    )
+    db.conn.executemany(
+        f"INSERT INTO {_STAGE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (r.line, r.dataset, r.split, r.source_id, r.premise, r.hypothesis, r.gold_label,
+             content_hash(r.premise, r.hypothesis))
+            for r in rows
+        ),
+    )
+    conflicts = [
+        Conflict(line, source_id, reason)
+        for line, source_id, reason in db.execute(
+            f"""
+            SELECT s.line, s.source_id,
+                   'id ' || s.source_id || ' is already in ' || s.dataset || '/' || s.split ||
+                   CASE WHEN e.content_hash != s.content_hash THEN ' with a different premise or hypothesis'
+                        ELSE ' with gold label ' || coalesce(e.gold_label, 'none') END
+            FROM {_STAGE} s JOIN examples e
+              ON e.dataset = s.dataset AND e.split = s.split AND e.source_id = s.source_id
+            WHERE e.content_hash != s.content_hash OR e.gold_label IS NOT s.gold_label
+            UNION ALL
+            SELECT s.line, s.source_id, 'id ' || s.source_id || ' appears earlier in the file (line ' ||
+                   f.line || ') with different content'
+            FROM {_STAGE} s JOIN {_STAGE} f
+              ON f.dataset = s.dataset AND f.split = s.split AND f.source_id = s.source_id AND f.line < s.line
+            WHERE f.content_hash != s.content_hash OR f.gold_label IS NOT s.gold_label
+            ORDER BY 1
+            """
+        ).fetchall()
+    ]
+    total = db.execute(f"SELECT count(*) FROM {_STAGE}").fetchone()[0]
+    if dry_run:
+        db.execute(f"DROP TABLE {_STAGE}")
+        return InsertResult(0, 0, conflicts, None)
+    before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
+    db.execute(
+        f"""
+        INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash)
+        SELECT dataset, split, source_id, premise, hypothesis, gold_label, content_hash
+        FROM {_STAGE} ORDER BY line
+        ON CONFLICT (dataset, split, source_id) DO NOTHING
+        """
+    )
+    after = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
+    db.execute(
+        "INSERT INTO examples_fts (rowid, premise, hypothesis) SELECT id, premise, hypothesis "
+        "FROM examples WHERE id > ?",
+        [before],
+    )
+    db.execute(f"DROP TABLE {_STAGE}")
+    added = after - before
+    return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
+
+
+def get_example(db: Database, example_id: int) -> Example:
+    """The example with this id, or UnknownExampleError."""
+    rows = list(db.query("SELECT * FROM examples WHERE id = ?", [example_id]))
+    if not rows:
+        raise UnknownExampleError(f"No example with id {example_id} in this database.")
+    return Example.from_row(rows[0])
+
+
+def ids_by_source(db: Database, dataset: str, split: str, source_ids: Sequence[str]) -> dict[str, int]:
+    """Map source ids of one dataset/split to example ids (missing ones are left out)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(source_ids), 500):
+        chunk = list(source_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for source_id, example_id in db.execute(
+            f"SELECT source_id, id FROM examples WHERE dataset = ? AND split = ? AND source_id IN ({marks})",
+            [dataset, split, *chunk],
+        ):
+            found[source_id] = example_id
+    return found

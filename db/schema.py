@@ -1,0 +1,138 @@
+"""The schema, as an ordered list of migrations (one function per change; never edit a shipped one)."""
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("nlistral")
+
+
+@migrations()
+def m001_core_tables(db: Database) -> None:
+    """Examples, generations, the review log and its derived state, runs, exports, search."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,              -- import | generate | reflect | judge | train | evaluate | export
+            status TEXT NOT NULL,            -- running | completed | failed | cancelled
+            config TEXT NOT NULL DEFAULT '{}',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            artifacts TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+
+        CREATE TABLE IF NOT EXISTS examples (
+            id INTEGER PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            split TEXT NOT NULL,
+            source_id TEXT NOT NULL,         -- the id in the source file, or its 0-based row index
+            premise TEXT NOT NULL,
+            hypothesis TEXT NOT NULL,
+            gold_label INTEGER CHECK (gold_label IN (0, 1)),
+            content_hash TEXT NOT NULL,      -- sha256 of premise and hypothesis: dedupe and leakage checks
+            -- Derived from generations (and the chosen reflection version) by db.generations;
+            -- db.state.rebuild() recomputes them from scratch.
+            thought_id INTEGER,
+            thought_label INTEGER,
+            thought_model TEXT,
+            reflection_id INTEGER,
+            reflection_label INTEGER,
+            parse_failed INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (dataset, split, source_id)
+        );
+        CREATE INDEX IF NOT EXISTS examples_content_hash ON examples (content_hash);
+
+        CREATE TABLE IF NOT EXISTS generations (
+            id INTEGER PRIMARY KEY,
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            kind TEXT NOT NULL CHECK (kind IN ('thought', 'reflection', 'prediction', 'judge')),
+            parent_id INTEGER REFERENCES generations (id),
+            model TEXT NOT NULL,
+            backend TEXT NOT NULL,           -- import | mistral | local | ...
+            prompt_version TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            thought_process TEXT,
+            predicted_label INTEGER CHECK (predicted_label IN (0, 1)),
+            error_analysis TEXT,
+            score REAL,                      -- judge score
+            rationale TEXT,                  -- judge rationale
+            raw_response TEXT,
+            parse_status TEXT NOT NULL,      -- ok | repaired | failed
+            flags TEXT NOT NULL DEFAULT '[]',-- e.g. ["label_not_gold"], ["label_inconsistent"]
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            cost_usd REAL,
+            run_id INTEGER REFERENCES runs (id),
+            dedupe_key TEXT UNIQUE,          -- same request or same imported record: stored once
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS generations_example ON generations (example_id, kind, id);
+        CREATE INDEX IF NOT EXISTS generations_parent ON generations (parent_id);
+        CREATE INDEX IF NOT EXISTS generations_run ON generations (run_id);
+
+        -- Append-only: rows are never updated or deleted (undo and redo are events too).
+        CREATE TABLE IF NOT EXISTS review_events (
+            id INTEGER PRIMARY KEY,
+            example_id INTEGER REFERENCES examples (id),  -- NULL for undo / redo
+            action TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            group_id INTEGER NOT NULL,       -- one user step; a bulk action is one group
+            reviewer TEXT NOT NULL,
+            seconds_spent REAL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS review_events_example ON review_events (example_id, id);
+        CREATE INDEX IF NOT EXISTS review_events_group ON review_events (group_id);
+        CREATE TRIGGER IF NOT EXISTS review_events_no_update BEFORE UPDATE ON review_events
+            BEGIN SELECT RAISE(ABORT, 'review_events is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS review_events_no_delete BEFORE DELETE ON review_events
+            BEGIN SELECT RAISE(ABORT, 'review_events is append-only'); END;
+
+        -- Derived from review_events in the same transaction as each event (db.reviews).
+        CREATE TABLE IF NOT EXISTS review_groups (
+            group_id INTEGER PRIMARY KEY,
+            active INTEGER NOT NULL,         -- 0 once undone, 1 again once redone
+            changed_at_event INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS review_state (
+            example_id INTEGER PRIMARY KEY REFERENCES examples (id),
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | accepted | rejected | edited
+            edited_thought TEXT,
+            edited_label INTEGER,
+            edit_diff TEXT,
+            suggested_label INTEGER,
+            bias_category TEXT,
+            bias_note TEXT,
+            note TEXT,
+            chosen_reflection_id INTEGER,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            reviewer TEXT,
+            seconds_spent REAL NOT NULL DEFAULT 0,
+            last_event_id INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS review_state_status ON review_state (status);
+
+        CREATE TABLE IF NOT EXISTS exports (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,              -- sft | dpo
+            path TEXT NOT NULL,
+            format TEXT NOT NULL,
+            rule TEXT NOT NULL,              -- the selection rule (ablation)
+            options TEXT NOT NULL DEFAULT '{}',
+            counts TEXT NOT NULL DEFAULT '{}',
+            sha256 TEXT NOT NULL,
+            review_log_position INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE VIRTUAL TABLE IF NOT EXISTS examples_fts USING fts5 (
+            premise, hypothesis, content='examples', content_rowid='id'
+        );
+        CREATE VIRTUAL TABLE IF NOT EXISTS generations_fts USING fts5 (
+            thought_process, error_analysis, content='generations', content_rowid='id'
+        );
+        """
+    )

@@ -1,0 +1,45 @@
+"""Word-level diff between two texts (the flawed thought and its improvement, or an edit)."""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"\s+|[^\s]+")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A run of text that is equal in both, only in the old text, or only in the new one."""
+
+    op: str  # "equal" | "delete" | "insert"
+    text: str
+
+
+def word_diff(old: str, new: str) -> list[Span]:
+    """Spans that turn old into new, compared word by word (whitespace kept as typed)."""
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    spans: list[Span] = []
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            spans.append(Span("equal", "".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            spans.append(Span("delete", "".join(a[i1:i2])))
+        if j2 > j1:
+            spans.append(Span("insert", "".join(b[j1:j2])))
+    return spans
+
+
+def diff_text(old: str, new: str) -> str:
+    """A plain-text rendering of word_diff: [-removed-] and {+added+}, as git diff --word-diff."""
+    out = []
+    for span in word_diff(old, new):
+        if span.op == "equal":
+            out.append(span.text)
+        elif span.op == "delete":
+            out.append(f"[-{span.text}-]")
+        else:
+            out.append(f"{{+{span.text}+}}")
+    return "".join(out)

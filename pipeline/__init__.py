@@ -1,0 +1,1 @@
+"""Headless work: the `nlistral` CLI, import, stats, model clients, generation, training, evaluation."""

@@ -1,0 +1,103 @@
+"""The user's config file (TOML): reviewer name, model names, API endpoint and limits, TUI keymap.
+
+Looked up at $NLISTRAL_CONFIG, else $XDG_CONFIG_HOME/nlistral/config.toml, else
+~/.config/nlistral/config.toml. Every key is optional; unknown keys are an error naming the file.
+Command-line options always win over the file.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_THOUGHT_MODEL = "ministral-8b-latest"
+DEFAULT_REFLECTION_MODEL = "mistral-small-latest"
+DEFAULT_JUDGE_MODEL = "mistral-small-latest"
+
+
+class SettingsError(Exception):
+    """The config file is unreadable or holds an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Models:
+    """Model names per generation stage (any Mistral-compatible model id)."""
+
+    thought: str = DEFAULT_THOUGHT_MODEL
+    reflection: str = DEFAULT_REFLECTION_MODEL
+    judge: str = DEFAULT_JUDGE_MODEL
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where requests go and how fast (the API key is never stored here: use MISTRAL_API_KEY)."""
+
+    server_url: str | None = None  # None: the Mistral API; else any Mistral-compatible server
+    rps: float = 1.0  # requests per second (the free tier allows about 1)
+    tokens_per_minute: int = 500_000
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 6
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the config file can set."""
+
+    reviewer: str | None = None
+    models: Models = field(default_factory=Models)
+    api: Api = field(default_factory=Api)
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. accept = "a"
+    path: Path | None = None  # the file these came from, if any
+
+
+def config_path() -> Path:
+    """Where the config file is looked for."""
+    if os.environ.get("NLISTRAL_CONFIG"):
+        return Path(os.environ["NLISTRAL_CONFIG"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "nlistral" / "config.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the config file (defaults when it does not exist)."""
+    path = path or config_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read the config file: {exc}") from exc
+    sections = {"models": Models, "api": Api}
+    top = _check(path, "", data, Settings, skip={"path"})
+    built = {k: sections[k](**_check(path, k, v, sections[k])) if k in sections else v for k, v in top.items()}
+    keymap = built.get("keymap", {})
+    if not all(isinstance(v, str) for v in keymap.values()):
+        raise SettingsError(f"{path}: [keymap] values must be strings such as \"a\" or \"ctrl+z\".")
+    return Settings(**built, path=path)
+
+
+def _check(path: Path, section: str, data: object, cls: type, skip: set[str] = frozenset()) -> dict:
+    where = f"[{section}]" if section else "the top level"
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: {where} must be a table.")
+    known = {f.name for f in fields(cls)} - skip
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"{path}: unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}.")
+    return data
+
+
+def reviewer_name(settings: Settings | None = None) -> str:
+    """Who is reviewing: the config file, else $NLISTRAL_REVIEWER, else the OS user."""
+    settings = settings or load_settings()
+    if settings.reviewer:
+        return settings.reviewer
+    if os.environ.get("NLISTRAL_REVIEWER"):
+        return os.environ["NLISTRAL_REVIEWER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

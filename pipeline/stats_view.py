@@ -1,0 +1,70 @@
+"""Rich tables for `nlistral stats` (plain text: no value is ever read as markup)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def render_stats(s: dict[str, Any]) -> Group:
+    """The stats dict of collect_stats as a group of tables."""
+    parts: list[Any] = []
+    data = Table(title="Examples", title_justify="left")
+    for col in ("dataset", "split", "gold 1", "gold 0", "unlabelled", "total"):
+        data.add_column(col, justify="left" if col in ("dataset", "split") else "right")
+    grouped: dict[tuple[str, str], dict[Any, int]] = {}
+    for row in s["by_dataset"]:
+        grouped.setdefault((row["dataset"], row["split"]), {})[row["gold_label"]] = row["count"]
+    for (dataset, split), c in sorted(grouped.items()):
+        data.add_row(Text(dataset), Text(split), str(c.get(1, 0)), str(c.get(0, 0)), str(c.get(None, 0)),
+                     str(sum(c.values())))
+    parts.append(data)
+
+    thought = Table(title="Thought model against gold (current thought per example)", title_justify="left")
+    for col in ("model", "n", "accuracy", "precision", "recall", "F1", "mismatches", "parse failures"):
+        thought.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
+    for model, m in s["thought_by_model"].items():
+        thought.add_row(Text(str(model)), str(m["n"]), _pct(m["accuracy"]), _pct(m["precision"]),
+                        _pct(m["recall"]), _pct(m["f1"]), str(m["mismatches"]), str(m["failed"]))
+    if len(s["thought_by_model"]) > 1:
+        thought.add_row("all", "", _pct(s["thought_accuracy"]), _pct(s["thought_precision"]),
+                        _pct(s["thought_recall"]), _pct(s["thought_f1"]), str(s["mismatches"]),
+                        str(s["thought_parse_failures"]))
+    parts.append(thought)
+
+    confusion = Table(title="Confusion (rows gold, columns thought label)", title_justify="left")
+    for col in ("", "pred 1", "pred 0", "failed"):
+        confusion.add_column(col, justify="right")
+    for gold, row in s["thought_confusion"].items():
+        confusion.add_row(gold.replace("_", " "), str(row["pred_1"]), str(row["pred_0"]), str(row["failed"]))
+    parts.append(confusion)
+
+    parts.append(Text(
+        f"Generations: {s['thoughts']} thoughts, {s['reflections']} reflections, {s['predictions']} predictions, "
+        f"{s['judgements']} judge scores.\n"
+        f"Reflections cover {s['mismatches_with_reflection']} of {s['mismatches']} mismatches "
+        f"({_pct(s['reflection_coverage'])}); {s['reflections_label_not_gold']} reflections reach a label "
+        f"other than gold; {s['reflection_parse_failures']} failed to parse."
+    ))
+
+    review = Table(title="Review", title_justify="left")
+    for col in ("pending", "accepted", "edited", "rejected", "bias flagged", "relabel suggestions"):
+        review.add_column(col, justify="right")
+    status = s["review"]["status"]
+    review.add_row(*(str(status.get(k, 0)) for k in ("pending", "accepted", "edited", "rejected")),
+                   str(s["review"]["bias_flagged"]), str(s["review"]["relabel_suggestions"]))
+    parts.append(review)
+
+    lengths = Table(title="Thought length (words) and accuracy", title_justify="left")
+    for col in ("words", "thoughts", "accuracy"):
+        lengths.add_column(col, justify="right")
+    for b in s["thought_length_words"]:
+        lengths.add_row(b["bucket"], str(b["thoughts"]), _pct(b["accuracy"]))
+    parts.append(lengths)
+    return Group(*parts)

@@ -1,0 +1,53 @@
+"""Shared fixtures: temporary databases, the real data beside the project (skipped when absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from db import open_db
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip: a user's fresh clone does not have it."""
+    if not (SHARED_DATA / "seed_sample" / "sample.csv").exists():
+        pytest.skip(f"real data not found at {SHARED_DATA} (only present beside the project in CI/dev)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A path for a fresh database file."""
+    return tmp_path / "test.db"
+
+
+@pytest.fixture
+def db(db_path: Path):
+    """A fresh, migrated database."""
+    store = open_db(db_path)
+    yield store
+    store.conn.close()
+
+
+@pytest.fixture
+def seed_db(db, shared_data: Path):
+    """The original pipeline's seed sample imported: 100 examples, 100 thoughts, 33 reflections."""
+    from pipeline.importing import import_file
+
+    seed = shared_data / "seed_sample"
+    import_file(db, seed / "sample.csv")
+    import_file(db, seed / "sample_thoughts.json", model="open-mistral-7b")
+    import_file(db, seed / "sample_reflections.json", model="open-mistral-nemo")
+    return db
+
+
+@pytest.fixture
+def demo_db_path(tmp_path: Path) -> Path:
+    """A freshly built demo database (45 hand-written examples)."""
+    from pipeline.demo import build_demo
+
+    return build_demo(tmp_path / "demo.db")
