@@ -51,3 +51,11 @@ def demo_db_path(tmp_path: Path) -> Path:
     from pipeline.demo import build_demo
 
     return build_demo(tmp_path / "demo.db")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Mistral and its tokenizer, saved once per test session (no hub)."""
+    from pipeline.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_mistral"))
