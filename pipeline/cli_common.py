@@ -11,8 +11,8 @@ from sqlite_utils import Database
 from db.connection import DEFAULT_DB
 from db.errors import StoreError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
     Path,

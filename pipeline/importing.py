@@ -120,7 +120,8 @@ def import_file(
     default_dataset, default_split = default_names(path)
     report = ImportReport(path, fmt, dataset or default_dataset, split or default_split)
     mapping = label_map or {}
-    records = _csv_records(path, text) if fmt == "csv" else _jsonl_records(path, text)
+    required = ["premise", "hypothesis"] + ([] if unlabelled else ["label"])
+    records = _csv_records(path, text, required) if fmt == "csv" else _jsonl_records(path, text)
     bad: list[BadRow] = []
     with write_tx(db):
         run_id = start_run(db, "import", {"path": str(path), "format": fmt, "dataset": report.dataset,
@@ -188,7 +189,7 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _csv_records(path: Path, text: str) -> Iterator[_Record | BadRow]:
+def _csv_records(path: Path, text: str, required: list[str]) -> Iterator[_Record | BadRow]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -197,6 +198,12 @@ def _csv_records(path: Path, text: str) -> Iterator[_Record | BadRow]:
     except csv.Error as exc:
         raise ImportFailed(path, [], f"{path}:1: cannot read the CSV header: {exc}.") from None
     names = [h.strip() for h in header]
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ImportFailed(path, [], f"{path}:1: the header lacks {', '.join(missing)} (it has "
+                           f"{', '.join(names) or 'nothing'}). Fix: name the columns premise,hypothesis,label "
+                           "(and optionally id)" + ("" if "label" not in missing else
+                           ", or pass --unlabelled for data without gold labels") + ".")
     start = reader.line_num + 1
     while True:
         try:

@@ -1,0 +1,231 @@
+"""Importing real and hand-made files: counts, exact text, idempotence, and every kind of bad input."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from db import open_db
+from pipeline.importing import ImportFailed, default_names, import_file
+from pipeline.stats import collect_stats
+
+
+def _counts(db) -> tuple[int, int, int, int]:
+    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    return (q("SELECT count(*) FROM examples"), q("SELECT count(*) FROM generations WHERE kind = 'thought'"),
+            q("SELECT count(*) FROM generations WHERE kind = 'reflection'"), q("SELECT count(*) FROM examples_fts"))
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- the seed sample and the external benchmarks -------------------------------------------------
+
+def test_seed_sample_counts_links_and_stats(seed_db, shared_data):
+    assert _counts(seed_db)[:3] == (100, 100, 33)
+    links = seed_db.execute(
+        "SELECT r.example_id, t.example_id, t.kind, t.thought_process FROM generations r "
+        "JOIN generations t ON t.id = r.parent_id WHERE r.kind = 'reflection'"
+    ).fetchall()
+    assert len(links) == 33
+    assert all(r_ex == t_ex and kind == "thought" for r_ex, t_ex, kind, _ in links)
+    by_source = {json.loads(line)["id"]: json.loads(line) for line in
+                 (shared_data / "seed_sample" / "sample_reflections.json").read_text().splitlines() if line.strip()}
+    for (source_id, flawed) in seed_db.execute(
+        "SELECT e.source_id, t.thought_process FROM generations r JOIN generations t ON t.id = r.parent_id "
+        "JOIN examples e ON e.id = r.example_id WHERE r.kind = 'reflection'"
+    ):
+        assert by_source[int(source_id)]["thought_process"] == flawed
+    s = collect_stats(seed_db)
+    assert (s["examples"], s["thoughts"], s["reflections"], s["mismatches"]) == (100, 100, 33, 33)
+    assert s["thought_accuracy"] == pytest.approx(0.67)
+    assert s["thought_precision"] == pytest.approx(0.92)
+    assert s["thought_recall"] == pytest.approx(23 / 54)
+    assert s["reflection_coverage"] == 1.0
+    assert s["reflections_label_not_gold"] == 1
+    flagged = seed_db.execute(
+        "SELECT e.source_id FROM generations g JOIN examples e ON e.id = g.example_id "
+        "WHERE g.flags LIKE '%label_not_gold%'").fetchall()
+    assert flagged == [("90",)]
+
+
+def test_text_is_stored_exactly_as_given(seed_db, shared_data):
+    with (shared_data / "seed_sample" / "sample.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    stored = seed_db.execute("SELECT source_id, premise, hypothesis, gold_label FROM examples").fetchall()
+    assert {(int(s), p, h, g) for s, p, h, g in stored} == {
+        (i, r["premise"], r["hypothesis"], int(r["label"])) for i, r in enumerate(rows)}
+    thoughts = {json.loads(line)["id"]: json.loads(line)["thought_process"] for line in
+                (shared_data / "seed_sample" / "sample_thoughts.json").read_text().splitlines()}
+    for source_id, text in seed_db.execute(
+        "SELECT e.source_id, g.thought_process FROM generations g JOIN examples e ON e.id = g.example_id "
+        "WHERE g.kind = 'thought'"
+    ):
+        assert text == thoughts[int(source_id)]
+
+
+@pytest.mark.parametrize("name, total, ones", [
+    ("rte_train.csv", 2490, 1249), ("rte_dev.csv", 277, 146),
+    ("sick_train.csv", 4439, 1274), ("sick_test.csv", 4906, 1404),
+])
+def test_external_benchmarks_import_with_the_right_counts(db, shared_data, name, total, ones):
+    report = import_file(db, shared_data / "external" / name)
+    dataset, split = default_names(Path(name))
+    assert (report.dataset, report.split) == (dataset, split)
+    assert report.examples_added == total
+    got = dict(db.execute("SELECT gold_label, count(*) FROM examples GROUP BY 1").fetchall())
+    assert got == {1: ones, 0: total - ones}
+
+
+def test_reimporting_adds_nothing(seed_db, shared_data):
+    before = _counts(seed_db)
+    seed = shared_data / "seed_sample"
+    assert import_file(seed_db, seed / "sample.csv").examples_added == 0
+    again = import_file(seed_db, seed / "sample_thoughts.json", model="open-mistral-7b")
+    assert (again.examples_added, again.generations_added, again.generations_unchanged) == (0, 0, 100)
+    again = import_file(seed_db, seed / "sample_reflections.json", model="open-mistral-nemo")
+    assert (again.generations_added, again.generations_unchanged) == (0, 33)
+    assert _counts(seed_db) == before
+
+
+def test_default_names_come_from_the_file_name():
+    assert default_names(Path("rte_dev.csv")) == ("rte", "dev")
+    assert default_names(Path("x/sample_thoughts.json")) == ("sample", "train")
+    assert default_names(Path("sick_test.csv")) == ("sick", "test")
+    assert default_names(Path("mnli-validation.jsonl")) == ("mnli", "validation")
+
+
+# --- formats -----------------------------------------------------------------------------------
+
+def test_jsonl_with_ids_and_the_nli_label_map(db, tmp_path):
+    path = _write(tmp_path / "snli.jsonl", "\n".join(json.dumps(r) for r in [
+        {"id": "a1", "premise": "A dog runs.", "hypothesis": "An animal moves.", "label": "entailment"},
+        {"id": "a2", "premise": "A dog runs.", "hypothesis": "A cat sleeps.", "label": "Contradiction"},
+        {"id": "a3", "premise": "A dog runs.", "hypothesis": "The dog is happy.", "label": "neutral"},
+    ]) + "\n")
+    with pytest.raises(ImportFailed, match="--label-map nli"):
+        import_file(db, path)
+    assert _counts(db)[0] == 0
+    from pipeline.labels import parse_label_map
+
+    report = import_file(db, path, label_map=parse_label_map("nli"))
+    assert report.format == "jsonl" and report.examples_added == 3
+    assert db.execute("SELECT source_id, gold_label FROM examples ORDER BY id").fetchall() == [
+        ("a1", 1), ("a2", 0), ("a3", 0)]
+
+
+def test_custom_label_map_and_whitespace_kept(db, tmp_path):
+    from pipeline.labels import parse_label_map
+
+    path = _write(tmp_path / "yn.csv", 'premise,hypothesis,label\n"  Two  spaces ",Tab\there,YES\nA,B,no\n')
+    import_file(db, path, label_map=parse_label_map("yes=1,no=0"))
+    assert db.execute("SELECT premise, hypothesis, gold_label FROM examples ORDER BY id").fetchall() == [
+        ("  Two  spaces ", "Tab\there", 1), ("A", "B", 0)]
+
+
+def test_unlabelled_import_stores_null_gold(db, tmp_path):
+    path = _write(tmp_path / "hidden_test.csv", "premise,hypothesis\nA man sits.,A person sits.\n")
+    import_file(db, path, unlabelled=True)
+    assert db.execute("SELECT split, gold_label FROM examples").fetchall() == [("test", None)]
+
+
+def test_a_malformed_model_output_is_stored_as_a_parse_failure(demo_db_path):
+    db = open_db(demo_db_path)
+    row = db.execute("SELECT parse_status, predicted_label, raw_response FROM generations "
+                     "WHERE kind = 'thought' AND parse_status = 'failed'").fetchall()
+    assert len(row) == 1 and row[0][1] is None and row[0][2].startswith("```json")
+
+
+# --- bad input: a clear error with file, line and fix; nothing written -------------------------
+
+BAD_CASES = {
+    "missing column": ("premise,label\nA,1\n", r"bad\.csv:1: the header lacks hypothesis"),
+    "empty text": ("premise,hypothesis,label\nA,B,1\n ,B,0\n", r"bad\.csv:3: empty premise"),
+    "label outside": ("premise,hypothesis,label\nA,B,2\n", r"bad\.csv:2: label '2' is not 0 or 1"),
+    "label name": ("premise,hypothesis,label\nA,B,entailment\n", r"bad\.csv:2: label 'entailment'"),
+    "ragged row": ("premise,hypothesis,label\nA,B,1,extra\n", r"bad\.csv:2: the row has 4 fields"),
+    "duplicate id": ("id,premise,hypothesis,label\n7,A,B,1\n7,A,C,1\n", r"bad\.csv:3: id 7 appears earlier"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_csv_rows_fail_with_file_line_and_fix(db, tmp_path, case):
+    text, pattern = BAD_CASES[case]
+    path = _write(tmp_path / "bad.csv", text)
+    with pytest.raises(ImportFailed, match=pattern) as info:
+        import_file(db, path)
+    assert "Fix:" in str(info.value)
+    assert _counts(db) == (0, 0, 0, 0)
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_malformed_json_line(db, tmp_path):
+    path = _write(tmp_path / "bad.jsonl", '{"premise": "A", "hypothesis": "B", "label": 1}\n{"premise": "A",\n')
+    with pytest.raises(ImportFailed, match=r"bad\.jsonl:2: malformed JSON"):
+        import_file(db, path)
+    assert _counts(db)[0] == 0
+
+
+def test_bad_encoding_names_the_line(db, tmp_path):
+    path = _write(tmp_path / "latin.csv", "premise,hypothesis,label\nA,B,1\nCaf\xe9,B,0\n".encode("latin-1"))
+    with pytest.raises(ImportFailed, match=r"latin\.csv:3: not valid UTF-8.*iconv"):
+        import_file(db, path)
+    assert _counts(db)[0] == 0
+
+
+def test_missing_path(db, tmp_path):
+    with pytest.raises(ImportFailed, match="no such file"):
+        import_file(db, tmp_path / "nope.csv")
+
+
+def test_reflection_for_unknown_example(db, tmp_path):
+    rec = {"id": 5, "premise": "A", "hypothesis": "B", "thought_process": "t", "predicted_label": 1,
+           "true_label": 1, "error_analysis": "e", "improved_thought_process": "i"}
+    path = _write(tmp_path / "x_reflections.jsonl", json.dumps(rec) + "\n")
+    with pytest.raises(ImportFailed, match=r":1: reflection for unknown example id 5 in x/train.*import the examples"):
+        import_file(db, path)
+    assert _counts(db) == (0, 0, 0, 0)
+
+
+def test_reflection_whose_thought_is_not_stored(db, tmp_path):
+    _write(tmp_path / "x.csv", "id,premise,hypothesis,label\n5,A,B,1\n")
+    import_file(db, tmp_path / "x.csv")
+    rec = {"id": 5, "premise": "A", "hypothesis": "B", "thought_process": "never stored", "predicted_label": 1,
+           "true_label": 1, "error_analysis": "e", "improved_thought_process": "i"}
+    path = _write(tmp_path / "x_reflections.jsonl", json.dumps(rec) + "\n")
+    with pytest.raises(ImportFailed, match="import the thoughts file first"):
+        import_file(db, path)
+
+
+def test_conflict_with_a_stored_example(db, tmp_path):
+    import_file(db, _write(tmp_path / "d.csv", "id,premise,hypothesis,label\n1,A,B,1\n"))
+    with pytest.raises(ImportFailed, match=r"d\.csv:2: id 1 is already in d/train with a different premise"):
+        import_file(db, _write(tmp_path / "d.csv", "id,premise,hypothesis,label\n1,A,C,1\n"))
+    with pytest.raises(ImportFailed, match="with gold label 1"):
+        import_file(db, _write(tmp_path / "d.csv", "id,premise,hypothesis,label\n1,A,B,0\n"))
+    assert _counts(db)[0] == 1
+
+
+def test_not_a_database(tmp_path):
+    from db import NotADatabaseError
+
+    fake = _write(tmp_path / "notes.db", "just some text, not SQLite\n")
+    with pytest.raises(NotADatabaseError, match="is not an SQLite database"):
+        open_db(fake)
+
+
+def test_skip_bad_imports_good_rows_and_writes_a_report(db, tmp_path):
+    path = _write(tmp_path / "mixed.csv", "premise,hypothesis,label\nA,B,1\n,B,0\nC,D,maybe\nE,F,0\n")
+    report = import_file(db, path, skip_bad=True, report_path=tmp_path / "rejected.jsonl")
+    assert report.examples_added == 2
+    rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [3, 4]
+    assert "empty premise" in rejected[0]["reason"] and rejected[1]["raw"] == "C,D,maybe"
+    assert all(r["fix"] for r in rejected)
