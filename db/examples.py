@@ -48,72 +48,66 @@ class InsertResult:
     first_new_id: int | None
 
 
+_INSERT = (
+    "INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset, split, source_id) DO NOTHING"
+)
 _STAGE = "temp._new_examples"
 
 
-def insert_examples(db: Database, rows: Iterable[NewExample], *, dry_run: bool = False) -> InsertResult:
-    """Add rows not yet present (same dataset, split and source id with the same text: skipped).
+def insert_examples(db: Database, batches: Iterable[Sequence[NewExample]]) -> InsertResult:
+    """Add rows not yet present; a row whose key is stored with the same text and label is skipped.
 
-    Call inside write_tx. With dry_run the conflicts are found but nothing is written.
-    A key seen twice in rows with different content, or present with other text or another gold
-    label, is a conflict and is not written.
+    Call inside write_tx (the caller rolls back when it rejects the conflicts). A key seen twice in
+    the input with different content, or stored with other text or another gold label, is a
+    conflict and is not written. Fast path: rows go straight into the table; only when some were
+    skipped does a staging pass find out which, and why.
     """
-    db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-    db.execute(
-        f"CREATE TABLE {_STAGE} (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, premise TEXT, "
-        "hypothesis TEXT, gold_label INTEGER, content_hash TEXT)"
-    )
-    db.conn.executemany(
-        f"INSERT INTO {_STAGE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            (r.line, r.dataset, r.split, r.source_id, r.premise, r.hypothesis, r.gold_label,
-             content_hash(r.premise, r.hypothesis))
-            for r in rows
-        ),
-    )
-    conflicts = [
-        Conflict(line, source_id, reason)
-        for line, source_id, reason in db.execute(
-            f"""
-            SELECT s.line, s.source_id,
-                   'id ' || s.source_id || ' is already in ' || s.dataset || '/' || s.split ||
-                   CASE WHEN e.content_hash != s.content_hash THEN ' with a different premise or hypothesis'
-                        ELSE ' with gold label ' || coalesce(e.gold_label, 'none') END
-            FROM {_STAGE} s JOIN examples e
-              ON e.dataset = s.dataset AND e.split = s.split AND e.source_id = s.source_id
-            WHERE e.content_hash != s.content_hash OR e.gold_label IS NOT s.gold_label
-            UNION ALL
-            SELECT s.line, s.source_id, 'id ' || s.source_id || ' appears earlier in the file (line ' ||
-                   f.line || ') with different content'
-            FROM {_STAGE} s JOIN {_STAGE} f
-              ON f.dataset = s.dataset AND f.split = s.split AND f.source_id = s.source_id AND f.line < s.line
-            WHERE f.content_hash != s.content_hash OR f.gold_label IS NOT s.gold_label
-            ORDER BY 1
-            """
-        ).fetchall()
-    ]
-    total = db.execute(f"SELECT count(*) FROM {_STAGE}").fetchone()[0]
-    if dry_run:
-        db.execute(f"DROP TABLE {_STAGE}")
-        return InsertResult(0, 0, conflicts, None)
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-    db.execute(
-        f"""
-        INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash)
-        SELECT dataset, split, source_id, premise, hypothesis, gold_label, content_hash
-        FROM {_STAGE} ORDER BY line
-        ON CONFLICT (dataset, split, source_id) DO NOTHING
-        """
-    )
-    after = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-    db.execute(
-        "INSERT INTO examples_fts (rowid, premise, hypothesis) SELECT id, premise, hypothesis "
-        "FROM examples WHERE id > ?",
-        [before],
-    )
-    db.execute(f"DROP TABLE {_STAGE}")
-    added = after - before
+    total, added, staged = 0, 0, []
+    for batch in batches:
+        rows = [(r.dataset, r.split, r.source_id, r.premise, r.hypothesis, r.gold_label,
+                 content_hash(r.premise, r.hypothesis)) for r in batch]
+        last = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
+        cur = db.conn.executemany(_INSERT, rows)
+        total, added = total + len(rows), added + cur.rowcount
+        staged.append([(r.line, *row) for r, row in zip(batch, rows)])
+        if added == total:
+            staged.clear()  # nothing skipped so far: no need to keep the rows
+        db.execute(
+            "INSERT INTO examples_fts (rowid, premise, hypothesis) SELECT id, premise, hypothesis "
+            "FROM examples WHERE id > ?",
+            [last],
+        )
+    conflicts = _find_conflicts(db, staged, before) if added < total else []
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
+
+
+def _find_conflicts(db: Database, staged: list[list[tuple]], before: int) -> list[Conflict]:
+    """Why rows were skipped: stored with other content (conflict), or exact repeats (fine)."""
+    db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    db.execute(f"CREATE TABLE {_STAGE} (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, "
+               "premise TEXT, hypothesis TEXT, gold_label INTEGER, content_hash TEXT)")
+    for rows in staged:
+        db.conn.executemany(f"INSERT INTO {_STAGE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    found = db.execute(
+        f"""
+        SELECT s.line, s.source_id,
+               CASE WHEN e.id > :before THEN
+                    'id ' || s.source_id || ' appears earlier in the file with different content'
+               ELSE 'id ' || s.source_id || ' is already in ' || s.dataset || '/' || s.split ||
+                    CASE WHEN e.content_hash != s.content_hash THEN ' with a different premise or hypothesis'
+                         ELSE ' with gold label ' || coalesce(e.gold_label, 'none') END
+               END
+        FROM {_STAGE} s JOIN examples e
+          ON e.dataset = s.dataset AND e.split = s.split AND e.source_id = s.source_id
+        WHERE (e.content_hash != s.content_hash OR e.gold_label IS NOT s.gold_label)
+        ORDER BY s.line
+        """,
+        {"before": before},
+    ).fetchall()
+    db.execute(f"DROP TABLE {_STAGE}")
+    return [Conflict(line, source_id, reason) for line, source_id, reason in found]
 
 
 def get_example(db: Database, example_id: int) -> Example:

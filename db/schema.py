@@ -42,7 +42,8 @@ def m001_core_tables(db: Database) -> None:
             parse_failed INTEGER NOT NULL DEFAULT 0,
             UNIQUE (dataset, split, source_id)
         );
-        CREATE INDEX IF NOT EXISTS examples_content_hash ON examples (content_hash);
+        -- No index on content_hash: random keys make bulk imports 4x slower; the duplicate and
+        -- leakage checks that use it scan or sort once per export / evaluation instead.
 
         CREATE TABLE IF NOT EXISTS generations (
             id INTEGER PRIMARY KEY,
@@ -128,11 +129,31 @@ def m001_core_tables(db: Database) -> None:
             created_at TEXT NOT NULL
         );
 
+        -- Search needs only "which rows contain these words": no positions or column sizes
+        -- (detail=none, columnsize=0) keeps bulk imports fast; db/search.py queries word by word.
         CREATE VIRTUAL TABLE IF NOT EXISTS examples_fts USING fts5 (
-            premise, hypothesis, content='examples', content_rowid='id'
+            premise, hypothesis, content='examples', content_rowid='id', detail=none, columnsize=0
         );
         CREATE VIRTUAL TABLE IF NOT EXISTS generations_fts USING fts5 (
-            thought_process, error_analysis, content='generations', content_rowid='id'
+            thought_process, error_analysis, content='generations', content_rowid='id',
+            detail=none, columnsize=0
         );
+        """
+    )
+
+
+@migrations()
+def m002_review_queue_indexes(db: Database) -> None:
+    """Indexes for the review queues: each queue pages and counts from a small (often partial) index."""
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS examples_facets ON examples (dataset, split, id);
+        CREATE INDEX IF NOT EXISTS examples_disagree ON examples (id) WHERE thought_label != gold_label;
+        CREATE INDEX IF NOT EXISTS examples_needs_reflection ON examples (id)
+            WHERE thought_label != gold_label AND reflection_id IS NULL;
+        CREATE INDEX IF NOT EXISTS examples_parse_failed ON examples (id) WHERE parse_failed = 1;
+        CREATE INDEX IF NOT EXISTS generations_predictions ON generations (example_id, run_id)
+            WHERE kind = 'prediction';
+        CREATE INDEX IF NOT EXISTS review_state_bias ON review_state (example_id) WHERE bias_category IS NOT NULL;
         """
     )

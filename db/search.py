@@ -1,12 +1,20 @@
 """Full-text search over premise, hypothesis and generated text (FTS5)."""
 from __future__ import annotations
 
+import re
+
 from sqlite_utils import Database
+
+_WORD = re.compile(r"\w+")
 
 
 def fts_query(text: str) -> str:
-    """Turn what a user typed into a safe FTS5 query: every word must appear, the last as a prefix."""
-    words = [w.replace('"', '""') for w in text.split()]
+    """Turn what a user typed into a safe FTS5 query: every word must appear, the last as a prefix.
+
+    Words are split as the index tokenizer splits them, so each quoted term is a single token
+    (the index keeps no positions, so multi-token phrases are not available).
+    """
+    words = _WORD.findall(text)
     if not words:
         return ""
     quoted = [f'"{w}"' for w in words]
