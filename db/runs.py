@@ -62,3 +62,9 @@ def list_runs(db: Database, kind: str | None = None) -> list[dict[str, Any]]:
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, **{k: json.loads(row[k] or "{}") for k in ("config", "metrics", "artifacts")}}
+
+
+def reopen_run(db: Database, run_id: int) -> None:
+    """Mark an unfinished (failed or cancelled) run as running again, to resume it."""
+    with write_tx(db):
+        db.execute("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?", [run_id])

@@ -20,6 +20,16 @@ def _bucket_sql() -> str:
     return f"CASE {cases} ELSE '{last}+' END"
 
 
+def length_bucket_sql() -> str:
+    """The SQL expression (over a generations row aliased `g`) naming its thought's word-length bucket."""
+    return _bucket_sql()
+
+
+def length_bucket_names() -> list[str]:
+    """The bucket names in order, e.g. ['0-50', ..., '201+']."""
+    return [f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in LENGTH_BUCKETS]
+
+
 def collect_stats(db: Database) -> dict[str, Any]:
     """Everything `nlistral stats` shows, as one JSON-ready dict."""
     q = lambda sql, args=(): db.execute(sql, list(args)).fetchall()  # noqa: E731

@@ -1,0 +1,122 @@
+"""`nlistral evaluate` and `nlistral compare` (heavy imports stay inside the commands)."""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluate and compare commands to the CLI."""
+    app.command("evaluate")(evaluate)
+    app.command("compare")(compare)
+
+
+def evaluate(
+    adapter: Annotated[Optional[Path], typer.Option(help="A trained LoRA adapter folder. Without it, --base "
+                       "alone is evaluated (the 'before fine-tuning' row).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="The base model folder [default: the one the adapter's "
+                    "adapter_config.json names].")] = None,
+    db: DbOption = DEFAULT_DB_PATH,
+    dataset: Annotated[Optional[list[str]], typer.Option(help="Only this dataset (repeatable) [default: all].")] = None,
+    split: Annotated[Optional[list[str]], typer.Option(help="Only this split (repeatable), e.g. dev or test "
+                     "[default: all].")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many examples (the first by id).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch [default: 8 on CPU; on CUDA as "
+                          "many as the free GPU memory holds, up to 1024].")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Stop an answer after this many tokens (answers also stop "
+                              "at the end of their JSON object or at EOS).")] = 512,
+    no_thought: Annotated[bool, typer.Option("--no-thought", help="Ablation: the label-only prompt (the "
+                          "label-only training target); answers need no thought_process.")] = False,
+    shuffle_thoughts: Annotated[bool, typer.Option("--shuffle-thoughts", help="Ablation: does the reasoning "
+                                "matter? Each example gets the usual prompt and a forced answer start "
+                                "{\"thought_process\": T, \"predicted_label\": where T is the thought this same "
+                                "model wrote for ANOTHER example (from its latest completed plain evaluate run "
+                                "on these examples; a seeded derangement); the model decodes only the label. "
+                                "If accuracy barely drops, the labels do not depend on the thoughts.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the --shuffle-thoughts pairing.")] = 0,
+    no_merge: Annotated[bool, typer.Option("--no-merge", help="On CUDA, keep the 4-bit base and the adapter "
+                        "unmerged (exactly the trained computation, much slower) instead of folding the adapter "
+                        "into the dequantised weights.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the latest unfinished evaluate run with the same "
+                      "settings, skipping examples it already stored.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Where to write the metrics JSON "
+                        "[default: runs/evaluate-RUN.json].")] = None,
+) -> None:
+    """Evaluate an adapter (or a base model) on labelled examples of the database.
+
+    Greedy decoding with the exact training prompt; answers are parsed by the project's one parser and an
+    unparseable answer counts as wrong (never a default label). Predictions are stored (kind
+    'prediction'), so the review app's "model errors" queue shows each wrong or failed one beside gold,
+    the teacher's thought and the reflection. Prints accuracy, precision/recall/F1 for label 1, macro
+    F1, the confusion matrix, the parse-failure rate and accuracy by thought length; warns when the
+    evaluated examples overlap the adapter's training or early-stopping data.
+    """
+    from pipeline.evaluate.loading import LoadError
+    from pipeline.evaluate.merge import MergeError
+    from pipeline.evaluate.report import render_summary
+    from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation
+
+    if adapter is None and base is None:
+        raise typer.BadParameter("pass --adapter DIR, or --base PATH to evaluate a base model alone",
+                                 param_hint="--adapter")
+    if batch_size is not None and batch_size < 1:
+        raise typer.BadParameter(f"{batch_size} is not a batch size; use 1 or more", param_hint="--batch-size")
+    try:
+        options = EvalOptions(
+            adapter=str(adapter) if adapter else None, base=base, datasets=tuple(dataset or ()),
+            splits=tuple(split or ()), limit=limit, max_new_tokens=max_new_tokens, with_thought=not no_thought,
+            shuffle_thoughts=shuffle_thoughts, seed=seed, merge=False if no_merge else None, batch_size=batch_size)
+    except EvaluationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    store = open_store(db)
+    with _progress() as (bar, task):
+        try:
+            result = run_evaluation(
+                store, options, resume=resume, json_path=json_out,
+                notify=lambda message: bar.console.print(message, markup=False, highlight=False),
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except (EvaluationError, LoadError, MergeError) as exc:
+            fail(str(exc))
+    console.print(render_summary(result.summary))
+    console.print(f"Metrics written to {result.json_path}; predictions stored under run {result.run_id}.",
+                  markup=False)
+
+
+def compare(
+    run_a: Annotated[int, typer.Argument(help="An evaluate run id.", show_default=False)],
+    run_b: Annotated[int, typer.Argument(help="Another evaluate run id.", show_default=False)],
+    db: DbOption = DEFAULT_DB_PATH,
+    show: Annotated[int, typer.Option(help="List at most this many differing examples.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Two evaluate runs side by side: metrics, and the examples where their answers differ."""
+    from pipeline.evaluate.compare import compare_runs
+    from pipeline.evaluate.report import render_comparison
+    from pipeline.evaluate.runner import EvaluationError
+
+    store = open_store(db)
+    try:
+        comparison = compare_runs(store, run_a, run_b)
+    except EvaluationError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(comparison.as_dict()))
+    else:
+        console.print(render_comparison(comparison, show))
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[tuple[Any, Any]]:
+    """A Rich progress bar over examples: (bar, task id)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        yield bar, bar.add_task("evaluate", total=None)

@@ -1,0 +1,119 @@
+"""Load what is evaluated: a base model, optionally with a LoRA adapter, as training computed it.
+
+On CUDA the base is loaded in NF4 (as QLoRA trained on it) and the adapter is folded into the
+dequantised weights (merge.py): one dense bf16 model, the fast path. `merge=False` keeps the 4-bit
+base plus the unmerged adapter (slow, for checking). On CPU: the float32 base plus the unmerged adapter.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class LoadError(ValueError):
+    """The adapter or base model cannot be found or loaded (the message says how to fix it)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for generation, its tokenizer, and how it was built."""
+
+    model: Any
+    tokenizer: Any
+    name: str  # what predictions record as their model: the adapter dir, else the base
+    base: str
+    adapter: str | None
+    mode: str  # e.g. "nf4 base + LoRA merged into bf16"
+
+
+def adapter_base(adapter: Path) -> str | None:
+    """The base model an adapter dir names in its adapter_config.json, if any."""
+    config = adapter / "adapter_config.json"
+    if not config.exists():
+        raise LoadError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json); "
+                        "pass the folder training saved the adapter to")
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{config}: cannot read it: {exc}") from exc
+
+
+def resolve_base(adapter: Path | None, base: str | None) -> str:
+    """The base model path: --base, else the one the adapter names; an error says which to pass."""
+    if base:
+        return base
+    if adapter is None:
+        raise LoadError("nothing to evaluate: pass --adapter DIR (a trained adapter) or --base PATH (a model)")
+    named = adapter_base(adapter)
+    if not named:
+        raise LoadError(f"{adapter}/adapter_config.json names no base model; pass --base PATH")
+    if not Path(named).exists():
+        raise LoadError(f"the adapter's base model {named!r} is not a local folder (no hub access here); "
+                        "pass --base PATH to a local copy")
+    return named
+
+
+def default_device() -> str:
+    """cuda when a GPU is visible, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(adapter: Path | None, base: str | None, *, device: str | None = None, merge: bool | None = None,
+               four_bit: bool | None = None) -> LoadedModel:
+    """Load base (+ adapter) for evaluation; four_bit and merge default to True on CUDA, False on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if adapter is not None and not adapter.is_dir():
+        raise LoadError(f"adapter folder {adapter} does not exist")
+    base_path = resolve_base(adapter, base)
+    device = device or default_device()
+    four_bit = (device == "cuda") if four_bit is None else four_bit
+    merge = (device == "cuda") if merge is None else merge
+    kwargs: dict[str, Any] = {"device_map": {"": device}}
+    if four_bit:
+        try:
+            from transformers import BitsAndBytesConfig
+            import bitsandbytes  # noqa: F401
+        except ImportError as exc:
+            raise LoadError("4-bit loading needs bitsandbytes: pip install -e '.[cuda]'") from exc
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["dtype"] = torch.bfloat16
+    else:
+        kwargs["dtype"] = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot load the base model from {base_path}: {exc}") from exc
+    tokenizer_dir = adapter if adapter is not None and _has_tokenizer(adapter) else Path(base_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    parts = ["nf4 base" if four_bit else f"{str(kwargs['dtype']).removeprefix('torch.')} base"]
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        parts.append("LoRA")
+    if merge and (four_bit or adapter is not None):
+        from pipeline.evaluate.merge import merge_to_dense
+
+        dense = merge_to_dense(model)
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        model = dense
+        mode = " + ".join(parts) + f" merged into {str(dense.dtype).removeprefix('torch.')}"
+    else:
+        mode = " + ".join(parts) + (" (unmerged)" if adapter is not None else "")
+    model.eval()
+    name = str(adapter.resolve()) if adapter is not None else str(base_path)
+    return LoadedModel(model, tokenizer, name, str(base_path), str(adapter.resolve()) if adapter else None, mode)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()

@@ -1,0 +1,149 @@
+"""Fold a LoRA adapter into the dequantised 4-bit base: one dense model computing what was trained.
+
+QLoRA trains the adapter on top of NF4 weights, so the function to evaluate is dequant(W_nf4) + BA,
+not W_bf16 + BA. peft's own merge into a 4-bit layer re-quantises the sum (lossy); here the sum is
+kept in the compute dtype. `top1_agreement` checks the result against the unmerged model.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class MergeError(ValueError):
+    """The adapter or base layer cannot be folded into dense weights (the message says what to use)."""
+
+
+def is_4bit(module: Any) -> bool:
+    """Whether a layer holds bitsandbytes 4-bit weights."""
+    weight = getattr(module, "weight", None)
+    return weight is not None and getattr(weight, "quant_state", None) is not None
+
+
+def dense_weight(layer: Any) -> Any:
+    """A linear layer's weight as a plain tensor: dequantised when it is 4-bit, as is otherwise."""
+    if is_4bit(layer):
+        from bitsandbytes.functional import dequantize_4bit
+
+        return dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+    if type(layer.weight).__name__ not in ("Parameter", "Tensor"):
+        raise MergeError(f"cannot read {type(layer).__name__} weights of type {type(layer.weight).__name__}; "
+                         "evaluate with --no-merge")
+    return layer.weight.data
+
+
+def merged_state_dict(model: Any, dtype: Any) -> dict[str, Any]:
+    """Every weight of the model as dense tensors in dtype, LoRA deltas added to their base layers."""
+    import torch
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    base = model
+    if isinstance(model, PeftModel):
+        for name, cfg in model.peft_config.items():
+            if getattr(cfg, "peft_type", None) is None or cfg.peft_type.value != "LORA":
+                raise MergeError(f"adapter {name!r} is {cfg.peft_type}, not LoRA; evaluate with --no-merge")
+            if getattr(cfg, "use_dora", False):
+                raise MergeError(f"adapter {name!r} uses DoRA, which this merge does not fold; use --no-merge")
+        base = model.get_base_model()
+    state: dict[str, Any] = {}
+    done: list[str] = []
+    for name, module in base.named_modules():
+        if any(name.startswith(prefix) for prefix in done):
+            continue
+        if isinstance(module, LoraLayer):
+            inner = module.get_base_layer()
+            if not isinstance(inner, torch.nn.Linear) and not is_4bit(inner):
+                raise MergeError(f"LoRA on {name} ({type(inner).__name__}) is not a linear layer; use --no-merge")
+            weight = dense_weight(inner).float()
+            for adapter in module.active_adapters:
+                if adapter in module.lora_A:
+                    weight = weight + module.get_delta_weight(adapter).float()
+        elif is_4bit(module):
+            inner, weight = module, dense_weight(module)
+        else:
+            continue
+        state[f"{name}.weight"] = weight.to(dtype)
+        if getattr(inner, "bias", None) is not None:
+            state[f"{name}.bias"] = inner.bias.data.to(dtype)
+        done.append(name + ".")
+    for name, param in base.named_parameters():
+        if not any(name.startswith(prefix) for prefix in done):
+            state[name] = param.data.to(dtype)
+    return state
+
+
+def merge_to_dense(model: Any, dtype: Any = None) -> Any:
+    """A new plain transformers model (same device) whose weights are the merged, dequantised ones."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    dtype = dtype or _compute_dtype(base)
+    state = merged_state_dict(model, dtype)
+    config = copy.deepcopy(base.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.dtype = dtype
+    with torch.device("meta"):
+        dense = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    dense.load_state_dict(state, strict=True, assign=True)
+    buffers = dict(base.named_buffers())
+    for name, _ in list(dense.named_buffers()):  # rotary tables etc. are not in the state dict
+        owner, _, attr = name.rpartition(".")
+        setattr(dense.get_submodule(owner) if owner else dense, attr, buffers[name])
+    dense.requires_grad_(False)
+    dense.generation_config = copy.deepcopy(base.generation_config)
+    return dense.eval()
+
+
+def _compute_dtype(model: Any) -> Any:
+    """The dtype the 4-bit layers compute in (bf16 for QLoRA), else the model's own dtype."""
+    for module in model.modules():
+        if is_4bit(module) and getattr(module, "compute_dtype", None) is not None:
+            return module.compute_dtype
+    return model.dtype
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often two models' next-token top-1 predictions agree over the same positions."""
+
+    positions: int
+    agreeing: int
+
+    @property
+    def rate(self) -> float:
+        return self.agreeing / self.positions if self.positions else 0.0
+
+
+def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[list[int]]:
+    """The argmax next token at every position of each sequence (logits computed in float32)."""
+    import torch
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    device = next(model.parameters()).device
+    head = dense_weight(base.get_output_embeddings()).float()
+    out: list[list[int]] = []
+    with torch.inference_mode():
+        for start in range(0, len(sequences), batch_size):
+            chunk = [list(s) for s in sequences[start:start + batch_size]]
+            longest = max(len(s) for s in chunk)
+            # Right padding needs no mask: a causal model's real positions never see the pads after them.
+            ids = torch.tensor([s + [0] * (longest - len(s)) for s in chunk], device=device)
+            hidden = base.get_decoder()(input_ids=ids).last_hidden_state
+            top1 = (hidden.float() @ head.T).argmax(-1).tolist()
+            out.extend(row[: len(s)] for row, s in zip(top1, chunk))
+    return out
+
+
+def top1_agreement(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]]) -> Agreement:
+    """Agreement between two top1_predictions results over the same sequences."""
+    if [len(x) for x in a] != [len(x) for x in b]:
+        raise ValueError("the two predictions cover different positions")
+    agreeing = sum(x == y for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
+    return Agreement(sum(len(x) for x in a), agreeing)

@@ -1,0 +1,256 @@
+"""`nlistral evaluate`: select examples, generate in batches, store predictions, resume, report metrics."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from db.generations import add_generations, dedupe_key
+from db.records import Example
+from db.runs import finish_run, get_run, reopen_run, start_run
+from db.tx import write_tx
+from pipeline.evaluate.loading import LoadedModel, load_model
+from pipeline.evaluate.overlap import find_overlaps
+from pipeline.evaluate.prompts import encode_prompt, forced_label_prefix, prompt_text, prompt_version
+from pipeline.evaluate.summary import summarize
+from pipeline.parsing import parse_prediction
+
+Loader = Callable[..., LoadedModel]
+SHUFFLE_MAX_NEW_TOKENS = 8  # the label and the closing brace
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot run as asked (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to evaluate and how; every field but batch_size is part of the run's identity (for resume)."""
+
+    adapter: str | None = None
+    base: str | None = None
+    datasets: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ()
+    limit: int | None = None
+    max_new_tokens: int = 512
+    with_thought: bool = True
+    shuffle_thoughts: bool = False
+    seed: int = 0
+    merge: bool | None = None  # None: merge on CUDA, not on CPU
+    batch_size: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.shuffle_thoughts and not self.with_thought:
+            raise EvaluationError("--shuffle-thoughts needs thoughts: drop --no-thought")
+        if self.max_new_tokens < 1:
+            raise EvaluationError("--max-new-tokens must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise EvaluationError("--limit must be at least 1")
+
+    def identity(self) -> dict[str, Any]:
+        """The config a resumed run must match (paths resolved, lists sorted)."""
+        data = asdict(self)
+        data.pop("batch_size")
+        data["adapter"] = str(Path(self.adapter).resolve()) if self.adapter else None
+        data["datasets"], data["splits"] = sorted(self.datasets), sorted(self.splits)
+        data["prompt_version"] = prompt_version(with_thought=self.with_thought,
+                                                shuffle_thoughts=self.shuffle_thoughts)
+        return data
+
+
+@dataclass
+class EvalResult:
+    """What one evaluate call did and found."""
+
+    run_id: int
+    resumed: bool
+    generated_now: int
+    summary: dict[str, Any]
+    json_path: Path
+    warnings: list[str]
+
+
+def select_examples(db: Database, datasets: Sequence[str], splits: Sequence[str],
+                    limit: int | None) -> tuple[list[Example], int]:
+    """Labelled examples of the datasets/splits (all when empty), by id; and how many unlabelled were left out."""
+    where, args = ["1"], []
+    for column, values in (("dataset", datasets), ("split", splits)):
+        if values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+    sql = " AND ".join(where)
+    unlabelled = db.execute(f"SELECT count(*) FROM examples WHERE {sql} AND gold_label IS NULL", args).fetchone()[0]
+    rows = db.query(f"SELECT * FROM examples WHERE {sql} AND gold_label IS NOT NULL ORDER BY id"
+                    + (" LIMIT ?" if limit else ""), [*args, limit] if limit else args)
+    return [Example.from_row(r) for r in rows], unlabelled
+
+
+def resumable_run(db: Database, identity: dict[str, Any]) -> int | None:
+    """The latest unfinished evaluate run with this identity, if any."""
+    for run_id, config in db.execute(
+            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status != 'completed' ORDER BY id DESC"):
+        stored = json.loads(config or "{}")
+        if {k: stored.get(k) for k in identity} == identity:
+            return int(run_id)
+    return None
+
+
+def shuffled_thoughts(db: Database, identity: dict[str, Any], examples: Sequence[Example],
+                      seed: int) -> dict[int, tuple[str, int, int]]:
+    """example id -> (thought, the example it was written for, its run): the model's own thoughts, deranged.
+
+    The thoughts come from the newest completed plain (CoT, unshuffled) evaluate run of the same
+    model on each example; every evaluated example gets one written for a different example.
+    """
+    same_model = {"adapter": identity["adapter"], "base": identity["base"]}
+    own: dict[int, tuple[str, int]] = {}
+    wanted = {e.id for e in examples}
+    for run_id, config in db.execute(
+            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status = 'completed' ORDER BY id DESC"):
+        stored = json.loads(config or "{}")
+        if ({k: stored.get(k) for k in same_model} != same_model or not stored.get("with_thought")
+                or stored.get("shuffle_thoughts")):
+            continue
+        for example_id, thought in db.execute(
+                "SELECT example_id, thought_process FROM generations WHERE run_id = ? AND kind = 'prediction' "
+                "AND thought_process IS NOT NULL AND trim(thought_process) != ''", [run_id]):
+            if example_id in wanted and example_id not in own:
+                own[example_id] = (thought, run_id)
+    pool = sorted(own)
+    if len(pool) < 2:
+        raise EvaluationError(
+            "--shuffle-thoughts needs the model's own thoughts on at least two of these examples: run "
+            "`nlistral evaluate` with the same --adapter/--base (without --shuffle-thoughts) on them first")
+    rng = random.Random(seed)
+    rng.shuffle(pool)
+    donor = {pool[k]: pool[(k + 1) % len(pool)] for k in range(len(pool))}  # a cycle: never itself
+    out = {}
+    for e in examples:
+        source = donor.get(e.id) or pool[rng.randrange(len(pool))]
+        out[e.id] = (own[source][0], source, own[source][1])
+    return out
+
+
+def run_evaluation(
+    db: Database,
+    options: EvalOptions,
+    *,
+    resume: bool = False,
+    json_path: Path | None = None,
+    loader: Loader = load_model,
+    notify: Callable[[str], None] = lambda message: None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> EvalResult:
+    """Evaluate, storing each finished batch at once; the metrics cover every prediction of the run."""
+    examples, unlabelled = select_examples(db, options.datasets, options.splits, options.limit)
+    if not examples:
+        raise EvaluationError("no labelled examples match the --dataset/--split filters; see `nlistral stats`")
+    if unlabelled:
+        notify(f"{unlabelled} unlabelled examples left out (no gold label to score against).")
+    identity = options.identity()
+    adapter = Path(options.adapter) if options.adapter else None
+    overlaps, notes = find_overlaps(db, adapter, {e.content_hash for e in examples})
+    warnings = [o.message() for o in overlaps]
+    for line in warnings:
+        notify(f"WARNING: {line}")
+    for line in notes:
+        notify(f"note: {line}")
+    shuffled = shuffled_thoughts(db, identity, examples, options.seed) if options.shuffle_thoughts else {}
+
+    run_id = resumable_run(db, identity) if resume else None
+    resumed = run_id is not None
+    if resumed:
+        reopen_run(db, run_id)
+        notify(f"Resuming evaluate run {run_id}.")
+    else:
+        if not resume and (older := resumable_run(db, identity)) is not None:
+            notify(f"note: unfinished run {older} has the same settings; pass --resume to continue it instead.")
+        run_id = start_run(db, "evaluate", {**identity, "examples": len(examples), "warnings": warnings})
+    done = {r[0] for r in db.execute(
+        "SELECT example_id FROM generations WHERE run_id = ? AND kind = 'prediction'", [run_id])}
+    todo = [e for e in examples if e.id not in done]
+    progress(len(examples) - len(todo), len(examples))
+    generated = 0
+    try:
+        if todo:
+            generated = _generate_and_store(db, run_id, options, identity, todo, shuffled, loader,
+                                            lambda n: progress(len(examples) - len(todo) + n, len(examples)))
+        summary = summarize(db, run_id)
+        summary.update(run_id=run_id, model=identity["adapter"] or identity["base"], config=identity,
+                       warnings=warnings, notes=notes, unlabelled_left_out=unlabelled)
+        path = json_path or Path("runs") / f"evaluate-{run_id}.json"
+        write_json(path, summary)
+        finish_run(db, run_id, "completed", metrics={k: v for k, v in summary.items() if k != "config"},
+                   artifacts={"metrics_json": str(path.resolve()), "adapter": identity["adapter"]})
+    except BaseException as exc:
+        status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        finish_run(db, run_id, status, error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    return EvalResult(run_id, resumed, generated, summary, path, warnings)
+
+
+def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identity: dict[str, Any],
+                        todo: list[Example], shuffled: dict[int, tuple[str, int, int]], loader: Loader,
+                        progress: Callable[[int], None]) -> int:
+    from pipeline.evaluate.generation import generate
+
+    loaded = loader(Path(options.adapter) if options.adapter else None, options.base, merge=options.merge)
+    forced = [forced_label_prefix(shuffled[e.id][0]) if shuffled else "" for e in todo]
+    prompts = [encode_prompt(loaded.tokenizer, prompt_text(e.premise, e.hypothesis,
+                                                           with_thought=options.with_thought) + f)
+               for e, f in zip(todo, forced)]
+    max_new = SHUFFLE_MAX_NEW_TOKENS if shuffled else options.max_new_tokens
+    stored = 0
+    for batch in generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new,
+                          batch_size=options.batch_size, forced=forced if shuffled else None):
+        rows = []
+        for i, out in zip(batch.indices, batch.outputs):
+            example = todo[i]
+            raw = forced[i].lstrip() + out.text
+            parsed = parse_prediction(raw, with_thought=options.with_thought)
+            params: dict[str, Any] = {"stop": out.stop, "max_new_tokens": max_new, "decoding": "greedy",
+                                      "mode": loaded.mode, "problems": list(parsed.problems)}
+            if shuffled:
+                _, source, source_run = shuffled[example.id]
+                params.update(thought_from_example=source, thought_from_run=source_run)
+            rows.append({
+                "example_id": example.id, "kind": "prediction", "model": loaded.name, "backend": "local",
+                "prompt_version": identity["prompt_version"], "params": params,
+                "thought_process": parsed.thought, "predicted_label": parsed.label, "raw_response": raw,
+                "parse_status": parsed.status, "flags": list(parsed.flags), "tokens_in": out.prompt_tokens,
+                "tokens_out": len(out.token_ids), "latency_ms": 1000 * batch.seconds / len(batch.indices),
+                "run_id": run_id, "dedupe_key": dedupe_key("prediction", run_id, example.id),
+            })
+        with write_tx(db):  # one commit per batch: an interruption loses at most the batch in flight
+            add_generations(db, rows)
+        stored += len(rows)
+        progress(stored)
+    return stored
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_summary(db: Database, run_id: int) -> dict[str, Any]:
+    """The stored summary of a completed evaluate run (its metrics row), or the live one for others."""
+    run = get_run(db, run_id)
+    if run["kind"] != "evaluate":
+        raise EvaluationError(f"run {run_id} is a {run['kind']} run, not an evaluate run")
+    return run["metrics"] if run["status"] == "completed" and run["metrics"] else summarize(db, run_id)
