@@ -252,5 +252,5 @@ def run_summary(db: Database, run_id: int) -> dict[str, Any]:
     """The stored summary of a completed evaluate run (its metrics row), or the live one for others."""
     run = get_run(db, run_id)
     if run["kind"] != "evaluate":
-        raise EvaluationError(f"run {run_id} is a {run['kind']} run, not an evaluate run")
+        raise EvaluationError(f"run {run_id} is of kind {run['kind']}, not an evaluate run")
     return run["metrics"] if run["status"] == "completed" and run["metrics"] else summarize(db, run_id)
