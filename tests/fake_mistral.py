@@ -3,7 +3,7 @@
 It implements `POST /v1/chat/completions` with the response shape the real SDK validates, and answers
 plausibly from the prompt: a thought's label comes from word overlap between hypothesis and premise
 (flipped for a configurable share of pairs, chosen by a hash), a reflection's from the gold label in
-its prompt, a judge's score from a hash. Faults (429 with Retry-After, 500, hangs past the client's
+its prompt, a judge's score from a hash. Faults (400, 429 with Retry-After, 500, hangs past the client's
 timeout, malformed JSON, wrong schema, a body that is not a completion) are injected by rate or by a
 script for the next requests. Every request is recorded with a key (hash of model and messages) so
 tests can assert that no answer was paid for twice.
@@ -28,7 +28,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-FAULTS = ("ok", "429", "500", "timeout", "malformed", "wrong_schema", "bad_body")
+FAULTS = ("ok", "400", "429", "500", "timeout", "malformed", "wrong_schema", "bad_body")
 
 
 @dataclass
@@ -231,6 +231,9 @@ class FakeMistral:
             self._record(key, kind, model, 429, fault, arrived, auth)
             extra = {"retry-after": cfg.retry_after} if cfg.retry_after is not None else {}
             return 429, extra, json.dumps({"message": "Requests rate limit exceeded"}).encode()
+        if fault == "400":
+            self._record(key, kind, model, 400, fault, arrived, auth)
+            return 400, {}, json.dumps({"message": f"Invalid model: {model}"}).encode()
         if fault == "500":
             self._record(key, kind, model, 500, fault, arrived, auth)
             return 500, {}, json.dumps({"message": "Internal server error"}).encode()
@@ -335,6 +338,28 @@ def _steps(premise: str, hypothesis: str, label: int) -> str:
                "it adds something the premise does not settle, so the hypothesis cannot be inferred from the premise.")
     return (f"Step 1: The premise states: {premise[:80]!r}. Step 2: The hypothesis claims: {hypothesis[:80]!r}. "
             f"Step 3: Comparing the two, {verdict}")
+
+
+_SUBJECTS = ("a man", "a woman", "two children", "an old dog", "the chef", "a cyclist", "the pilot", "a student")
+_ACTIONS = ("is reading a newspaper", "is crossing a busy street", "is cooking pasta", "is sleeping on a bench",
+            "is painting a fence", "is carrying a red bag", "is playing a guitar", "is feeding some birds")
+_PLACES = ("in a park", "near the station", "at home", "by the river", "on a rooftop", "in a small village")
+
+
+def toy_pairs(n: int) -> list[tuple[str, str, int]]:
+    """n distinct (premise, hypothesis, gold) triples for tests, about half of them entailed."""
+    pairs = []
+    for i in range(n):
+        subject = _SUBJECTS[i % len(_SUBJECTS)]
+        action = _ACTIONS[(i // len(_SUBJECTS)) % len(_ACTIONS)]
+        place = _PLACES[(i // 7) % len(_PLACES)]
+        premise = f"{subject.capitalize()} {action} {place} (scene {i})."
+        if i % 2:
+            pairs.append((premise, f"{subject.capitalize()} {action}.", 1))
+        else:
+            other = _ACTIONS[(i // len(_SUBJECTS) + 3) % len(_ACTIONS)]
+            pairs.append((premise, f"{subject.capitalize()} {other} {place}.", 0))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> None:
