@@ -1,1 +1,31 @@
-"""Writers of curated training data (SFT, DPO, Hugging Face datasets) with their lineage records."""
+"""Writers of curated training data (SFT, DPO, Hugging Face datasets) with their lineage records.
+
+Headless (imports db only; transformers and datasets only inside the functions that need them).
+The API for the CLI and the review app's export screen:
+
+- SftOptions / DpoOptions: what to select (validated on creation; ExportOptionError says what to fix).
+- plan_sft / plan_dpo: the counts only (rows by label, source, model and split; left out by reason
+  with example ids; cross-split pairs), computed exactly as the writers do: show them before writing.
+- write_sft / write_dpo: write JSON Lines (out) or a datasets folder (hf_dir) under a temporary
+  name, then the manifest (FILE.manifest.json), the `exports` row and an `export` run; returns the Manifest.
+- list_exports: the recorded exports, newest first.
+- REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS: the choices.
+"""
+from exports.dpo import describe as describe_dpo
+from exports.dpo import plan_dpo, write_dpo
+from exports.errors import EmptyExportError, ExportError, ExportOptionError, ExportTargetError, TokenizerLoadError
+from exports.lineage import ExportRecord, Manifest, list_exports, manifest_path
+from exports.options import ABLATIONS, DEFAULT_MAX_TOKENS, SFT_FORMATS, DpoOptions, SftOptions
+from exports.rules import REASONS
+from exports.sft import describe as describe_sft
+from exports.sft import plan_sft, write_sft
+from exports.source import available_scopes
+from exports.tally import CrossSplit, ExportPlan
+
+__all__ = [
+    "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "CrossSplit", "DpoOptions", "EmptyExportError",
+    "ExportError",
+    "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError", "Manifest", "SftOptions",
+    "TokenizerLoadError", "available_scopes", "describe_dpo", "describe_sft", "list_exports", "manifest_path", "plan_dpo",
+    "plan_sft", "write_dpo", "write_sft",
+]

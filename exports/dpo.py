@@ -1,0 +1,91 @@
+"""DPO exports: prompt / chosen / rejected pairs from review decisions, each with its provenance.
+
+A line is {"id", "prompt", "chosen", "rejected", "provenance"}: `prompt` is the user turn
+(exports.formats.user_prompt), `chosen` and `rejected` are assistant turns (exports.formats.cot_target
+JSON strings). Which generations pair up is in exports.rules (module docstring).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from exports.engine import Progress, Selection, Selector, chunks, plan_with, write_with
+from exports.length import estimate_tokens
+from exports.lineage import Manifest
+from exports.lines import dpo_line, sft_text
+from exports.options import DpoOptions
+from exports.rules import SourceRow, Target, dpo_sides
+from exports.source import passed_over_versions, source_query, stream_rows
+from exports.tally import ExportPlan
+
+RULE = "review-pairs"
+RULE_TEXT = ("chosen: the curated target of an accepted or edited example (an edit, the accepted reflection, "
+             "or a thought that reaches the label); rejected: each generation the reviewer passed over "
+             "(the flawed thought, the reflection an edit or a relabel replaced, reflection versions not chosen)")
+
+
+def describe(options: DpoOptions) -> str:
+    """The pairing rule of these options in words."""
+    flags = [name for name in ("include_bias", "use_relabels") if getattr(options, name)]
+    scope = ", ".join(options.splits) + (f" of {', '.join(options.datasets)}" if options.datasets else "")
+    return (f"{RULE}: {RULE_TEXT}" + (f" [{', '.join(flags)}]" if flags else "")
+            + f"; splits {scope}; at most {options.max_tokens} tokens; duplicates written once")
+
+
+def provenance(row: SourceRow, chosen: Target, rejected: Target) -> dict[str, Any]:
+    """Where both sides of a pair came from (keys in exports.lines.PROVENANCE_FIELDS order)."""
+    return {
+        "dataset": row.dataset, "split": row.split, "source_id": row.source_id, "gold_label": row.gold,
+        "target_label": chosen.label, "review_status": row.status, "reviewer": row.reviewer,
+        "review_event": row.last_event_id, "chosen_source": chosen.source,
+        "chosen_generation_id": chosen.generation_id, "chosen_model": chosen.model,
+        "rejected_source": rejected.source, "rejected_generation_id": rejected.generation_id,
+        "rejected_model": rejected.model,
+    }
+
+
+def _select(options: DpoOptions) -> Selector:
+    sql, args = source_query(options.splits, options.datasets, reflections="reviewed", review=True)
+
+    def lines(selection: Selection) -> Iterator[str]:
+        tally, counter, limit = selection.tally, selection.length.counter, selection.length.max_tokens
+        for chunk in chunks(stream_rows(selection.db, sql, args)):
+            built: list[tuple[SourceRow, Target, list[Target]]] = []
+            texts: list[str] = []
+            for row in chunk:
+                sides = dpo_sides(row, passed_over_versions(selection.db, row), include_bias=options.include_bias,
+                                  use_relabels=options.use_relabels)
+                if isinstance(sides, str):
+                    tally.leave_out(row.id, sides)
+                    continue
+                built.append((row, *sides))
+                texts.extend(sft_text(row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
+            lengths = iter(counter.count(texts) if counter is not None else [estimate_tokens(t) for t in texts])
+            tally.considered += len(chunk)
+            for row, chosen, rejected in built:
+                chosen_fits = next(lengths) <= limit
+                fitting = [side for side in rejected if next(lengths) <= limit and chosen_fits]
+                if len(fitting) < len(rejected):
+                    tally.leave_out(row.id, "too_long", len(rejected) - len(fitting))
+                if fitting and tally.admit(row):
+                    for side in fitting:
+                        tally.add(chosen.label, f"{chosen.source}>{side.source}", chosen.model, row)
+                        yield dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
+                                       (side.thought, side.label), provenance(row, chosen, side))
+            selection.report()
+
+    return lines
+
+
+def plan_dpo(db: Database, options: DpoOptions, progress: Progress | None = None) -> ExportPlan:
+    """The counts a DPO export with these options would have, without writing anything."""
+    return plan_with(db, options, "dpo", RULE, _select(options), progress)
+
+
+def write_dpo(db: Database, options: DpoOptions, out: Path | None = None, hf_dir: Path | None = None,
+              progress: Progress | None = None) -> Manifest:
+    """Write a DPO export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row."""
+    return write_with(db, options, "dpo", RULE, "dpo", describe(options), _select(options), out, hf_dir, progress)

@@ -1,0 +1,22 @@
+"""Domain exceptions of the exporters. Each message says what was wrong and how to fix it."""
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class for errors raised while planning or writing an export."""
+
+
+class ExportOptionError(ExportError, ValueError):
+    """An export option is invalid or does not apply to the chosen rule."""
+
+
+class ExportTargetError(ExportError):
+    """The output path cannot be written (a directory in the way, a missing folder, ...)."""
+
+
+class TokenizerLoadError(ExportError):
+    """The tokenizer given for the length check cannot be loaded from local files."""
+
+
+class EmptyExportError(ExportError):
+    """Every example was left out: nothing would be written."""

@@ -1,0 +1,89 @@
+"""What an export selects and how it is written: typed, validated options of SFT and DPO exports."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from exports.errors import ExportOptionError
+
+ABLATIONS = ("correct-only", "reflected", "unmodified", "curated")
+SFT_FORMATS = ("inst", "messages")
+DEFAULT_SPLITS = ("train",)
+DEFAULT_MAX_TOKENS = 512  # the original training length
+_CURATED_ONLY = ("include_bias", "use_relabels", "reviewed_only")
+
+
+def _names(value: Any, option: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value or ())
+    if any(not isinstance(v, str) or not v.strip() for v in items):
+        raise ExportOptionError(f"{option} takes names of the database, e.g. {option} train; got {value!r}.")
+    return tuple(dict.fromkeys(items))
+
+
+def _check_common(splits: tuple[str, ...], max_tokens: int, shuffle_seed: int | None) -> None:
+    if not splits:
+        raise ExportOptionError("Give at least one split (--split train); training data should not mix in "
+                                "dev or test by accident, so there is no 'all'.")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ExportOptionError(f"--max-tokens must be a positive whole number, not {max_tokens!r}.")
+    if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
+        raise ExportOptionError(f"--shuffle-seed must be a whole number, not {shuffle_seed!r}.")
+
+
+@dataclass(frozen=True)
+class SftOptions:
+    """An SFT export: which rule (ablation), which layout, which examples, and the length limit."""
+
+    ablation: str = "reflected"
+    fmt: str = "inst"  # inst | messages
+    splits: tuple[str, ...] = DEFAULT_SPLITS
+    datasets: tuple[str, ...] = ()  # empty: every dataset
+    shuffle_seed: int | None = None  # None: rows in example-id order
+    include_bias: bool = False  # curated only: keep examples flagged for labeler bias
+    use_relabels: bool = False  # curated only: train on the suggested label instead of gold
+    reviewed_only: bool = False  # curated only: leave out examples still pending review
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    tokenizer: str | None = None  # a local tokenizer folder; None: the conservative estimate
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "splits", _names(self.splits, "--split"))
+        object.__setattr__(self, "datasets", _names(self.datasets, "--dataset"))
+        if self.ablation not in ABLATIONS:
+            raise ExportOptionError(f"--ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}.")
+        if self.fmt not in SFT_FORMATS:
+            raise ExportOptionError(f"--format must be one of {', '.join(SFT_FORMATS)}, not {self.fmt!r}.")
+        used = [f"--{name.replace('_', '-')}" for name in _CURATED_ONLY if getattr(self, name)]
+        if used and self.ablation != "curated":
+            raise ExportOptionError(f"{', '.join(used)}: only for review decisions; use with --ablation curated "
+                                    f"(not {self.ablation}).")
+        _check_common(self.splits, self.max_tokens, self.shuffle_seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as JSON-ready data (for manifests and the exports table)."""
+        data = asdict(self)
+        data["splits"], data["datasets"] = list(self.splits), list(self.datasets)
+        return data
+
+
+@dataclass(frozen=True)
+class DpoOptions:
+    """A DPO export: preference pairs from review decisions, which examples, and the length limit."""
+
+    splits: tuple[str, ...] = DEFAULT_SPLITS
+    datasets: tuple[str, ...] = ()
+    shuffle_seed: int | None = None
+    include_bias: bool = False
+    use_relabels: bool = False
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    tokenizer: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "splits", _names(self.splits, "--split"))
+        object.__setattr__(self, "datasets", _names(self.datasets, "--dataset"))
+        _check_common(self.splits, self.max_tokens, self.shuffle_seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as JSON-ready data (for manifests and the exports table)."""
+        data = asdict(self)
+        data["splits"], data["datasets"] = list(self.splits), list(self.datasets)
+        return data

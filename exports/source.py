@@ -1,0 +1,118 @@
+"""Reading what an export considers: one streaming query in one read snapshot, and the split index."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlite_utils import Database
+
+from exports.rules import SourceRow, Target
+
+# The current reflection: the version chosen in review, else the latest (db.generations keeps it).
+_REVIEWED_REFLECTION = "e.reflection_id"
+# Review-independent: the latest reflection of the current thought, whatever a reviewer chose.
+_LATEST_REFLECTION = (
+    "(SELECT max(g.id) FROM generations g WHERE g.example_id = e.id AND g.kind = 'reflection' "
+    "AND g.parent_id = e.thought_id)"
+)
+_REVIEW_COLUMNS = ("s.status, s.edited_thought, s.edited_label, s.suggested_label, s.bias_category, "
+                   "s.reviewer, s.last_event_id, s.chosen_reflection_id")
+
+
+@contextlib.contextmanager
+def read_snapshot(db: Database) -> Iterator[None]:
+    """Every read inside sees one state of the database (a WAL read transaction), even while others write."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.conn.in_transaction:
+            db.conn.execute("COMMIT")
+
+
+def scope_filter(splits: Sequence[str], datasets: Sequence[str]) -> tuple[str, list[Any]]:
+    """The WHERE clause (over alias e) that picks the examples of these splits and datasets."""
+    clause = f"e.split IN ({', '.join('?' * len(splits))})"
+    args: list[Any] = list(splits)
+    if datasets:
+        clause += f" AND e.dataset IN ({', '.join('?' * len(datasets))})"
+        args.extend(datasets)
+    return clause, args
+
+
+def source_query(splits: Sequence[str], datasets: Sequence[str], *, reflections: str | None,
+                 review: bool) -> tuple[str, list[Any]]:
+    """The query for SourceRow: reflections is 'reviewed', 'latest' or None (not needed)."""
+    where, args = scope_filter(splits, datasets)
+    if reflections is None:
+        refl_cols, refl_join = "NULL, NULL, NULL, NULL", ""
+    else:
+        expr = _REVIEWED_REFLECTION if reflections == "reviewed" else _LATEST_REFLECTION
+        refl_cols = "r.id, r.thought_process, r.predicted_label, r.model"
+        refl_join = f"LEFT JOIN generations r ON r.id = {expr}"
+    review_cols = _REVIEW_COLUMNS if review else ", ".join(["NULL"] * 8)
+    review_join = "LEFT JOIN review_state s ON s.example_id = e.id" if review else ""
+    sql = f"""
+        SELECT e.id, e.dataset, e.split, e.source_id, e.premise, e.hypothesis, e.gold_label, e.content_hash,
+               e.thought_id, t.thought_process, t.predicted_label, t.model,
+               {refl_cols}, {review_cols}
+        FROM examples e
+        LEFT JOIN generations t ON t.id = e.thought_id
+        {refl_join}
+        {review_join}
+        WHERE {where}
+        ORDER BY e.id
+    """
+    return sql, args
+
+
+def stream_rows(db: Database, sql: str, args: Sequence[Any]) -> Iterator[SourceRow]:
+    """The rows of a source query, one at a time (the cursor streams; nothing is loaded whole)."""
+    cursor = db.conn.cursor()
+    try:
+        yield from map(SourceRow._make, cursor.execute(sql, list(args)))
+    finally:
+        cursor.close()
+
+
+def count_in_scope(db: Database, splits: Sequence[str], datasets: Sequence[str]) -> int:
+    """How many examples the splits and datasets hold (the total for a progress bar)."""
+    where, args = scope_filter(splits, datasets)
+    return db.execute(f"SELECT count(*) FROM examples e WHERE {where}", args).fetchone()[0]
+
+
+def split_index(db: Database) -> dict[str, list[tuple[int, str, str]]]:
+    """content_hash -> (id, dataset, split) of every pair stored under more than one split name."""
+    index: dict[str, list[tuple[int, str, str]]] = {}
+    for chash, example_id, dataset, split in db.execute(
+        "SELECT content_hash, id, dataset, split FROM examples WHERE content_hash IN ("
+        "SELECT content_hash FROM examples GROUP BY content_hash HAVING count(DISTINCT split) > 1) "
+        "ORDER BY id"
+    ):
+        index.setdefault(chash, []).append((example_id, dataset, split))
+    return index
+
+
+def available_scopes(db: Database) -> list[tuple[str, str, int]]:
+    """(dataset, split, examples) of the database: what an export screen offers to pick from."""
+    return [tuple(r) for r in db.execute(
+        "SELECT dataset, split, count(*) FROM examples GROUP BY dataset, split ORDER BY dataset, split")]
+
+
+def passed_over_versions(db: Database, row: SourceRow) -> list[Target]:
+    """Reflections of the current thought other than the one chosen in review (empty when none was chosen)."""
+    if row.chosen_reflection_id is None or row.thought_id is None:
+        return []
+    return [
+        Target(text, label, "reflection_not_chosen", gen_id, model)
+        for gen_id, text, label, model in db.execute(
+            "SELECT id, thought_process, predicted_label, model FROM generations WHERE example_id = ? "
+            "AND kind = 'reflection' AND parent_id = ? AND id != ? AND predicted_label IS NOT NULL "
+            "AND thought_process IS NOT NULL ORDER BY id",
+            [row.id, row.thought_id, row.chosen_reflection_id],
+        )
+    ]

@@ -1,0 +1,218 @@
+"""`nlistral export sft`, `export dpo` and `exports`: thin commands over the exports package."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
+
+if TYPE_CHECKING:
+    from exports import ExportPlan, Manifest
+
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
+                                                "is written beside it).")]
+HfOpt = Annotated[Optional[Path], typer.Option("--hf", help="Write a Hugging Face datasets folder (save_to_disk) "
+                                               "here instead of JSON Lines; DIR.manifest.json goes beside it.")]
+SplitOpt = Annotated[Optional[list[str]], typer.Option("--split", help="Split(s) to export; repeat for several "
+                                                       "[default: train].")]
+DatasetOpt = Annotated[Optional[list[str]], typer.Option("--dataset", help="Only these dataset(s); repeat for "
+                                                         "several [default: all].")]
+SeedOpt = Annotated[Optional[int], typer.Option("--shuffle-seed", help="Shuffle the rows with this seed "
+                                                "[default: example-id order].")]
+BiasOpt = Annotated[bool, typer.Option("--include-bias", help="Keep examples flagged for labeler bias.")]
+RelabelOpt = Annotated[bool, typer.Option("--use-relabels", help="Targets must reach the suggested label instead "
+                                          "of gold where a reviewer suggested one.")]
+MaxOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Leave out (never cut) rows longer than this.")]
+TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
+                                               "[default: a conservative estimate, see exports/length.py].")]
+DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print the counts only; write nothing.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the manifest (or, with --dry-run, the counts) as JSON.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export sft`, `export dpo` and `exports` to the CLI."""
+    export_app = typer.Typer(name="export", no_args_is_help=True, rich_markup_mode=None,
+                             help="Write curated training data with a manifest of exactly what went in and why.")
+    app.add_typer(export_app, name="export")
+
+    @export_app.command("sft")
+    def export_sft(
+        db: DbOption = DEFAULT_DB_PATH,
+        ablation: Annotated[str, typer.Option(help="correct-only, reflected, unmodified or curated.")] = "reflected",
+        fmt: Annotated[str, typer.Option("--format", help="inst ({\"id\", \"text\"} in the Mistral [INST] layout) "
+                                         "or messages ({\"id\", \"messages\"} for chat templates).")] = "inst",
+        out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None, dataset: DatasetOpt = None,
+        shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False, use_relabels: RelabelOpt = False,
+        reviewed_only: Annotated[bool, typer.Option("--reviewed-only", help="curated: leave out examples still "
+                                                    "pending review.")] = False,
+        max_tokens: MaxOpt = 512, tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False,
+    ) -> None:
+        """Supervised fine-tuning rows: one target {"thought_process", "predicted_label"} per example.
+
+        Ablations: correct-only = thoughts whose label equals gold; reflected (the original paper's set)
+        = those plus, for each wrong thought, its latest reflection when that reaches gold; unmodified =
+        every parsed thought as generated, wrong labels included; curated = review decisions applied:
+        edits as edited, rejected left out, bias-flagged left out unless --include-bias, pending ones
+        by the reflected rule unless --reviewed-only, the chosen reflection version, and with
+        --use-relabels the suggested label replaces gold. A reflection (or edit) whose label disagrees
+        with gold is left out and counted, never forced to gold. Duplicate pairs are written once;
+        rows over --max-tokens are left out, never cut. Every export writes FILE.manifest.json and a
+        row listed by `nlistral exports`.
+        """
+        from exports import ExportError, SftOptions
+
+        try:
+            options = SftOptions(ablation=ablation, fmt=fmt, splits=tuple(split or ("train",)),
+                                 datasets=tuple(dataset or ()), shuffle_seed=shuffle_seed, include_bias=include_bias,
+                                 use_relabels=use_relabels, reviewed_only=reviewed_only, max_tokens=max_tokens,
+                                 tokenizer=tokenizer)
+        except ExportError as exc:
+            fail(str(exc), 2)
+        _export("sft", db, options, out, hf, dry_run, as_json)
+
+    @export_app.command("dpo")
+    def export_dpo(
+        db: DbOption = DEFAULT_DB_PATH, out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None,
+        dataset: DatasetOpt = None, shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False,
+        use_relabels: RelabelOpt = False, max_tokens: MaxOpt = 512, tokenizer: TokOpt = None,
+        dry_run: DryOpt = False, as_json: JsonOpt = False,
+    ) -> None:
+        """Preference pairs {"id", "prompt", "chosen", "rejected", "provenance"} from review decisions.
+
+        chosen: the curated target of an accepted or edited example (an edit, the accepted
+        reflection that reaches gold, or a thought that reaches the label); rejected: each generation
+        the reviewer passed over (the flawed thought, the reflection an edit or a relabel replaced,
+        reflection versions not chosen). prompt is the user turn; chosen and rejected are assistant turns.
+        """
+        from exports import DpoOptions, ExportError
+
+        try:
+            options = DpoOptions(splits=tuple(split or ("train",)), datasets=tuple(dataset or ()),
+                                 shuffle_seed=shuffle_seed, include_bias=include_bias, use_relabels=use_relabels,
+                                 max_tokens=max_tokens, tokenizer=tokenizer)
+        except ExportError as exc:
+            fail(str(exc), 2)
+        _export("dpo", db, options, out, hf, dry_run, as_json)
+
+    @app.command("exports")
+    def exports_cmd(
+        db: DbOption = DEFAULT_DB_PATH,
+        kind: Annotated[Optional[str], typer.Option(help="Only sft or dpo exports.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table.")] = False,
+    ) -> None:
+        """List the recorded exports, newest first: rule, rows, sha256 and the review-log position each reflects."""
+        from exports import list_exports
+
+        records = list_exports(open_store(db), kind)
+        if as_json:
+            console.print_json(json.dumps([{**vars(r), "manifest": str(r.manifest), "present": r.present}
+                                           for r in records], ensure_ascii=False))
+            return
+        if not records:
+            console.print("No exports yet. Write one with `nlistral export sft --out FILE`.", markup=False)
+            return
+        table = Table(title="Exports")
+        for name in ("id", "created", "kind", "rule", "format", "rows", "review log", "sha256", "path"):
+            table.add_column(name, justify="right" if name in ("id", "rows", "review log") else "left")
+        for r in records:
+            path = Text(r.path) if r.present else Text(f"{r.path} (missing)", style="red")
+            table.add_row(str(r.id), r.created_at[:19].replace("T", " "), r.kind, Text(r.rule), r.format,
+                          str(r.counts.get("rows", "")), str(r.review_log_position), r.sha256[:12], path)
+        console.print(table)
+
+
+def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool) -> None:
+    from exports import ExportError, available_scopes, plan_dpo, plan_sft, write_dpo, write_sft
+
+    if not dry_run and (out is None) == (hf is None):
+        raise typer.BadParameter("give --out FILE (JSON Lines) or --hf DIR (a datasets folder), not both",
+                                 param_hint="--out / --hf")
+    store = open_store(db)
+    scopes = available_scopes(store)
+    if not any(s in options.splits and (not options.datasets or d in options.datasets) for d, s, _ in scopes):
+        held = ", ".join(f"{d}/{s} ({n})" for d, s, n in scopes) or "nothing yet"
+        fail(f"No examples in split(s) {', '.join(options.splits)}"
+             + (f" of {', '.join(options.datasets)}" if options.datasets else "")
+             + f". This database holds: {held}. Pass --split (and --dataset).")
+    try:
+        with _progress(as_json) as progress:
+            if dry_run:
+                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, progress)
+            else:
+                writer = write_sft if kind == "sft" else write_dpo
+                manifest = writer(store, options, out=out, hf_dir=hf, progress=progress)
+                plan = None
+    except ExportError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(plan.as_dict() if dry_run else manifest.as_dict(), ensure_ascii=False))
+        return
+    if dry_run:
+        _print_plan(plan)
+        console.print("Dry run: nothing written.", markup=False)
+    else:
+        _print_plan(_plan_of(manifest))
+        console.print(f"Wrote {manifest.rows} {'rows' if kind == 'sft' else 'pairs'} to {manifest.path}\n"
+                      f"  sha256 {manifest.sha256}\n  manifest {manifest.manifest} (export {manifest.export_id}, "
+                      f"review log at {manifest.review_log_position})", markup=False)
+
+
+class _progress:
+    """A progress bar over the examples considered (none with --json)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __enter__(self) -> Any:
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("selecting", total=None)
+        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+def _plan_of(manifest: Manifest) -> dict[str, Any]:
+    return manifest.counts
+
+
+def _print_plan(plan: ExportPlan | dict[str, Any]) -> None:
+    from exports import REASONS
+
+    counts = plan.as_dict() if hasattr(plan, "as_dict") else plan
+    unit = "pairs" if counts["kind"] == "dpo" else "rows"
+    table = Table(title=f"{counts['kind']} export, rule {counts['rule']}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("detail")
+    table.add_row("examples considered", str(counts["considered"]), "")
+    table.add_row(f"{unit} written", str(counts["rows"]), f"from {counts['examples']} examples")
+    for label, n in counts["by_label"].items():
+        share = counts["label_balance"].get(label, 0.0)
+        table.add_row(f"  label {label}", str(n), f"{share:.1%}")
+    for title, key in (("source", "by_source"), ("model", "by_model"), ("split", "by_split")):
+        for name, n in counts[key].items():
+            table.add_row(Text(f"  {title} {name}"), str(n), "")
+    for reason, n in counts["left_out"].items():
+        ids = counts["left_out_ids"].get(reason, [])
+        shown = ", ".join(map(str, ids[:8])) + (" ..." if n > 8 else "")
+        table.add_row(f"left out: {reason}", str(n), Text(f"{REASONS.get(reason, '')}; ids {shown}"))
+    console.print(table)
+    console.print(f"Lengths: {counts['length_measure']}, at most {counts['max_tokens']} tokens.", markup=False)
+    for item in counts["cross_split"][:10]:
+        console.print(Text(f"warning: example {item['id']} ({item['scope']}) is also in {', '.join(item['also_in'])}",
+                           style="yellow"))
+    if len(counts["cross_split"]) > 10:
+        console.print(f"warning: ... {len(counts['cross_split']) - 10} more pairs present in two splits.", markup=False)
