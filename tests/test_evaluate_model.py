@@ -87,12 +87,19 @@ def test_4bit_merge_agrees_with_the_4bit_model_plus_adapter(adapter_dir):
     from pipeline.evaluate.loading import load_model
     from pipeline.evaluate.merge import top1_agreement, top1_predictions
 
+    from pipeline.evaluate.merge import merge_to_dense
+
     unmerged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=False)
     merged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=True)
     assert merged.mode == "nf4 base + LoRA merged into bfloat16"
     sequences = _prompts(unmerged.tokenizer)
-    agreement = top1_agreement(top1_predictions(unmerged.model, sequences), top1_predictions(merged.model, sequences))
-    assert agreement.rate >= 0.99
+    ref = top1_predictions(unmerged.model, sequences)
+    assert top1_agreement(ref, top1_predictions(merged.model, sequences)).rate >= 0.99
+    # Merging a 4-bit model that has already run (bitsandbytes repacks CPU weights on first use, and then
+    # computes with another kernel: bf16 rounding differs, and a random model's top-1 margins are tiny).
+    assert top1_agreement(ref, top1_predictions(merge_to_dense(unmerged.model), sequences)).rate >= 0.97
+    with unmerged.model.disable_adapter():  # the scale of a real difference, for contrast
+        assert top1_agreement(ref, top1_predictions(unmerged.model, sequences)).rate < 0.9
 
 
 def test_cli_evaluate_and_compare_end_to_end(tiny_model_dir, adapter_dir, demo_db_path, tmp_path):

@@ -63,8 +63,12 @@ def default_device() -> str:
 
 
 def load_model(adapter: Path | None, base: str | None, *, device: str | None = None, merge: bool | None = None,
-               four_bit: bool | None = None) -> LoadedModel:
-    """Load base (+ adapter) for evaluation; four_bit and merge default to True on CUDA, False on CPU."""
+               four_bit: bool | None = None, fold: bool = True) -> LoadedModel:
+    """Load base (+ adapter) for evaluation; four_bit and merge default to True on CUDA, False on CPU.
+
+    merge makes the base dense (dequantised); fold also adds the LoRA deltas into it, otherwise the
+    adapter is applied again, unmerged, on top of the dense base.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,12 +106,19 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
     if merge and (four_bit or adapter is not None):
         from pipeline.evaluate.merge import merge_to_dense
 
-        dense = merge_to_dense(model)
+        dense = merge_to_dense(model, fold_lora=fold)
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
-        model = dense
-        mode = " + ".join(parts) + f" merged into {str(dense.dtype).removeprefix('torch.')}"
+        dtype = str(dense.dtype).removeprefix("torch.")
+        if adapter is not None and not fold:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(dense, adapter)
+            mode = " + ".join(parts) + f", base dequantised to {dtype}, LoRA unmerged"
+        else:
+            model = dense
+            mode = " + ".join(parts) + f" merged into {dtype}"
     else:
         mode = " + ".join(parts) + (" (unmerged)" if adapter is not None else "")
     model.eval()

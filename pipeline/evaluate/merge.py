@@ -25,17 +25,20 @@ def is_4bit(module: Any) -> bool:
 def dense_weight(layer: Any) -> Any:
     """A linear layer's weight as a plain tensor: dequantised when it is 4-bit, as is otherwise."""
     if is_4bit(layer):
-        from bitsandbytes.functional import dequantize_4bit
+        from bitsandbytes import functional as bnb_functional
 
-        return dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+        data, state = layer.weight.data, layer.weight.quant_state
+        if getattr(state, "packing_format_for_cpu", False):  # bitsandbytes repacks CPU weights on first use
+            data, state = bnb_functional._convert_weight_packed_for_cpu_inverse(data, state)
+        return bnb_functional.dequantize_4bit(data, state)
     if type(layer.weight).__name__ not in ("Parameter", "Tensor"):
         raise MergeError(f"cannot read {type(layer).__name__} weights of type {type(layer.weight).__name__}; "
                          "evaluate with --no-merge")
     return layer.weight.data
 
 
-def merged_state_dict(model: Any, dtype: Any) -> dict[str, Any]:
-    """Every weight of the model as dense tensors in dtype, LoRA deltas added to their base layers."""
+def merged_state_dict(model: Any, dtype: Any, *, fold_lora: bool = True) -> dict[str, Any]:
+    """Every base weight as a dense tensor in dtype, LoRA deltas added to their layers (unless fold_lora=False)."""
     import torch
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
@@ -58,7 +61,7 @@ def merged_state_dict(model: Any, dtype: Any) -> dict[str, Any]:
             if not isinstance(inner, torch.nn.Linear) and not is_4bit(inner):
                 raise MergeError(f"LoRA on {name} ({type(inner).__name__}) is not a linear layer; use --no-merge")
             weight = dense_weight(inner).float()
-            for adapter in module.active_adapters:
+            for adapter in module.active_adapters if fold_lora else ():
                 if adapter in module.lora_A:
                     weight = weight + module.get_delta_weight(adapter).float()
         elif is_4bit(module):
@@ -75,15 +78,19 @@ def merged_state_dict(model: Any, dtype: Any) -> dict[str, Any]:
     return state
 
 
-def merge_to_dense(model: Any, dtype: Any = None) -> Any:
-    """A new plain transformers model (same device) whose weights are the merged, dequantised ones."""
+def merge_to_dense(model: Any, dtype: Any = None, *, fold_lora: bool = True) -> Any:
+    """A new plain transformers model (same device) whose weights are the dequantised ones, LoRA folded in.
+
+    With fold_lora=False the result is the dequantised base alone (wrap it in the adapter again to
+    compute base + LoRA unmerged, with dense base matmuls).
+    """
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     dtype = dtype or _compute_dtype(base)
-    state = merged_state_dict(model, dtype)
+    state = merged_state_dict(model, dtype, fold_lora=fold_lora)
     config = copy.deepcopy(base.config)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
