@@ -31,33 +31,20 @@ RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Also re-send exa
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
 
 
+HELP = {
+    "thought": "Stage 1: a thought (reasoning + label) for every example that has none from this model and "
+               "prompt.\n\nResumable: each answer is stored as it arrives; re-run the same command after a crash "
+               "or Ctrl-C.",
+    "reflection": "Stages 2-3: a reflection for every example whose current thought disagrees with gold.\n\n"
+                  "Skips thoughts that already have a reflection from this model and prompt. The reflection's "
+                  "label is stored as written; one that does not reach gold is flagged, never forced.",
+}
+
+
 def register(app: typer.Typer) -> None:
     """Add generate, reflect and judge to the CLI."""
-
-    @app.command()
-    def generate(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
-                 ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-                 rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-                 retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
-        """Stage 1: a thought (reasoning + label) for every example that has none from this model and prompt.
-
-        Resumable: each answer is stored as it arrives; re-run the same command after a crash or Ctrl-C.
-        """
-        _run("thought", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
-             dry_run, retry_failed, as_json)
-
-    @app.command()
-    def reflect(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
-                ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-                rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-                retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
-        """Stages 2-3: a reflection for every example whose current thought disagrees with gold.
-
-        Skips thoughts that already have a reflection from this model and prompt. The reflection's
-        label is stored as written; one that does not reach gold is flagged, never forced.
-        """
-        _run("reflection", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
-             dry_run, retry_failed, as_json)
+    app.command("generate", help=HELP["thought"])(_stage_command("thought"))
+    app.command("reflect", help=HELP["reflection"])(_stage_command("reflection"))
 
     @app.command()
     def judge(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
@@ -69,6 +56,19 @@ def register(app: typer.Typer) -> None:
         """Optional LLM-as-judge: score current thoughts or reflections 1-5 with a short rationale."""
         _run("judge", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
              dry_run, retry_failed, as_json, target)
+
+
+def _stage_command(stage: str) -> Any:
+    """The generate / reflect command: the same options, a different stage."""
+
+    def command(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
+                ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
+                rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
+                retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
+        _run(stage, db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
+             dry_run, retry_failed, as_json)
+
+    return command
 
 
 def parse_ids(spec: str | None) -> tuple[int, ...] | None:
