@@ -374,6 +374,8 @@ def _store(db: Database, task: Task, reply: Any, opts: StageOptions, run_id: int
     if reply.envelope_error:
         parsed = Parsed("failed", None, None, None, None, None, ("the server's reply was not a chat completion",))
         problems = [*parsed.problems, reply.envelope_error]
+    if reply.finish_reason == "length":
+        problems.append(f"the answer was cut off at max_tokens ({opts.prompt.max_tokens})")
     cost = estimate_cost(opts.model, reply.tokens_in, reply.tokens_out)
     params = {**opts.prompt.params(), "endpoint": opts.endpoint.label if opts.endpoint else None,
               "response_model": reply.response_model, "finish_reason": reply.finish_reason,

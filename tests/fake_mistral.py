@@ -252,7 +252,7 @@ class FakeMistral:
         completion_tokens = len(content) // 4 + 1
         payload = {
             "id": f"cmpl-{key[:12]}", "object": "chat.completion", "model": model, "created": int(arrived),
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": "length" if fault == "malformed" else "stop",
                          "message": {"role": "assistant", "content": content, "tool_calls": None}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},

@@ -118,6 +118,7 @@ def test_parse_failures_are_stored_and_only_resent_when_asked(fake: FakeMistral,
     for row in failed:
         assert row["predicted_label"] is None and row["raw_response"]  # never a default label
         assert json.loads(row["params"])["parse_problems"]
+    assert "cut off at max_tokens" in " ".join(json.loads(failed[0]["params"])["parse_problems"])
     assert "not JSON" in failed[2]["raw_response"]  # the body that was not a completion, kept as is
     db = open_db(path)
     assert db.execute("SELECT count(*) FROM examples WHERE parse_failed = 1").fetchone()[0] == 3
@@ -300,3 +301,17 @@ def test_fake_server_request_keys_match_our_prompts(fake: FakeMistral, tmp_path:
     run_stage(path, stage_options("thought", settings(fake.url)))
     premise, hypothesis, _ = toy_pairs(3)[0]
     assert request_key(MODEL, THOUGHT.messages(premise=premise, hypothesis=hypothesis)) in fake.ok_by_key()
+
+
+def test_prompt_versions_follow_the_text_and_values_are_inserted_verbatim() -> None:
+    from dataclasses import replace
+
+    assert len({THOUGHT.version, REFLECTION.version, JUDGE.version}) == 3
+    assert replace(THOUGHT, system=THOUGHT.system + " ").version != THOUGHT.version
+    assert replace(THOUGHT).version == THOUGHT.version
+    user = THOUGHT.messages(premise="A {weird} premise with {braces}", hypothesis="It is {0}.")[1]["content"]
+    assert user == "Premise: A {weird} premise with {braces}\nHypothesis: It is {0}."
+    for prompt, keys in ((THOUGHT, ("thought_process", "predicted_label")),
+                         (REFLECTION, ("error_analysis", "improved_thought_process", "predicted_label")),
+                         (JUDGE, ("score", "rationale"))):
+        assert all(f'"{k}"' in prompt.system for k in keys)
