@@ -26,6 +26,6 @@ __all__ = [
     "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "CrossSplit", "DpoOptions", "EmptyExportError",
     "ExportError",
     "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError", "Manifest", "SftOptions",
-    "TokenizerLoadError", "available_scopes", "describe_dpo", "describe_sft", "list_exports", "manifest_path", "plan_dpo",
-    "plan_sft", "write_dpo", "write_sft",
+    "TokenizerLoadError", "available_scopes", "describe_dpo", "describe_sft", "list_exports", "manifest_path",
+    "plan_dpo", "plan_sft", "write_dpo", "write_sft",
 ]

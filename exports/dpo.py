@@ -48,9 +48,9 @@ def provenance(row: SourceRow, chosen: Target, rejected: Target) -> dict[str, An
 
 
 def _select(options: DpoOptions) -> Selector:
-    sql, args = source_query(options.splits, options.datasets, reflections="reviewed", review=True)
+    sql, args = source_query(options.splits, options.datasets, reflections="reviewed", review=True, provenance=True)
 
-    def lines(selection: Selection) -> Iterator[str]:
+    def lines(selection: Selection) -> Iterator[list[str]]:
         tally, counter, limit = selection.tally, selection.length.counter, selection.length.max_tokens
         for chunk in chunks(stream_rows(selection.db, sql, args)):
             built: list[tuple[SourceRow, Target, list[Target]]] = []
@@ -65,17 +65,22 @@ def _select(options: DpoOptions) -> Selector:
                 texts.extend(sft_text(row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
             lengths = iter(counter.count(texts) if counter is not None else [estimate_tokens(t) for t in texts])
             tally.considered += len(chunk)
+            written: list[str] = []
             for row, chosen, rejected in built:
                 chosen_fits = next(lengths) <= limit
                 fitting = [side for side in rejected if next(lengths) <= limit and chosen_fits]
                 if len(fitting) < len(rejected):
                     tally.leave_out(row.id, "too_long", len(rejected) - len(fitting))
-                if fitting and tally.admit(row):
-                    for side in fitting:
-                        tally.add(chosen.label, f"{chosen.source}>{side.source}", chosen.model, row)
-                        yield dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
-                                       (side.thought, side.label), provenance(row, chosen, side))
+                if not fitting or not tally.take(row, chosen.label, f"{chosen.source}>{fitting[0].source}",
+                                                 chosen.model):
+                    continue
+                for side in fitting[1:]:
+                    tally.add(chosen.label, f"{chosen.source}>{side.source}", chosen.model, row)
+                written.extend(dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
+                                        (side.thought, side.label), provenance(row, chosen, side))
+                               for side in fitting)
             selection.report()
+            yield written
 
     return lines
 

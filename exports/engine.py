@@ -1,6 +1,7 @@
 """What SFT and DPO exports share: the length check, one read snapshot, planning, and writing with lineage."""
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from exports.errors import EmptyExportError
 from exports.length import ESTIMATE_NAME, TokenCounter
 from exports.lineage import Manifest, record_export
 from exports.sink import HfSink, JsonlSink
-from exports.source import count_in_scope, read_snapshot, split_index
+from exports.source import count_in_scope, outside_scope, read_snapshot, scopes_of
 from exports.tally import ExportPlan, Tally
 
 Progress = Callable[[int, int], None]  # (examples considered so far, examples in scope)
@@ -25,11 +26,16 @@ CHUNK = 1000  # examples per batch (tokenizer calls and progress reports)
 class Options(Protocol):
     """What the engine reads of SftOptions and DpoOptions."""
 
-    splits: tuple[str, ...]
-    datasets: tuple[str, ...]
-    shuffle_seed: int | None
-    max_tokens: int
-    tokenizer: str | None
+    @property
+    def splits(self) -> tuple[str, ...]: ...
+    @property
+    def datasets(self) -> tuple[str, ...]: ...
+    @property
+    def shuffle_seed(self) -> int | None: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def tokenizer(self) -> str | None: ...
 
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -63,27 +69,32 @@ class Selection:
             self.progress(self.tally.considered, self.total)
 
 
-Selector = Callable[[Selection], Iterator[str]]
+Selector = Callable[[Selection], Iterator[list[str]]]  # yields the lines of each chunk of examples
 
 
 def chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    """Lists of up to size items from rows."""
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, size)):
         yield chunk
 
 
 
 def _select(db: Database, options: Options, kind: str, rule: str, selector: Selector,
-            progress: Progress | None, length: LengthCheck) -> tuple[Selection, int, Iterator[str]]:
+            progress: Progress | None, length: LengthCheck) -> tuple[Selection, int, Iterator[list[str]]]:
     position = log_position(db)
-    selection = Selection(db, Tally(kind, rule, split_index(db)), length,
-                          count_in_scope(db, options.splits, options.datasets), progress)
+    selection = Selection(db, Tally(kind, rule), length, count_in_scope(db, options.splits, options.datasets),
+                          progress)
     return selection, position, selector(selection)
+
+
+def _finish(selection: Selection, options: Options, length: LengthCheck, position: int) -> ExportPlan:
+    """Resolve cross-split copies (inside the snapshot) and return the counts."""
+    tally = selection.tally
+    outside = outside_scope(selection.db, options.splits, options.datasets, tally.first_copy)
+    ids = [i for pair in tally.later_copies for i in pair] + [tally.first_copy[row[3]] for row in outside]
+    tally.find_cross_split(scopes_of(selection.db, ids), outside)
+    return tally.plan(length_measure=length.name, max_tokens=length.max_tokens, review_log_position=position)
 
 
 def _nothing_message(plan: ExportPlan) -> str:
@@ -104,11 +115,10 @@ def plan_with(db: Database, options: Options, kind: str, rule: str, selector: Se
     """Run a selection without writing and return its counts."""
     length = length_check(options)
     with read_snapshot(db):
-        selection, position, lines = _select(db, options, kind, rule, selector, progress, length)
-        for _ in lines:
+        selection, position, chunks_of_lines = _select(db, options, kind, rule, selector, progress, length)
+        for _ in chunks_of_lines:
             pass
-    return selection.tally.plan(length_measure=length.name, max_tokens=length.max_tokens,
-                                review_log_position=position)
+        return _finish(selection, options, length, position)
 
 
 def write_with(db: Database, options: Options, kind: str, rule: str, fmt: str, rule_text: str, selector: Selector,
@@ -126,15 +136,14 @@ def write_with(db: Database, options: Options, kind: str, rule: str, fmt: str, r
         raise
     try:
         with read_snapshot(db):
-            selection, position, lines = _select(db, options, kind, rule, selector, progress, length)
+            selection, position, chunks_of_lines = _select(db, options, kind, rule, selector, progress, length)
             if options.shuffle_seed is not None:
-                shuffled = list(lines)
+                shuffled = [line for lines in chunks_of_lines for line in lines]
                 random.Random(options.shuffle_seed).shuffle(shuffled)
-                lines = iter(shuffled)
-            for line in lines:
-                sink.write(line)
-        plan = selection.tally.plan(length_measure=length.name, max_tokens=length.max_tokens,
-                                    review_log_position=position)
+                chunks_of_lines = iter([shuffled])
+            for lines in chunks_of_lines:
+                sink.write(lines)
+            plan = _finish(selection, options, length, position)
         if not plan.rows:
             raise EmptyExportError(_nothing_message(plan))
         sink.finish()

@@ -94,7 +94,7 @@ def record_export(db: Database, *, sink: Any, plan: ExportPlan, kind: str, fmt: 
              json.dumps(counts, ensure_ascii=False), sink.sha256, plan.review_log_position, stamp],
         )
         manifest = Manifest(
-            export_id=int(cursor.lastrowid), run_id=run_id, kind=kind, rule=plan.rule, rule_text=rule_text,
+            export_id=int(cursor.lastrowid or 0), run_id=run_id, kind=kind, rule=plan.rule, rule_text=rule_text,
             format=fmt, storage=sink.storage, path=str(sink.path), manifest=str(target), rows=plan.rows,
             sha256=sink.sha256, content_sha256=sink.content_sha256,
             review_log_position=plan.review_log_position, database=database_path(db), created_at=stamp,

@@ -32,7 +32,7 @@ with no side left (a thought that was right all along) is `no_pair`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 REASONS: dict[str, str] = {
@@ -61,7 +61,6 @@ class SourceRow(NamedTuple):
     id: int
     dataset: str
     split: str
-    source_id: str
     premise: str
     hypothesis: str
     gold: int | None
@@ -79,6 +78,7 @@ class SourceRow(NamedTuple):
     edited_label: int | None
     suggested_label: int | None
     bias_category: str | None
+    source_id: str | None  # this and the rest: DPO provenance only (None in SFT queries)
     reviewer: str | None
     last_event_id: int | None
     chosen_reflection_id: int | None
@@ -138,6 +138,8 @@ def curated_target(row: SourceRow, *, include_bias: bool, use_relabels: bool, re
         return "pending"
     relabelled = use_relabels and row.suggested_label is not None and row.suggested_label != row.gold
     label = row.suggested_label if relabelled else row.gold
+    if label is None:
+        return "unlabelled"
     if status == "edited":
         if row.edited_label != label:
             return "relabel_mismatch" if relabelled else "edit_not_gold"
@@ -145,22 +147,35 @@ def curated_target(row: SourceRow, *, include_bias: bool, use_relabels: bool, re
     return reaching(row, label, relabelled)
 
 
+def sft_rule(ablation: str, *, include_bias: bool = False, use_relabels: bool = False,
+             reviewed_only: bool = False) -> Callable[[SourceRow], Target | str]:
+    """The rule of an ablation as a function of one example: its target, or the reason it is left out."""
+
+    def curated(row: SourceRow) -> Target | str:
+        if row.gold is None:
+            return "unlabelled"
+        return curated_target(row, include_bias=include_bias, use_relabels=use_relabels, reviewed_only=reviewed_only)
+
+    def reflected(row: SourceRow) -> Target | str:
+        return "unlabelled" if row.gold is None else reaching(row, row.gold)
+
+    def thought_only(row: SourceRow) -> Target | str:
+        if row.gold is None:
+            return "unlabelled"
+        thought = thought_target(row)
+        if thought is None:
+            return "no_thought" if row.thought_id is None else "parse_failed"
+        if ablation == "unmodified" or thought.label == row.gold:
+            return thought
+        return "thought_not_gold"
+
+    return {"curated": curated, "reflected": reflected}.get(ablation, thought_only)
+
+
 def sft_target(row: SourceRow, ablation: str, *, include_bias: bool = False, use_relabels: bool = False,
                reviewed_only: bool = False) -> Target | str:
     """The target an example contributes under an ablation, or the reason it is left out."""
-    if row.gold is None:
-        return "unlabelled"
-    if ablation == "reflected":
-        return reaching(row, row.gold)
-    if ablation == "curated":
-        return curated_target(row, include_bias=include_bias, use_relabels=use_relabels,
-                              reviewed_only=reviewed_only)
-    thought = thought_target(row)
-    if thought is None:
-        return "no_thought" if row.thought_id is None else "parse_failed"
-    if ablation == "unmodified" or thought.label == row.gold:
-        return thought
-    return "thought_not_gold"
+    return sft_rule(ablation, include_bias=include_bias, use_relabels=use_relabels, reviewed_only=reviewed_only)(row)
 
 
 def dpo_sides(row: SourceRow, other_versions: Sequence[Target], *, include_bias: bool,

@@ -15,7 +15,7 @@ from exports.engine import Progress, Selection, Selector, chunks, plan_with, wri
 from exports.lineage import Manifest
 from exports.lines import SftLines, sft_text
 from exports.options import SftOptions
-from exports.rules import sft_target
+from exports.rules import sft_rule
 from exports.source import source_query, stream_rows
 from exports.tally import ExportPlan
 
@@ -40,36 +40,40 @@ def describe(options: SftOptions) -> str:
 
 def _select(options: SftOptions) -> Selector:
     layout = SftLines(options.fmt)
+    pick = sft_rule(options.ablation, include_bias=options.include_bias, use_relabels=options.use_relabels,
+                    reviewed_only=options.reviewed_only)
     reflections = {"reflected": "latest", "curated": "reviewed"}.get(options.ablation)
     sql, args = source_query(options.splits, options.datasets, reflections=reflections,
                              review=options.ablation == "curated")
-    flags = {"include_bias": options.include_bias, "use_relabels": options.use_relabels,
-             "reviewed_only": options.reviewed_only}
 
-    def lines(selection: Selection) -> Iterator[str]:
+    def lines(selection: Selection) -> Iterator[list[str]]:
         tally, counter, limit = selection.tally, selection.length.counter, selection.length.max_tokens
+        build, take, leave_out = layout.line_and_estimate, tally.take, tally.leave_out
         for chunk in chunks(stream_rows(selection.db, sql, args)):
-            built = []
+            written: list[str] = []
+            measure_later = []  # with a tokenizer: lengths are counted per chunk, in one call
             for row in chunk:
-                target = sft_target(row, options.ablation, **flags)
-                if type(target) is str:
-                    tally.leave_out(row.id, target)
+                target = pick(row)
+                if isinstance(target, str):
+                    leave_out(row.id, target)
                     continue
-                line, estimate = layout.line_and_estimate(row.id, row.premise, row.hypothesis, target.thought,
-                                                          target.label)
-                built.append((row, target, line, estimate))
-            if counter is not None:
-                lengths = counter.count([sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _, _ in built])
-            else:
-                lengths = [b[3] for b in built]
+                line, estimate = build(row.id, row.premise, row.hypothesis, target.thought, target.label)
+                if counter is not None:
+                    measure_later.append((row, target, line))
+                elif estimate > limit:
+                    leave_out(row.id, "too_long")
+                elif take(row, target.label, target.source, target.model):
+                    written.append(line)
+            if measure_later:
+                texts = [sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
+                for (row, target, line), length in zip(measure_later, counter.count(texts), strict=True):  # type: ignore[union-attr]
+                    if length > limit:
+                        leave_out(row.id, "too_long")
+                    elif take(row, target.label, target.source, target.model):
+                        written.append(line)
             tally.considered += len(chunk)
-            for (row, target, line, _), length in zip(built, lengths):
-                if length > limit:
-                    tally.leave_out(row.id, "too_long")
-                elif tally.admit(row):
-                    tally.add(target.label, target.source, target.model, row)
-                    yield line
             selection.report()
+            yield written
 
     return lines
 

@@ -48,10 +48,10 @@ class JsonlSink:
         self._chars = 0
         self.sha256 = self.content_sha256 = ""
 
-    def write(self, line: str) -> None:
-        """Add one line (ending in a newline)."""
-        self._buffer.append(line)
-        self._chars += len(line)
+    def write(self, lines: list[str]) -> None:
+        """Add lines (each ending in a newline)."""
+        self._buffer.extend(lines)
+        self._chars += sum(map(len, lines))
         if self._chars > _FLUSH_CHARS:
             self._flush()
 
@@ -115,16 +115,23 @@ class HfSink:
         self._hash = hashlib.sha256()
         self.sha256 = self.content_sha256 = ""
 
-    def write(self, line: str) -> None:
-        """Add one line (ending in a newline): the dataset row is exactly its JSON."""
-        self._hash.update(line.encode())
-        self._rows.append(json.loads(line))
+    def write(self, lines: list[str]) -> None:
+        """Add lines (each ending in a newline): each dataset row is exactly its line's JSON."""
+        self._hash.update("".join(lines).encode())
+        self._rows.extend(map(json.loads, lines))
 
     def finish(self) -> None:
         """Build and save the dataset under the temporary name; fix the hashes."""
         from datasets import Dataset
+        from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
-        Dataset.from_list(self._rows, features=_features(self._layout)).save_to_disk(str(self._tmp))
+        shown = is_progress_bar_enabled()
+        disable_progress_bar()  # the export draws its own progress
+        try:
+            Dataset.from_list(self._rows, features=_features(self._layout)).save_to_disk(str(self._tmp))
+        finally:
+            if shown:
+                enable_progress_bar()
         self.sha256, self.content_sha256 = dir_sha256(self._tmp), self._hash.hexdigest()
 
     def commit(self) -> None:

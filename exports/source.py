@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
 from exports.rules import SourceRow, Target
 
+MMAP_BYTES = 1 << 30
 # The current reflection: the version chosen in review, else the latest (db.generations keeps it).
 _REVIEWED_REFLECTION = "e.reflection_id"
 # Review-independent: the latest reflection of the current thought, whatever a reviewer chose.
@@ -16,22 +18,24 @@ _LATEST_REFLECTION = (
     "(SELECT max(g.id) FROM generations g WHERE g.example_id = e.id AND g.kind = 'reflection' "
     "AND g.parent_id = e.thought_id)"
 )
-_REVIEW_COLUMNS = ("s.status, s.edited_thought, s.edited_label, s.suggested_label, s.bias_category, "
-                   "s.reviewer, s.last_event_id, s.chosen_reflection_id")
+_REVIEW_COLUMNS = "s.status, s.edited_thought, s.edited_label, s.suggested_label, s.bias_category"
+_PROVENANCE_COLUMNS = "e.source_id, s.reviewer, s.last_event_id, s.chosen_reflection_id"
 
 
 @contextlib.contextmanager
 def read_snapshot(db: Database) -> Iterator[None]:
     """Every read inside sees one state of the database (a WAL read transaction), even while others write."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("BEGIN")
+    mmap = db.conn.execute("PRAGMA mmap_size").fetchone()[0]
+    db.conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # reading a large file through mmap saves a copy per page
+    began = not db.conn.in_transaction
+    if began:
+        db.conn.execute("BEGIN")
     try:
         yield
     finally:
-        if db.conn.in_transaction:
+        if began and db.conn.in_transaction:
             db.conn.execute("COMMIT")
+        db.conn.execute(f"PRAGMA mmap_size = {int(mmap)}")
 
 
 def scope_filter(splits: Sequence[str], datasets: Sequence[str]) -> tuple[str, list[Any]]:
@@ -45,8 +49,11 @@ def scope_filter(splits: Sequence[str], datasets: Sequence[str]) -> tuple[str, l
 
 
 def source_query(splits: Sequence[str], datasets: Sequence[str], *, reflections: str | None,
-                 review: bool) -> tuple[str, list[Any]]:
-    """The query for SourceRow: reflections is 'reviewed', 'latest' or None (not needed)."""
+                 review: bool, provenance: bool = False) -> tuple[str, list[Any]]:
+    """The query for SourceRow: reflections is 'reviewed', 'latest' or None (not needed).
+
+    Columns a rule does not need come back NULL (fewer values to convert keeps the stream fast).
+    """
     where, args = scope_filter(splits, datasets)
     if reflections is None:
         refl_cols, refl_join = "NULL, NULL, NULL, NULL", ""
@@ -54,12 +61,13 @@ def source_query(splits: Sequence[str], datasets: Sequence[str], *, reflections:
         expr = _REVIEWED_REFLECTION if reflections == "reviewed" else _LATEST_REFLECTION
         refl_cols = "r.id, r.thought_process, r.predicted_label, r.model"
         refl_join = f"LEFT JOIN generations r ON r.id = {expr}"
-    review_cols = _REVIEW_COLUMNS if review else ", ".join(["NULL"] * 8)
-    review_join = "LEFT JOIN review_state s ON s.example_id = e.id" if review else ""
+    review_cols = _REVIEW_COLUMNS if review else "NULL, NULL, NULL, NULL, NULL"
+    extra = _PROVENANCE_COLUMNS if provenance else "NULL, NULL, NULL, NULL"
+    review_join = "LEFT JOIN review_state s ON s.example_id = e.id" if review or provenance else ""
     sql = f"""
-        SELECT e.id, e.dataset, e.split, e.source_id, e.premise, e.hypothesis, e.gold_label, e.content_hash,
+        SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash,
                e.thought_id, t.thought_process, t.predicted_label, t.model,
-               {refl_cols}, {review_cols}
+               {refl_cols}, {review_cols}, {extra}
         FROM examples e
         LEFT JOIN generations t ON t.id = e.thought_id
         {refl_join}
@@ -70,11 +78,14 @@ def source_query(splits: Sequence[str], datasets: Sequence[str], *, reflections:
     return sql, args
 
 
+_as_source_row = functools.partial(tuple.__new__, SourceRow)  # SourceRow._make without a Python frame per row
+
+
 def stream_rows(db: Database, sql: str, args: Sequence[Any]) -> Iterator[SourceRow]:
     """The rows of a source query, one at a time (the cursor streams; nothing is loaded whole)."""
     cursor = db.conn.cursor()
     try:
-        yield from map(SourceRow._make, cursor.execute(sql, list(args)))
+        yield from map(_as_source_row, cursor.execute(sql, list(args)))
     finally:
         cursor.close()
 
@@ -85,16 +96,25 @@ def count_in_scope(db: Database, splits: Sequence[str], datasets: Sequence[str])
     return db.execute(f"SELECT count(*) FROM examples e WHERE {where}", args).fetchone()[0]
 
 
-def split_index(db: Database) -> dict[str, list[tuple[int, str, str]]]:
-    """content_hash -> (id, dataset, split) of every pair stored under more than one split name."""
-    index: dict[str, list[tuple[int, str, str]]] = {}
-    for chash, example_id, dataset, split in db.execute(
-        "SELECT content_hash, id, dataset, split FROM examples WHERE content_hash IN ("
-        "SELECT content_hash FROM examples GROUP BY content_hash HAVING count(DISTINCT split) > 1) "
-        "ORDER BY id"
-    ):
-        index.setdefault(chash, []).append((example_id, dataset, split))
-    return index
+def outside_scope(db: Database, splits: Sequence[str], datasets: Sequence[str],
+                  hashes: Container[str]) -> list[tuple[int, str, str, str]]:
+    """(id, dataset, split, content_hash) of the examples outside the scope whose pair is among hashes."""
+    where, args = scope_filter(splits, datasets)
+    return [tuple(r) for r in db.execute(
+        f"SELECT id, dataset, split, content_hash FROM examples e WHERE NOT ({where}) ORDER BY id", args)
+        if r[3] in hashes]
+
+
+def scopes_of(db: Database, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """example id -> (dataset, split)."""
+    found: dict[int, tuple[str, str]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        for example_id, dataset, split in db.execute(
+                f"SELECT id, dataset, split FROM examples WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
+            found[example_id] = (dataset, split)
+    return found
 
 
 def available_scopes(db: Database) -> list[tuple[str, str, int]]:

@@ -72,17 +72,18 @@ class ExportPlan:
 
 
 class Tally:
-    """Accumulates an ExportPlan row by row; also decides duplicates and notes cross-split pairs."""
+    """Accumulates an ExportPlan row by row; decides duplicates (the first written copy of a pair wins)."""
 
-    def __init__(self, kind: str, rule: str, split_index: dict[str, list[tuple[int, str, str]]]):
-        self.kind, self.rule, self.split_index = kind, rule, split_index
+    def __init__(self, kind: str, rule: str):
+        self.kind, self.rule = kind, rule
         self.considered = 0
         self.examples = 0
         self.written: Counter[tuple[int, str, str, str, str]] = Counter()  # (label, source, model, dataset, split)
         self.left_out: Counter[str] = Counter()
         self.left_out_ids: dict[str, list[int]] = {}
         self.cross_split: list[CrossSplit] = []
-        self._seen: set[str] = set()
+        self.first_copy: dict[str, int] = {}  # content_hash -> the example id written for it
+        self.later_copies: list[tuple[int, int]] = []  # (written id, left-out duplicate id)
 
     def leave_out(self, example_id: int, reason: str, n: int = 1) -> None:
         """Count an example (or n pairs of it) left out for a reason."""
@@ -91,29 +92,43 @@ class Tally:
         if len(ids) < MAX_IDS_PER_REASON and (not ids or ids[-1] != example_id):
             ids.append(example_id)
 
-    def admit(self, row: SourceRow) -> bool:
-        """Whether an example that passed the rules and the length check is written: the first copy of a pair is."""
-        if row.content_hash in self._seen:
+    def take(self, row: SourceRow, label: int, source: str, model: str, rows: int = 1) -> bool:
+        """Count an example's rows as written, unless its pair was written already (then: duplicate)."""
+        first = self.first_copy.setdefault(row.content_hash, row.id)
+        if first != row.id:
             self.leave_out(row.id, "duplicate")
+            self.later_copies.append((first, row.id))
             return False
-        self._seen.add(row.content_hash)
         self.examples += 1
-        copies = self.split_index.get(row.content_hash)
-        if copies:
-            others = tuple(f"{d}/{s}#{i}" for i, d, s in copies if i != row.id and s != row.split)
-            if others:
-                self.cross_split.append(CrossSplit(row.id, f"{row.dataset}/{row.split}", others))
+        self.written[(label, source, model, row.dataset, row.split)] += rows
         return True
 
     def add(self, label: int, source: str, model: str, row: SourceRow) -> None:
-        """Count one row written."""
+        """Count one more row of an example already taken (DPO: several pairs per example)."""
         self.written[(label, source, model, row.dataset, row.split)] += 1
+
+    def find_cross_split(self, copies: dict[int, tuple[str, str]], outside: list[tuple[int, str, str, str]]) -> None:
+        """Note written pairs also stored under another split: left-out copies and rows outside the export.
+
+        copies: (dataset, split) of the written and duplicate ids in later_copies; outside: (id, dataset,
+        split, content_hash) of the examples outside the export's splits and datasets.
+        """
+        found: dict[int, list[str]] = {}
+        for first, later in self.later_copies:
+            if copies[first][1] != copies[later][1]:
+                found.setdefault(first, []).append(f"{copies[later][0]}/{copies[later][1]}#{later}")
+        for example_id, dataset, split, chash in outside:
+            written = self.first_copy.get(chash)
+            if written is not None and copies[written][1] != split:
+                found.setdefault(written, []).append(f"{dataset}/{split}#{example_id}")
+        self.cross_split = [CrossSplit(first, "/".join(copies[first]), tuple(others))
+                            for first, others in sorted(found.items())]
 
     def plan(self, *, length_measure: str, max_tokens: int, review_log_position: int) -> ExportPlan:
         """The counts so far, as an ExportPlan."""
         by: list[Counter[str]] = [Counter(), Counter(), Counter(), Counter()]
         for (label, source, model, dataset, split), n in self.written.items():
-            for counter, key in zip(by, (str(label), source, model, f"{dataset}/{split}")):
+            for counter, key in zip(by, (str(label), source, model, f"{dataset}/{split}"), strict=True):
                 counter[key] += n
         by_label, by_source, by_model, by_split = (dict(sorted(c.items())) for c in by)
         warnings = []

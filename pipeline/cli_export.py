@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
-
-if TYPE_CHECKING:
-    from exports import ExportPlan, Manifest
 
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
                                                 "is written beside it).")]
@@ -146,17 +143,18 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
             else:
                 writer = write_sft if kind == "sft" else write_dpo
                 manifest = writer(store, options, out=out, hf_dir=hf, progress=progress)
-                plan = None
     except ExportError as exc:
         fail(str(exc))
-    if as_json:
-        console.print_json(json.dumps(plan.as_dict() if dry_run else manifest.as_dict(), ensure_ascii=False))
-        return
     if dry_run:
-        _print_plan(plan)
+        if as_json:
+            console.print_json(json.dumps(plan.as_dict(), ensure_ascii=False))
+            return
+        _print_plan(plan.as_dict())
         console.print("Dry run: nothing written.", markup=False)
+    elif as_json:
+        console.print_json(json.dumps(manifest.as_dict(), ensure_ascii=False))
     else:
-        _print_plan(_plan_of(manifest))
+        _print_plan(manifest.counts)
         console.print(f"Wrote {manifest.rows} {'rows' if kind == 'sft' else 'pairs'} to {manifest.path}\n"
                       f"  sha256 {manifest.sha256}\n  manifest {manifest.manifest} (export {manifest.export_id}, "
                       f"review log at {manifest.review_log_position})", markup=False)
@@ -184,14 +182,10 @@ class _progress:
             self.bar.stop()
 
 
-def _plan_of(manifest: Manifest) -> dict[str, Any]:
-    return manifest.counts
-
-
-def _print_plan(plan: ExportPlan | dict[str, Any]) -> None:
+def _print_plan(counts: dict[str, Any]) -> None:
+    """The counts of a plan or manifest as a table, left-out reasons in words, cross-split warnings."""
     from exports import REASONS
 
-    counts = plan.as_dict() if hasattr(plan, "as_dict") else plan
     unit = "pairs" if counts["kind"] == "dpo" else "rows"
     table = Table(title=f"{counts['kind']} export, rule {counts['rule']}", show_header=False)
     table.add_column("what")

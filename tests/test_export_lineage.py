@@ -23,13 +23,10 @@ def test_a_crash_midway_leaves_the_old_file_whole_and_no_temporary(seed_db, tmp_
     out = tmp_path / "train.jsonl"
     first = write_sft(seed_db, SftOptions(ablation="correct-only"), out=out)
     before = out.read_bytes()
-    written = []
-
-    def crash(self: JsonlSink, line: str) -> None:
-        written.append(line)
-        if len(written) == 50:
-            raise KeyboardInterrupt
-        original(self, line)
+    def crash(self: JsonlSink, lines: list[str]) -> None:
+        original(self, lines[:50])
+        self._flush()  # half the rows are on disk under the temporary name
+        raise KeyboardInterrupt
 
     original = JsonlSink.write
     monkeypatch.setattr(JsonlSink, "write", crash)

@@ -100,8 +100,8 @@ def test_dpo_pairs_come_from_the_decisions(session, tmp_path):
         (9, "reflection", "reflection_not_chosen", ids["newer_9"]),
     ]
     assert manifest.counts["left_out"] == {"edit_not_gold": 1, "label_not_gold": 1, "pending": 92, "rejected": 1}
-    assert manifest.counts["by_source"] == {"edit>reflection": 1, "edit>thought": 2, "reflection>reflection_not_chosen": 1,
-                                            "reflection>thought": 3}
+    assert manifest.counts["by_source"] == {"edit>reflection": 1, "edit>thought": 2,
+                                            "reflection>reflection_not_chosen": 1, "reflection>thought": 3}
     first = _rows(out)[0]
     assert json.loads(first["chosen"])["predicted_label"] == 1 and json.loads(first["rejected"])["predicted_label"] == 0
     assert first["provenance"]["reviewer"] == "ana" and first["provenance"]["review_status"] == "accepted"
