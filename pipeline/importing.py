@@ -30,7 +30,8 @@ from db.examples import NewExample, content_hash, ids_by_source, insert_examples
 from db.generations import add_generations, dedupe_key
 from db.runs import finish_run, start_run
 from db.tx import write_tx
-from pipeline.labels import LabelError, gold_label, model_label
+from pipeline.labels import LabelError, gold_label
+from pipeline.parsing import concluded_label, label_value, parse_thought
 
 FORMATS = ("auto", "csv", "jsonl", "seed-thoughts", "seed-reflections")
 _SPLIT_SUFFIX = re.compile(r"^(?P<name>.+?)[_.-](?P<split>train|dev|test|validation|val)$", re.I)
@@ -379,21 +380,33 @@ def _import_pairs_and_thoughts(db: Database, records: Iterator[_Record | BadRow]
 
 
 def _thought_fields(rec: _Record, model: str | None) -> dict[str, Any]:
+    """A stored thought from a stage-1 record; only a raw reply goes through the parser."""
     data = rec.data
-    thought = data.get("thought_process")
-    label = model_label(data.get("predicted_label"))
-    ok = isinstance(thought, str) and thought.strip() and label is not None
-    raw = data.get("raw_response")
+    thought, raw = data.get("thought_process"), data.get("raw_response")
+    label, note = label_value(data.get("predicted_label"))
+    problems = [note] if note else []
+    ok = isinstance(thought, str) and bool(thought.strip()) and label is not None
+    if not ok and isinstance(raw, str):
+        parsed = parse_thought(raw)
+        thought, label, problems = parsed.thought, parsed.label, list(parsed.problems)
+        ok = parsed.status != "failed"
     return {
         "kind": "thought",
         "model": model or str(data.get("model") or "unknown"),
         "backend": "import",
-        "params": {"source_line": rec.line},
+        "params": {"source_line": rec.line, **({"parse_problems": problems} if problems else {})},
         "thought_process": thought if isinstance(thought, str) else None,
         "predicted_label": label,
         "raw_response": raw if isinstance(raw, str) else (None if ok else rec.raw),
-        "parse_status": "ok" if ok else "failed",
+        "parse_status": ("repaired" if problems else "ok") if ok else "failed",
+        "flags": _inconsistent(thought, label),
     }
+
+
+def _inconsistent(text: object, label: int | None) -> list[str]:
+    """The label_inconsistent flag when the reasoning's own conclusion is the other label."""
+    said = concluded_label(text) if isinstance(text, str) else None
+    return ["label_inconsistent"] if label is not None and said is not None and said != label else []
 
 
 def _import_reflections(db: Database, records: Iterator[_Record | BadRow], report: ImportReport,
@@ -443,21 +456,21 @@ def _reflection_fields(db: Database, rec: _Record, pair: NewExample, ids: dict[s
                    "import the thoughts file first (the reflection is linked to the thought it corrects)")
     improved = rec.data.get("improved_thought_process")
     analysis = rec.data.get("error_analysis")
-    label = model_label(rec.data.get("predicted_label"))
+    label, note = label_value(rec.data.get("predicted_label"))
     ok = all(isinstance(t, str) and t.strip() for t in (improved, analysis)) and label is not None
-    flags = ["label_not_gold"] if label is not None and label != pair.gold_label else []
+    flags = (["label_not_gold"] if label is not None and label != pair.gold_label else []) + _inconsistent(improved, label)
     fields = {
         "example_id": example_id,
         "kind": "reflection",
         "parent_id": parent,
         "model": model or str(rec.data.get("model") or "unknown"),
         "backend": "import",
-        "params": {"source_line": rec.line},
+        "params": {"source_line": rec.line, **({"parse_problems": [note]} if note else {})},
         "thought_process": improved if isinstance(improved, str) else None,
         "error_analysis": analysis if isinstance(analysis, str) else None,
         "predicted_label": label,
         "raw_response": None if ok else rec.raw,
-        "parse_status": "ok" if ok else "failed",
+        "parse_status": ("repaired" if note else "ok") if ok else "failed",
         "flags": flags,
         "run_id": run_id,
     }

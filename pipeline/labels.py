@@ -59,14 +59,3 @@ def gold_label(value: object, mapping: dict[str, int]) -> int:
         f"label {value!r} is not 0 or 1: {hint}, or pass --label-map nli to map "
         "entailment=1 and neutral/contradiction/not_entailment=0"
     )
-
-
-def model_label(value: object) -> int | None:
-    """A label already extracted from model output by its producer: 0/1 (or "0"/"1"), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value in (0, 1):
-        return value
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    return None

@@ -66,7 +66,7 @@ def collect_stats(db: Database) -> dict[str, Any]:
     buckets = [
         {"bucket": b, "thoughts": n, "accuracy": (c / n if n else None)}
         for b, n, c in q(
-            f"SELECT {_bucket_sql()} AS b, count(*), sum(g.predicted_label = e.gold_label) "
+            f"SELECT {_bucket_sql()} AS b, count(*), sum(coalesce(g.predicted_label = e.gold_label, 0)) "
             "FROM examples e JOIN generations g ON g.id = e.thought_id "
             "WHERE g.thought_process IS NOT NULL AND e.gold_label IS NOT NULL GROUP BY b"
         )
