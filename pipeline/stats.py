@@ -12,17 +12,13 @@ LENGTH_BUCKETS = ((0, 50), (51, 100), (101, 150), (151, 200), (201, None))
 _WORDS = "(length(trim(g.thought_process)) - length(replace(trim(g.thought_process), ' ', '')) + 1)"
 
 
-def _bucket_sql() -> str:
+def length_bucket_sql() -> str:
+    """The SQL expression (over a generations row aliased `g`) naming its thought's word-length bucket."""
     cases = " ".join(
         f"WHEN {_WORDS} <= {hi} THEN '{lo}-{hi}'" for lo, hi in LENGTH_BUCKETS if hi is not None
     )
     last = LENGTH_BUCKETS[-1][0]
     return f"CASE {cases} ELSE '{last}+' END"
-
-
-def length_bucket_sql() -> str:
-    """The SQL expression (over a generations row aliased `g`) naming its thought's word-length bucket."""
-    return _bucket_sql()
 
 
 def length_bucket_names() -> list[str]:
@@ -66,12 +62,12 @@ def collect_stats(db: Database) -> dict[str, Any]:
     buckets = [
         {"bucket": b, "thoughts": n, "accuracy": (c / n if n else None)}
         for b, n, c in q(
-            f"SELECT {_bucket_sql()} AS b, count(*), sum(coalesce(g.predicted_label = e.gold_label, 0)) "
+            f"SELECT {length_bucket_sql()} AS b, count(*), sum(coalesce(g.predicted_label = e.gold_label, 0)) "
             "FROM examples e JOIN generations g ON g.id = e.thought_id "
             "WHERE g.thought_process IS NOT NULL AND e.gold_label IS NOT NULL GROUP BY b"
         )
     ]
-    order = {f"{lo}-{hi}" if hi else f"{lo}+": i for i, (lo, hi) in enumerate(LENGTH_BUCKETS)}
+    order = {name: i for i, name in enumerate(length_bucket_names())}
     buckets.sort(key=lambda b: order[b["bucket"]])
     return {
         "examples": examples,
