@@ -79,7 +79,6 @@ def chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield chunk
 
 
-
 def _select(db: Database, options: Options, kind: str, rule: str, selector: Selector,
             progress: Progress | None, length: LengthCheck) -> tuple[Selection, int, Iterator[list[str]]]:
     position = log_position(db)

@@ -7,8 +7,10 @@ non-ASCII character); the total is rounded up. Calibrated with benchmarks/length
 against the Mistral-7B-v0.3 tokenizer (the v3 SentencePiece model that mistral-common ships) on
 7,121 training records (seed sample, demo data, RTE and SICK pairs): it was never below the true
 count, which was at most 96.6 % of it (median 81.5 %). So a record the estimate accepts fits; the
-price is that some records that would fit are left out (64 of 2,490 RTE records at 512 tokens,
-none of the seed sample). Pass a tokenizer for the exact count.
+price is that some records that would fit are left out (65 of 2,490 RTE records at 512 tokens,
+none of the seed sample, whose longest record is 403 tokens). Pass a tokenizer for the exact count.
+Runs of spaces are counted one token per repeated space although the tokenizer merges them: the
+estimate errs on the long side there too.
 """
 from __future__ import annotations
 
