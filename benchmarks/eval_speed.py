@@ -45,6 +45,7 @@ DEFAULT_PAIRS = [ROOT.parent / "shared" / "data" / "external" / f for f in ("rte
 
 
 STARTED = time.perf_counter()
+MARGINS = (0.5, 1.0)  # logits: positions where the reference's top-1 leads its runner-up by at least this
 
 
 def env(name: str, default: int) -> int:
@@ -181,16 +182,17 @@ def main() -> None:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
-        tokens, batches, answers = 0, [], {}
+        tokens, batches, answers, batch_s = 0, [], {}, []
         for batch in generate(model, tokenizer, prompts, max_new_tokens=new, stop_at_json_end=False,
                               stop_at_eos=False, batch_size=env("FAST_BATCH", 0) or None):
             tokens += batch.new_tokens
             batches.append(len(batch.indices))
+            batch_s.append(round(batch.seconds, 2))
             answers.update({i: list(o.token_ids) for i, o in zip(batch.indices, batch.outputs)})
         sync()
         seconds = time.perf_counter() - t
         results[step] = emit({"step": step, "seconds": round(seconds, 2), "generated_tokens": tokens,
-                              "tokens_per_s": round(tokens / seconds, 1), "batches": batches, "peak_gib":
+                              "tokens_per_s": round(tokens / seconds, 1), "batches": batches, "batch_s": batch_s, "peak_gib":
                               round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None})
         return answers
 
@@ -198,14 +200,17 @@ def main() -> None:
     agree_n = env("AGREE_N", 16)
     sequences = [prompts[i] + answers[i] for i in range(agree_n)]
     ref = top1_predictions(unmerged.model, sequences, batch_size=agree_n)
-    merged_vs = top1_agreement(ref, top1_predictions(merged, sequences, batch_size=agree_n))
-    noise = top1_agreement(ref, top1_predictions(unmerged.model, sequences, batch_size=1))
+    merged_top1 = top1_predictions(merged, sequences, batch_size=agree_n)
+    merged_vs = top1_agreement(ref, merged_top1)
+    batch1 = top1_predictions(unmerged.model, sequences, batch_size=1)
     with unmerged.model.disable_adapter():
-        no_adapter = top1_agreement(ref, top1_predictions(unmerged.model, sequences, batch_size=agree_n))
-    results["agreement"] = emit({"step": "agreement", "positions": merged_vs.positions,
-                                 "merged_vs_unmerged": round(merged_vs.rate, 4),
-                                 "unmerged_batch1_vs_batch_n": round(noise.rate, 4),
-                                 "no_adapter_vs_adapter": round(no_adapter.rate, 4)})
+        without = top1_predictions(unmerged.model, sequences, batch_size=agree_n)
+    results["agreement"] = emit({"step": "agreement", "positions": merged_vs.positions, **{
+        f"{name}{suffix}": round(top1_agreement(ref, other, min_margin=margin).rate, 4)
+        for suffix, margin in (("", 0.0), *((f"_margin_ge_{m}", m) for m in MARGINS))
+        for name, other in (("merged_vs_unmerged", merged_top1), ("unmerged_batch1_vs_batch_n", batch1),
+                            ("no_adapter_vs_adapter", without))},
+        **{f"positions_margin_ge_{m}": top1_agreement(ref, ref, min_margin=m).positions for m in MARGINS}})
     del merged
     free(device)
 
@@ -238,9 +243,12 @@ def main() -> None:
 
             dense_lora = PeftModel.from_pretrained(merge_to_dense(unmerged.model, fold_lora=False), adapter).eval()
             timed(dense_lora, "fast_unfolded")
-            unfolded = top1_agreement(ref, top1_predictions(dense_lora, sequences, batch_size=agree_n))
-            results["agreement"]["unfolded_vs_unmerged"] = round(unfolded.rate, 4)
-            emit({"step": "agreement_unfolded", "unfolded_vs_unmerged": round(unfolded.rate, 4)})
+            unfolded = top1_predictions(dense_lora, sequences, batch_size=agree_n)
+            for suffix, margin in (("", 0.0), *((f"_margin_ge_{m}", m) for m in MARGINS)):
+                rate = round(top1_agreement(ref, unfolded, min_margin=margin).rate, 4)
+                results["agreement"][f"unfolded_vs_unmerged{suffix}"] = rate
+            emit({"step": "agreement_unfolded", **{k: v for k, v in results["agreement"].items()
+                                                   if k.startswith("unfolded")}})
         except Exception as exc:  # noqa: BLE001 - an optional measurement; the main ones are already printed
             emit({"step": "fast_unfolded", "failed": repr(exc)[:300]})
         report(results)

@@ -1,7 +1,8 @@
 """A scripted stand-in for a causal LM: answers each prompt with a fixed text, through the real decoding loop.
 
-It keeps every row's tokens in the real transformers cache (as its "keys"), so batching, left
-padding, cache compaction and stopping are exercised exactly as with a real model.
+It keeps every row's tokens in the real cache of the decoding loop (as its "keys") and reads the real
+positions from the loop's 4-D masks, so batching, left padding, prefill chunks, cache compaction and
+stopping are exercised exactly as with a real model.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class ScriptedModel(torch.nn.Module):
         self.interrupt_at_prefill = interrupt_at_prefill
         self.prefills = 0
         self.prompts_seen: list[str] = []
-        self.prefill_len = 0
+        self.steps = 0
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, past_key_values: Any,
                 **_: Any) -> SimpleNamespace:
@@ -40,21 +41,22 @@ class ScriptedModel(torch.nn.Module):
             self.prefills += 1
             if self.interrupt_at_prefill is not None and self.prefills >= self.interrupt_at_prefill:
                 raise KeyboardInterrupt("scripted interruption")
-            self.prefill_len = input_ids.shape[1]
+            self.steps = 0
+        else:
+            self.steps += 1  # tokens generated so far, the one being fed included
         states = input_ids[:, None, :, None].float()
         history, _ = past_key_values.update(states, states, 0)
         tokens = history[:, 0, :, 0].long()
+        visible = attention_mask[:, 0, -1, :]  # the 4-D mask's last query row: the real positions
         logits = torch.full((input_ids.shape[0], 1, len(self.tokenizer)), -1e4)
         for row in range(input_ids.shape[0]):
-            real = tokens[row][attention_mask[row].bool()].tolist()
-            prompt_len = len(real) - (tokens.shape[1] - self.prefill_len)
-            prompt = self.tokenizer.decode(real[:prompt_len])
+            real = tokens[row][visible[row]].tolist()
+            prompt = self.tokenizer.decode(real[:len(real) - self.steps])
             if first:
                 self.prompts_seen.append(prompt)
             pair = split_user_prompt(prompt)
             answer = self.answers.get(pair[0], self.default) if pair else self.default
-            done = len(real) - prompt_len
-            logits[row, 0, answer[done] if done < len(answer) else self.tokenizer.eos_token_id] = 0.0
+            logits[row, 0, answer[self.steps] if self.steps < len(answer) else self.tokenizer.eos_token_id] = 0.0
         return SimpleNamespace(logits=logits)
 
 

@@ -98,6 +98,8 @@ def test_length_sorted_batches_cover_every_prompt_once():
     assert batches == [[1, 3], [0, 4], [2]]
     with pytest.raises(ValueError):
         length_sorted_batches([1], 0)
+    # A cache-token budget: rows x (longest prompt of the batch + new tokens) stays within it.
+    assert length_sorted_batches([10, 10, 4, 4, 4, 4], 8, max_new_tokens=2, max_tokens=24) == [[0, 1], [2, 3, 4, 5]]
 
 
 # --- metrics against a hand-computed confusion matrix ------------------------------------------------

@@ -41,7 +41,8 @@ def _prompts(tokenizer):
     return [encode_prompt(tokenizer, prompt_text(p, h)) for p, h in pairs]
 
 
-def test_batched_left_padded_decoding_matches_one_at_a_time_generate(tiny_model_dir):
+@pytest.mark.parametrize("prefill_tokens", [32768, 300])  # one prefill chunk, or chunks of 1-2 rows
+def test_batched_left_padded_decoding_matches_one_at_a_time_generate(tiny_model_dir, prefill_tokens):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -53,7 +54,7 @@ def test_batched_left_padded_decoding_matches_one_at_a_time_generate(tiny_model_
     assert len({len(p) for p in prompts}) == len(prompts)  # different lengths: padding is exercised
     ours = {}
     for batch in generate(model, tokenizer, prompts, max_new_tokens=10, batch_size=3, check_every=3,
-                          stop_at_json_end=False, stop_at_eos=False):
+                          stop_at_json_end=False, stop_at_eos=False, prefill_tokens=prefill_tokens):
         assert list(batch.indices) == sorted(batch.indices, key=lambda i: -len(prompts[i]))  # length-sorted
         ours.update({i: o for i, o in zip(batch.indices, batch.outputs)})
     assert sorted(ours) == [0, 1, 2, 3]

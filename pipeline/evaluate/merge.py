@@ -127,7 +127,15 @@ class Agreement:
         return self.agreeing / self.positions if self.positions else 0.0
 
 
-def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[list[int]]:
+@dataclass(frozen=True)
+class Top1:
+    """A model's argmax next token at each position of one sequence, and its margin over the runner-up."""
+
+    tokens: list[int]
+    margins: list[float]  # top-1 minus top-2 logit (float32)
+
+
+def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[Top1]:
     """The argmax next token at every position of each sequence (logits computed in float32)."""
     import torch
     from peft import PeftModel
@@ -135,7 +143,7 @@ def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_si
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     device = next(model.parameters()).device
     head = dense_weight(base.get_output_embeddings()).float()
-    out: list[list[int]] = []
+    out: list[Top1] = []
     with torch.inference_mode():
         for start in range(0, len(sequences), batch_size):
             chunk = [list(s) for s in sequences[start:start + batch_size]]
@@ -143,14 +151,16 @@ def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_si
             # Right padding needs no mask: a causal model's real positions never see the pads after them.
             ids = torch.tensor([s + [0] * (longest - len(s)) for s in chunk], device=device)
             hidden = base.get_decoder()(input_ids=ids).last_hidden_state
-            top1 = (hidden.float() @ head.T).argmax(-1).tolist()
-            out.extend(row[: len(s)] for row, s in zip(top1, chunk))
+            top2 = (hidden.float() @ head.T).topk(2, dim=-1)
+            tokens, margins = top2.indices[..., 0].tolist(), (top2.values[..., 0] - top2.values[..., 1]).tolist()
+            out.extend(Top1(t[: len(s)], m[: len(s)]) for t, m, s in zip(tokens, margins, chunk))
     return out
 
 
-def top1_agreement(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]]) -> Agreement:
-    """Agreement between two top1_predictions results over the same sequences."""
-    if [len(x) for x in a] != [len(x) for x in b]:
+def top1_agreement(reference: Sequence[Top1], other: Sequence[Top1], *, min_margin: float = 0.0) -> Agreement:
+    """Agreement with a reference over the positions where the reference's top-1 margin is at least min_margin."""
+    if [len(x.tokens) for x in reference] != [len(x.tokens) for x in other]:
         raise ValueError("the two predictions cover different positions")
-    agreeing = sum(x == y for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
-    return Agreement(sum(len(x) for x in a), agreeing)
+    pairs = [(x, y) for r, o in zip(reference, other) for x, y, m in zip(r.tokens, o.tokens, r.margins)
+             if m >= min_margin]
+    return Agreement(len(pairs), sum(x == y for x, y in pairs))
