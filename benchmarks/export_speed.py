@@ -96,16 +96,12 @@ def build(db_path: Path, rows: int) -> None:
 def time_export(db_path: Path, out: Path, canonical: bool) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and rows of one curated inst export (a fresh connection, as a user's run has)."""
     from db import open_db
-    from exports import SftOptions, lines, write_sft
+    from exports import SftOptions, lines, sft, write_sft
 
     if canonical:
-        original = lines.SftLines.__init__
-
-        def uncompiled(self: lines.SftLines, fmt: str) -> None:
-            original(self, fmt)
-            self.compiled = False
-
-        lines.SftLines.__init__ = uncompiled  # type: ignore[method-assign]
+        layout = lines.SftLines("inst")
+        layout.compiled = False  # every line through lines.sft_line (formats + json.dumps)
+        sft.sft_lines = lambda fmt: layout  # type: ignore[assignment]
     db = open_db(db_path)
     wall, cpu = time.perf_counter(), time.process_time()
     manifest = write_sft(db, SftOptions(ablation="curated", fmt="inst", splits=("train",)), out=out)

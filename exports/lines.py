@@ -9,6 +9,7 @@ to `sft_line` if exports.formats ever stops inserting its arguments verbatim.
 """
 from __future__ import annotations
 
+import functools
 import json
 from json.encoder import encode_basestring
 from typing import Any
@@ -71,6 +72,12 @@ def _split3(text: str) -> list[str] | None:
     middle, rest = rest.split(_HYPOTHESIS)
     before, tail = rest.split(_THOUGHT)
     return [head, middle, before, tail]
+
+
+@functools.cache
+def sft_lines(fmt: str) -> SftLines:
+    """The compiled layout of a format, built once per process."""
+    return SftLines(fmt)
 
 
 class SftLines:

@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from exports.engine import Progress, Selection, Selector, chunks, plan_with, write_with
 from exports.lineage import Manifest
-from exports.lines import SftLines, sft_text
+from exports.lines import sft_lines, sft_text
 from exports.options import SftOptions
 from exports.rules import sft_rule
 from exports.source import source_query, stream_rows
@@ -39,7 +39,7 @@ def describe(options: SftOptions) -> str:
 
 
 def _select(options: SftOptions) -> Selector:
-    layout = SftLines(options.fmt)
+    layout = sft_lines(options.fmt)
     pick = sft_rule(options.ablation, include_bias=options.include_bias, use_relabels=options.use_relabels,
                     reviewed_only=options.reviewed_only)
     reflections = {"reflected": "latest", "curated": "reviewed"}.get(options.ablation)

@@ -84,13 +84,9 @@ def test_dpo_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
 def test_the_uncompiled_layout_writes_the_same_bytes(tiny_db, tmp_path, monkeypatch):
     fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
     write_sft(tiny_db, SftOptions(ablation="reflected"), out=fast)
-    original = SftLines.__init__
-
-    def uncompiled(self: SftLines, fmt: str) -> None:
-        original(self, fmt)
-        self.compiled = False
-
-    monkeypatch.setattr(SftLines, "__init__", uncompiled)
+    slow_layout = SftLines("inst")
+    slow_layout.compiled = False
+    monkeypatch.setattr("exports.sft.sft_lines", lambda fmt: slow_layout)
     write_sft(tiny_db, SftOptions(ablation="reflected"), out=slow)
     assert fast.read_bytes() == slow.read_bytes()
 
