@@ -15,9 +15,9 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines fi
                                                 "is written beside it).")]
 HfOpt = Annotated[Optional[Path], typer.Option("--hf", help="Write a Hugging Face datasets folder (save_to_disk) "
                                                "here instead of JSON Lines; DIR.manifest.json goes beside it.")]
-SplitOpt = Annotated[Optional[list[str]], typer.Option("--split", help="Split(s) to export; repeat for several "
+SplitOpt = Annotated[Optional[list[str]], typer.Option("--split", metavar="SPLIT", help="Split(s) to export; repeat for several "
                                                        "[default: train].")]
-DatasetOpt = Annotated[Optional[list[str]], typer.Option("--dataset", help="Only these dataset(s); repeat for "
+DatasetOpt = Annotated[Optional[list[str]], typer.Option("--dataset", metavar="DATASET", help="Only these dataset(s); repeat for "
                                                          "several [default: all].")]
 SeedOpt = Annotated[Optional[int], typer.Option("--shuffle-seed", help="Shuffle the rows with this seed "
                                                 "[default: example-id order].")]
