@@ -1,0 +1,51 @@
+"""`nlistral train`: a thin command over pipeline.train.runner."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail
+
+
+def register(app: typer.Typer) -> None:
+    """Add train to the CLI."""
+
+    @app.command()
+    def train(
+        config: Annotated[Path, typer.Option("--config", "-c", help="A YAML training config, or the name of a "
+                          "preset in configs/ (ablation0, ablation1, ablation2, smoke, dpo, label_only, ...).",
+                          show_default=False)],
+        sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key, e.g. --set "
+                        "data=export:3 --set learning_rate=1e-4 (repeatable; wins over the file).")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in "
+                          "output_dir (global step, optimizer and scheduler state, data order).")] = False,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Train a LoRA adapter (QLoRA on CUDA) on an export: SFT, label-only baseline or DPO.
+
+        The run is recorded in the runs table; logs go to OUTPUT_DIR/train_log.jsonl and
+        OUTPUT_DIR/tensorboard; the adapter to OUTPUT_DIR/adapter. Several GPUs:
+        accelerate launch --num_processes N $(command -v nlistral) train --config FILE.
+        """
+        from pipeline.train.config import ConfigError, load_config, preset_path
+        from pipeline.train.runner import TrainingError, run_training
+
+        path = config if config.exists() or config.suffix else preset_path(str(config))
+        try:
+            resolved = load_config(path, sets)
+            result = run_training(resolved, db_path=db, config_path=path, resume=resume,
+                                  echo=lambda line: console.print(line, markup=False))
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except TrainingError as exc:
+            fail(str(exc))
+        where = f"run {result.run_id}" if result.run_id is not None else "run (not recorded)"
+        if result.status == "completed":
+            console.print(f"{where} completed: adapter in {result.adapter_dir}", markup=False)
+            return
+        if result.status == "cancelled":
+            console.print(f"{where} cancelled; continue it with --resume", markup=False)
+            raise typer.Exit(130)
+        fail(f"{where} failed: {result.error} (details in {result.log_path})")

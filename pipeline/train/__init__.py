@@ -1,0 +1,39 @@
+"""Training: QLoRA SFT, a label-only baseline and DPO (Cal-DPO, Dr-DPO), driven by `nlistral train`.
+
+Modules: config (the TrainConfig dataclass, YAML + --set, checks), data (export files -> token
+rows), model (loading, LoRA, adapter checks), attention (varlen flash for packed batches), sft,
+dpo + losses, tracking (JSONL / TensorBoard / tokens per second), runner (one run end to end),
+hardware (CUDA, bitsandbytes, DDP rank).
+
+Command: `nlistral train --config FILE|PRESET [--set key=value ...] [--resume] [--db DB]`.
+It prints `run <id>: logging to <output_dir>/train_log.jsonl` first and exits 0 when the run
+completed, 1 when it failed, 130 when cancelled (SIGTERM or Ctrl-C), 2 on a config error.
+
+Output folder (`output_dir`, default runs/<config file name>):
+  config.yaml          the resolved config
+  train_log.jsonl      the event log below (appended to on --resume)
+  tensorboard/         TensorBoard event files
+  checkpoints/checkpoint-<step>/   Trainer checkpoints (adapter, optimizer, scheduler, RNG): --resume uses the last
+  adapter/             the final adapter (adapter_model.safetensors + adapter_config.json), LoRA weights only
+  base_model/          only for base_model: tiny-random (the tiny random model built for the run)
+
+train_log.jsonl: one JSON object per line, each with "time" (UTC ISO-8601) and "event":
+  {"event": "start", "run_id": int|null, "method": str, "output_dir": str, "config": {...}}
+  {"event": "plan", "note": str, "quantized": bool, "attention": str, "optimizer": str}
+  {"event": "data", "train_examples": int, "eval_examples": int, "dropped_overlong": int}
+  {"event": "log", "step": int, "epoch": float, "loss": float, "learning_rate": float, "grad_norm": float,
+   "tokens_per_s": float|null, "gpu_mem_gib": float|null, "num_tokens": float, ...}  (every logging_steps;
+   DPO adds rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/*, beta)
+  {"event": "eval", "step": int, "epoch": float, "eval_loss": float, ...}           (every eval_steps)
+  {"event": "summary", "step": int, "train_runtime": float, "train_loss": float, ...}  (end of training)
+  {"event": "traceback", "text": str}                                              (only on failure)
+  {"event": "end", "status": "completed"|"failed"|"cancelled", "metrics": {...}, "error": str|null,
+   "adapter": str|null}                                                            (always the last line)
+
+runs table row (db/runs.py, kind "train"): config = the resolved config plus "export" and
+"eval_export" ({"path", "sha256", "export_id"}), "log_path", "resume", "hardware"; status running ->
+completed | failed | cancelled; metrics = {"train_examples", "eval_examples", "dropped_overlong",
+["dropped_disagreeing"], "train_loss", "eval_loss", "best_eval_loss", "global_step", "epoch",
+"train_runtime_s", "tokens_per_s", "tokens", "export_sha256", "peak_gpu_gib" (CUDA), "adapter_mb",
+"adapter_tensors"}; artifacts = {"output_dir", "log", "tensorboard", "config", "adapter"}.
+"""

@@ -1,0 +1,285 @@
+"""Reading `nlistral export` files and turning them into token ids and loss labels.
+
+Accepted records (JSON Lines, or the same rows in a `--hf` datasets folder; one format per export):
+  SFT inst:     {"id": ..., "text": "<s>[INST] {user prompt} [/INST] {target} </s>"}
+  SFT messages: {"id": ..., "messages": [{"role": "user", ...}, {"role": "assistant", ...}]}
+  DPO:          {"id": ..., "prompt": "{user prompt}", "chosen": "{target}", "rejected": "{target}", ...}
+Both SFT layouts become the same training text through exports.formats, so evaluation (which
+prompts with formats.inst_prompt) sees exactly what training saw. The text starts with a literal
+"<s>" and is encoded without the tokenizer's own BOS: exactly one BOS reaches the model.
+Loss labels are -100 up to and including "[/INST]"; the target and the closing "</s>" are trained.
+Examples longer than max_length are dropped and counted, never truncated.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exports import formats
+
+IGNORE = -100
+
+
+class DataError(Exception):
+    """An export file is missing, unreadable or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """An export file as training reads it: where, its sha256, and its exports-table id if known."""
+
+    path: Path
+    sha256: str
+    export_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SftRecord:
+    """One SFT example: the user prompt and the assistant target, as exported."""
+
+    id: Any
+    prompt: str
+    target: str
+    where: str  # "file:line" for error messages
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One preference pair: the user prompt, the chosen and the rejected target."""
+
+    id: Any
+    prompt: str
+    chosen: str
+    rejected: str
+    where: str
+
+
+@dataclass
+class Encoded:
+    """Token rows ready for a trainer, and what was left out."""
+
+    rows: list[dict[str, list[int]]]
+    dropped_ids: list[Any] = field(default_factory=list)  # longer than max_length
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, or of a datasets folder as exports records it."""
+    if path.is_dir():
+        from exports.sink import dir_sha256
+
+        return dir_sha256(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_source(spec: str, db: Any = None) -> Source:
+    """An export file path, or an export id ("export:12" or "12") looked up in the exports table."""
+    text = spec.strip()
+    ref = text.removeprefix("export:")
+    if ref.isdigit() and (text.startswith("export:") or not Path(text).exists()):
+        return _source_from_db(int(ref), db)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such export. Give a JSONL file (or --hf folder) written by `nlistral export`, "
+                        "or an export id as export:ID (`nlistral exports` lists them).")
+    sha = sha256_file(path)
+    export_id = None
+    if db is not None and "exports" in db.table_names():
+        row = next(iter(db.query("SELECT id FROM exports WHERE sha256 = ? ORDER BY id DESC LIMIT 1", [sha])), None)
+        export_id = row["id"] if row else None
+    return Source(path=path, sha256=sha, export_id=export_id)
+
+
+def _source_from_db(export_id: int, db: Any) -> Source:
+    if db is None:
+        raise DataError(f"export:{export_id}: an export id needs the database (--db)")
+    row = next(iter(db.query("SELECT path, sha256 FROM exports WHERE id = ?", [export_id])), None)
+    if row is None:
+        raise DataError(f"export:{export_id}: no export with that id in the database; "
+                        "`nlistral export` lists what it writes")
+    path = Path(row["path"])
+    if not path.is_absolute() and not path.exists() and db.conn is not None:
+        beside_db = Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).parent / path
+        path = beside_db if beside_db.exists() else path
+    if not path.exists():
+        raise DataError(f"export:{export_id}: its file {path} is gone; export again")
+    sha = sha256_file(path)
+    if sha != row["sha256"]:
+        raise DataError(f"export:{export_id}: {path} changed since it was exported (sha256 {sha[:12]}… "
+                        f"!= recorded {row['sha256'][:12]}…); export again rather than train on an edited file")
+    return Source(path=path, sha256=sha, export_id=export_id)
+
+
+def _lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    if path.is_dir():  # `nlistral export --hf`: the same records in a datasets folder
+        from datasets import load_from_disk
+
+        try:
+            rows = load_from_disk(str(path))
+        except (OSError, ValueError, FileNotFoundError) as exc:
+            raise DataError(f"{path}: not a datasets folder written by `nlistral export --hf`: {exc}") from None
+        return [(f"{path}[{i}]", dict(row)) for i, row in enumerate(rows)]
+    try:
+        raw = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from exc
+    out = []
+    for number, line in enumerate(raw, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not JSON ({exc.msg}); export files hold one JSON object per line") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        out.append((where, obj))
+    if not out:
+        raise DataError(f"{path}: the file holds no examples")
+    return out
+
+
+def read_sft(path: Path) -> list[SftRecord]:
+    """The examples of an SFT export (inst or messages lines)."""
+    records = []
+    for where, obj in _lines(path):
+        if isinstance(obj.get("text"), str):
+            prompt, target = _split_inst(obj["text"], where)
+        elif isinstance(obj.get("messages"), list):
+            prompt, target = _split_messages(obj["messages"], where)
+        elif "chosen" in obj:
+            raise DataError(f"{where}: this is a DPO export (prompt/chosen/rejected); use method: dpo")
+        else:
+            raise DataError(f"{where}: expected a \"text\" (inst) or \"messages\" field, found {sorted(obj)}")
+        records.append(SftRecord(id=obj.get("id"), prompt=prompt, target=target, where=where))
+    return records
+
+
+def read_pairs(path: Path) -> list[PairRecord]:
+    """The pairs of a DPO export."""
+    records = []
+    for where, obj in _lines(path):
+        missing = [k for k in ("prompt", "chosen", "rejected") if not isinstance(obj.get(k), str)]
+        if missing:
+            hint = " (this looks like an SFT export; use method: sft)" if "text" in obj or "messages" in obj else ""
+            raise DataError(f"{where}: a DPO line needs string fields prompt, chosen, rejected; "
+                            f"missing {', '.join(missing)}{hint}")
+        records.append(PairRecord(id=obj.get("id"), prompt=obj["prompt"], chosen=obj["chosen"],
+                                  rejected=obj["rejected"], where=where))
+    return records
+
+
+def _split_inst(text: str, where: str) -> tuple[str, str]:
+    # The target is a JSON object; a prompt may itself contain " [/INST] " (data is untrusted), so take
+    # the first split whose tail is JSON and whose round trip through formats.inst_text gives the text.
+    start = 0
+    while (cut := text.find(" [/INST] ", start)) >= 0:
+        prompt = text[:cut].removeprefix("<s>[INST] ")
+        target = text[cut + len(" [/INST] "):].removesuffix(" </s>")
+        if formats.inst_text(prompt, target) == text and _is_json_object(target):
+            return prompt, target
+        start = cut + 1
+    raise DataError(f"{where}: \"text\" is not in the layout {formats.inst_text('{prompt}', '{json target}')!r}")
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _split_messages(turns: list[Any], where: str) -> tuple[str, str]:
+    roles = [t.get("role") if isinstance(t, dict) else None for t in turns]
+    if roles != ["user", "assistant"] or not all(isinstance(t.get("content"), str) for t in turns):
+        raise DataError(f"{where}: \"messages\" must be one user turn then one assistant turn, got roles {roles}")
+    return turns[0]["content"], turns[1]["content"]
+
+
+def label_only(record: SftRecord) -> SftRecord:
+    """The same example with the label-only instruction and the label alone as target."""
+    premise, hypothesis = _pair_from_prompt(record.prompt, record.where)
+    try:
+        label = json.loads(record.target)["predicted_label"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        label = None
+    if label not in (0, 1) or isinstance(label, bool):
+        raise DataError(f"{record.where}: the target has no predicted_label 0 or 1, so there is no label to train")
+    return SftRecord(id=record.id, prompt=formats.user_prompt(premise, hypothesis, with_thought=False),
+                     target=formats.label_target(label), where=record.where)
+
+
+def _pair_from_prompt(prompt: str, where: str) -> tuple[str, str]:
+    for with_thought in (True, False):
+        instruction = formats.user_prompt("", "", with_thought=with_thought).split("\n\n", 1)[1]
+        body = prompt.removeprefix("Premise: ").removesuffix("\n\n" + instruction)
+        premise, sep, hypothesis = body.partition("\nHypothesis: ")
+        if sep and formats.user_prompt(premise, hypothesis, with_thought=with_thought) == prompt:
+            return premise, hypothesis
+    raise DataError(f"{where}: the prompt is not one exports.formats.user_prompt writes, so premise and "
+                    "hypothesis cannot be recovered for the label-only target")
+
+
+def encode_sft(records: list[SftRecord], tokenizer: Any, max_length: int) -> Encoded:
+    """input_ids and labels (prompt masked with -100) for each record; overlong ones dropped."""
+    prompts = [formats.inst_prompt(r.prompt) for r in records]
+    texts = [formats.inst_text(r.prompt, r.target) for r in records]
+    heads, fulls = _encode(tokenizer, prompts), _encode(tokenizer, texts)
+    out = Encoded(rows=[])
+    for record, head, full in zip(records, heads, fulls):
+        _check_encoding(tokenizer, record.where, head, full)
+        if len(full) > max_length:
+            out.dropped_ids.append(record.id)
+            continue
+        out.rows.append({"input_ids": full, "labels": [IGNORE] * len(head) + full[len(head):]})
+    return out
+
+
+def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> Encoded:
+    """prompt_ids / chosen_ids / rejected_ids per pair, tokenized exactly as SFT; overlong pairs dropped."""
+    heads = _encode(tokenizer, [formats.inst_prompt(r.prompt) for r in records])
+    chosen = _encode(tokenizer, [formats.inst_text(r.prompt, r.chosen) for r in records])
+    rejected = _encode(tokenizer, [formats.inst_text(r.prompt, r.rejected) for r in records])
+    out = Encoded(rows=[])
+    for record, head, good, bad in zip(records, heads, chosen, rejected):
+        _check_encoding(tokenizer, record.where, head, good)
+        _check_encoding(tokenizer, record.where, head, bad)
+        if max(len(good), len(bad)) > max_length:
+            out.dropped_ids.append(record.id)
+            continue
+        out.rows.append({"prompt_ids": head, "chosen_ids": good[len(head):], "rejected_ids": bad[len(head):]})
+    return out
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    # The text carries its own literal "<s>", so the tokenizer must not add another BOS.
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def _check_encoding(tokenizer: Any, where: str, head: list[int], full: list[int]) -> None:
+    bos = tokenizer.bos_token_id
+    if not full or full[0] != bos or full.count(bos) != 1:
+        raise DataError(f"{where}: the tokenized example must start with exactly one BOS ({tokenizer.bos_token}); "
+                        f"found {full.count(bos)} (does the text contain a literal {tokenizer.bos_token}?)")
+    if full[:len(head)] != head:
+        raise DataError(f"{where}: tokenizing prompt and target together changed the prompt's tokens, so the "
+                        "loss mask would be wrong; check the tokenizer (the prompt must end at [/INST])")
+
+
+def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded held-out share of rows (at least one row when fraction > 0 and there are 2 or more)."""
+    if fraction <= 0 or len(rows) < 2:
+        return rows, []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
+    held = set(order[:n_eval])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]

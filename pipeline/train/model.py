@@ -1,0 +1,125 @@
+"""Loading the base model and tokenizer for training, and the LoRA config: one place for SFT and DPO.
+
+On CUDA with bitsandbytes the base is loaded in NF4 4-bit with double quantization and bf16
+compute (QLoRA); on CPU it is plain float32 LoRA, and the log says so. The tokenizer is never
+extended: padding reuses an existing token (<unk>, else </s>), so the embeddings keep their size
+and the adapter holds LoRA weights only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.train import attention
+from pipeline.train.config import TINY_MODEL, ConfigError, TrainConfig
+from pipeline.train.hardware import Hardware
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How this run loads and trains the model on this machine (logged and stored with the run)."""
+
+    quantized: bool
+    attention: str  # the attn_implementation name passed to transformers
+    optimizer: str
+    bf16: bool
+    note: str  # one line for the log
+
+
+def plan(config: TrainConfig, hw: Hardware) -> Plan:
+    """Decide quantization, attention, optimizer and precision; raise ConfigError where impossible."""
+    if config.quantization == "nf4" and not (hw.cuda and hw.bitsandbytes):
+        raise ConfigError("quantization: nf4 needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
+                          "use quantization: auto or none on this machine")
+    quantized = config.quantization == "nf4" or (config.quantization == "auto" and hw.cuda and hw.bitsandbytes)
+    if config.optimizer == "paged_adamw_8bit" and not (hw.cuda and hw.bitsandbytes):
+        raise ConfigError("optimizer: paged_adamw_8bit needs a CUDA GPU and bitsandbytes; use optimizer: auto")
+    optimizer = config.optimizer
+    if optimizer == "auto":
+        optimizer = "paged_adamw_8bit" if hw.cuda and hw.bitsandbytes else "adamw_torch"
+    packed = config.packing and config.method != "dpo"
+    attn = config.attention
+    if attn == "auto":
+        attn = "varlen" if hw.cuda and packed else "sdpa"
+    name = attention.register() if attn == "varlen" else attn
+    if not hw.cuda:
+        note = "CPU: plain LoRA in float32 (no CUDA, so no 4-bit QLoRA)"
+    elif quantized:
+        note = "CUDA: QLoRA, NF4 4-bit base with double quantization and bf16 compute"
+    else:
+        note = "CUDA: LoRA on a bf16 base (bitsandbytes missing or quantization: none)"
+    return Plan(quantized=quantized, attention=name, optimizer=optimizer, bf16=hw.cuda,
+                note=f"{note}; attention {attn}; optimizer {optimizer}")
+
+
+def base_model_path(config: TrainConfig, output_dir: Path) -> str:
+    """The model to load; "tiny-random" builds (once) a tiny random Mistral into output_dir/base_model."""
+    if config.base_model != TINY_MODEL:
+        return config.base_model
+    from pipeline.tiny_model import TINY_DIR_MARKER, build_tiny_model
+
+    target = output_dir / "base_model"
+    if not (target / TINY_DIR_MARKER).exists():
+        build_tiny_model(target, seed=config.seed)
+    return str(target)
+
+
+def load_tokenizer(path: str) -> Any:
+    """The base model's tokenizer, padding with an existing token (never a new one)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_model(path: str, run_plan: Plan, hw: Hardware) -> Any:
+    """The frozen base model, 4-bit on CUDA when planned, on this process's GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if run_plan.bf16 else torch.float32,
+                              "attn_implementation": run_plan.attention}
+    if hw.cuda:
+        kwargs["device_map"] = {"": hw.local_rank}
+    if run_plan.quantized:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model.config.use_cache = False
+    return model
+
+
+def compile_decoder_layers(model: Any) -> int:
+    """torch.compile (dynamic shapes) every decoder layer of a (PEFT-wrapped) model; returns how many."""
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
+
+
+def lora_config(config: TrainConfig) -> Any:
+    """LoRA on the configured projections, no bias, no extra trainable modules."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.lora_targets), bias="none", task_type="CAUSAL_LM")
+
+
+def adapter_report(adapter_dir: Path) -> dict[str, Any]:
+    """Size of the saved adapter and proof that it holds LoRA weights only (raises otherwise)."""
+    from safetensors import safe_open
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    with safe_open(str(weights), framework="pt") as fh:
+        keys = list(fh.keys())
+    foreign = [k for k in keys if "lora_" not in k]
+    if foreign:
+        raise RuntimeError(f"{weights}: the adapter holds non-LoRA weights {foreign[:3]}: the embeddings or "
+                           "another module were trained or resized, which must not happen")
+    size = sum(p.stat().st_size for p in adapter_dir.iterdir() if p.is_file())
+    return {"adapter_mb": round(size / 1e6, 2), "adapter_tensors": len(keys)}
