@@ -157,3 +157,24 @@ def m002_review_queue_indexes(db: Database) -> None:
         CREATE INDEX IF NOT EXISTS review_state_bias ON review_state (example_id) WHERE bias_category IS NOT NULL;
         """
     )
+
+
+@migrations()
+def m003_review_queue_covering(db: Database) -> None:
+    """Queue indexes that also cover the facet filters, and a narrow map from generation to example."""
+    db.executescript(
+        """
+        DROP INDEX IF EXISTS examples_facets;
+        DROP INDEX IF EXISTS examples_disagree;
+        DROP INDEX IF EXISTS examples_needs_reflection;
+        -- Facet filters, and counting positions without reading the wide rows.
+        CREATE INDEX examples_facets ON examples (dataset, split, gold_label, id);
+        -- Queues: id order for keyset paging; the extra columns cover the facet filters.
+        CREATE INDEX examples_disagree ON examples (id, gold_label, dataset, split)
+            WHERE thought_label != gold_label;
+        CREATE INDEX examples_needs_reflection ON examples (id, gold_label, dataset, split)
+            WHERE thought_label != gold_label AND reflection_id IS NULL;
+        -- Search: map matching generations to their examples without reading the wide rows.
+        CREATE INDEX IF NOT EXISTS generations_id_example ON generations (id, example_id);
+        """
+    )

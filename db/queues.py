@@ -1,0 +1,292 @@
+"""Review queues: a filter over examples, keyset paging, counts and positions (headless; the TUI is thin over it).
+
+Paging is by id (`id > ? ORDER BY id LIMIT n`, and `id < ?` descending to go back), so a page costs
+the same at row 10 as at row 1,000,000. Counts can take a while on a big store: callers run them
+off the UI thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from db.search import fts_query
+
+QUEUES = (
+    "all", "disagreements", "needs_reflection", "pending", "accepted", "rejected", "edited",
+    "bias_flagged", "parse_failures", "model_errors",
+)
+QUEUE_TITLES = {
+    "all": "all",
+    "disagreements": "disagreements",
+    "needs_reflection": "needs reflection",
+    "pending": "pending review",
+    "accepted": "accepted",
+    "rejected": "rejected",
+    "edited": "edited",
+    "bias_flagged": "bias-flagged",
+    "parse_failures": "parse failures",
+    "model_errors": "model errors",
+}
+DECIDED = ("accepted", "rejected", "edited")
+_DISAGREE = "e.thought_label != e.gold_label"
+# Examples whose latest prediction (of one evaluate run when the filter names it) failed to parse or
+# differs from gold. Not correlated with the outer row, so SQLite builds the id list once.
+_PREDICTION_WRONG = (
+    "e.id IN (SELECT p.example_id FROM generations p JOIN examples x ON x.id = p.example_id "
+    "WHERE p.kind = 'prediction'{run_p} AND p.id = (SELECT max(q.id) FROM generations q "
+    "WHERE q.example_id = p.example_id AND q.kind = 'prediction'{run_q}) "
+    "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
+    "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label)))"
+)
+# The search of db.search (pair text or any generation's text), written for paging a big store:
+# UNION ALL (the IN list dedupes anyway) and generation ids mapped through a narrow covering index.
+_SEARCH = (
+    "e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ? "
+    "UNION ALL SELECT g.example_id FROM generations g INDEXED BY generations_id_example "
+    "WHERE g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?))"
+)
+_ROW_COLUMNS = (
+    "e.id, e.gold_label, e.thought_label, e.reflection_id IS NOT NULL, e.parse_failed, "
+    "coalesce(r.status, 'pending'), r.bias_category IS NOT NULL, r.suggested_label, substr(e.hypothesis, 1, 120)"
+)
+
+
+class UnknownQueueError(ValueError):
+    """A filter named a queue that does not exist."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which examples a queue shows: the queue, optional facets, search text, an evaluate run."""
+
+    queue: str = "all"
+    dataset: str | None = None
+    split: str | None = None
+    gold: int | None = None
+    model: str | None = None  # the model of the current thought
+    search: str = ""
+    run_id: int | None = None  # model errors of this evaluate run only
+
+    def __post_init__(self) -> None:
+        if self.queue not in QUEUES:
+            raise UnknownQueueError(f"unknown queue {self.queue!r}; expected one of {', '.join(QUEUES)}")
+        if self.gold not in (None, 0, 1):
+            raise ValueError("a gold label filter is 0, 1 or None")
+
+    def replace(self, **changes: Any) -> QueueFilter:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """A short human description, e.g. 'disagreements · rte/dev · gold 1 · "bus"'."""
+        parts = [QUEUE_TITLES[self.queue]]
+        if self.dataset or self.split:
+            parts.append(f"{self.dataset or '*'}/{self.split or '*'}")
+        if self.gold is not None:
+            parts.append(f"gold {self.gold}")
+        if self.model:
+            parts.append(f"model {self.model}")
+        if self.run_id is not None:
+            parts.append(f"run {self.run_id}")
+        if self.search.strip():
+            parts.append(f'"{self.search.strip()}"')
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One line of the queue pane: enough to show the row without loading the example."""
+
+    id: int
+    gold_label: int | None
+    thought_label: int | None
+    has_reflection: bool
+    parse_failed: bool
+    status: str  # pending | accepted | rejected | edited
+    flagged: bool
+    suggested_label: int | None
+    snippet: str  # the start of the hypothesis
+
+
+@dataclass(frozen=True)
+class Facets:
+    """The values the facet filters can take in this store."""
+
+    datasets: tuple[str, ...]
+    splits: tuple[str, ...]
+    models: tuple[str, ...]
+    evaluate_runs: tuple[int, ...]
+
+
+def queue_sql(queue: str, run_id: int | None = None) -> tuple[str | None, list[Any]]:
+    """The WHERE condition (over `examples e`) that defines a queue (None: every example), with its parameters."""
+    if queue == "all":
+        return None, []
+    if queue == "disagreements":
+        return _DISAGREE, []
+    if queue == "needs_reflection":
+        return f"{_DISAGREE} AND e.reflection_id IS NULL", []
+    if queue == "pending":
+        return ("NOT EXISTS (SELECT 1 FROM review_state r0 WHERE r0.example_id = e.id "
+                "AND r0.status != 'pending')"), []
+    if queue in DECIDED:
+        return "e.id IN (SELECT example_id FROM review_state WHERE status = ?)", [queue]
+    if queue == "bias_flagged":
+        return "e.id IN (SELECT example_id FROM review_state WHERE bias_category IS NOT NULL)", []
+    if queue == "parse_failures":
+        return "e.parse_failed = 1", []
+    if queue == "model_errors":
+        if run_id is None:
+            return _PREDICTION_WRONG.format(run_p="", run_q=""), []
+        sql = _PREDICTION_WRONG.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?")
+        return sql, [run_id, run_id]
+    raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
+
+
+def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
+    """The conditions of the facets and the search text (not the queue), with their parameters."""
+    terms: list[str] = []
+    args: list[Any] = []
+    for column, value in (("dataset", f.dataset), ("split", f.split), ("gold_label", f.gold),
+                          ("thought_model", f.model)):
+        if value is not None:
+            terms.append(f"e.{column} = ?")
+            args.append(value)
+    query = fts_query(f.search)
+    if query:
+        terms.append(_SEARCH)
+        args.extend([query, query])
+    return terms, args
+
+
+def where_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
+    """Every condition of a filter, over `examples e` (an empty list: every example)."""
+    q_sql, q_args = queue_sql(f.queue, f.run_id)
+    terms, args = facet_terms(f)
+    return ([q_sql] if q_sql else []) + terms, [*q_args, *args]
+
+
+def _where(terms: list[str], *extra: str) -> str:
+    parts = [*terms, *extra]
+    return f"WHERE {' AND '.join(parts)}" if parts else ""
+
+
+def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit: int) -> list[QueueRow]:
+    terms, args = where_terms(f)
+    sql = (
+        f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
+        f"{_where(terms, f'e.id {cmp} ?')} ORDER BY e.id {order} LIMIT ?"
+    )
+    return _to_rows(db.execute(sql, [*args, bound, limit]).fetchall())
+
+
+def _to_rows(raw: list[tuple[Any, ...]]) -> list[QueueRow]:
+    return [QueueRow(i, g, t, bool(h), bool(p), s, bool(fl), sl, snip or "")
+            for i, g, t, h, p, s, fl, sl, snip in raw]
+
+
+def page_after(db: Database, f: QueueFilter, after_id: int | None = None, limit: int = 50) -> list[QueueRow]:
+    """Up to limit rows with id above after_id (from the start when None), in id order."""
+    return _rows(db, f, ">", -1 if after_id is None else after_id, "ASC", limit)
+
+
+def page_before(db: Database, f: QueueFilter, before_id: int, limit: int = 50) -> list[QueueRow]:
+    """Up to limit rows with id below before_id, returned in id order (the nearest last)."""
+    return _rows(db, f, "<", before_id, "DESC", limit)[::-1]
+
+
+def last_page(db: Database, f: QueueFilter, limit: int = 50) -> list[QueueRow]:
+    """The last limit rows of the queue, in id order."""
+    return page_before(db, f, 1 << 62, limit)
+
+
+def window_around(db: Database, f: QueueFilter, example_id: int, before: int = 20,
+                  after: int = 60) -> list[QueueRow]:
+    """Rows around example_id: up to `before` rows below it, then it (if in the queue) and `after` more."""
+    return page_before(db, f, example_id, before) + page_after(db, f, example_id - 1, after + 1)
+
+
+def rows_by_id(db: Database, example_ids: list[int]) -> dict[int, QueueRow]:
+    """The current rows of these examples, whatever queue they are in (to refresh a window in place)."""
+    found: dict[int, QueueRow] = {}
+    for start in range(0, len(example_ids), 500):
+        chunk = [int(i) for i in example_ids[start: start + 500]]
+        sql = (f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
+               f"WHERE e.id IN ({','.join('?' * len(chunk))})")
+        for row in _to_rows(db.execute(sql, chunk).fetchall()):
+            found[row.id] = row
+    return found
+
+
+def contains(db: Database, f: QueueFilter, example_id: int) -> bool:
+    """Whether the example is in the queue."""
+    terms, args = where_terms(f)
+    sql = f"SELECT 1 FROM examples e {_where(terms, 'e.id = ?')}"
+    return db.execute(sql, [*args, example_id]).fetchone() is not None
+
+
+def count(db: Database, f: QueueFilter) -> int:
+    """How many examples the filter selects."""
+    if f.queue == "pending":  # the complement of the decided ones: far cheaper than NOT EXISTS per row
+        decided = sum(count(db, f.replace(queue=q)) for q in DECIDED)
+        return count(db, f.replace(queue="all")) - decided
+    terms, args = where_terms(f)
+    return db.execute(f"SELECT count(*) FROM examples e {_where(terms)}", args).fetchone()[0]
+
+
+def counts(db: Database, f: QueueFilter) -> dict[str, int]:
+    """The count of every queue under the filter's facets and search text."""
+    out = {q: count(db, f.replace(queue=q)) for q in QUEUES if q != "pending"}
+    out["pending"] = out["all"] - sum(out[q] for q in DECIDED)
+    return {q: out[q] for q in QUEUES}
+
+
+def decided_count(db: Database, f: QueueFilter) -> int:
+    """How many examples of the filter are accepted, rejected or edited (the review progress)."""
+    if f.queue == "pending":
+        return 0
+    if f.queue in DECIDED:
+        return count(db, f)
+    terms, args = where_terms(f)
+    decided = "e.id IN (SELECT example_id FROM review_state WHERE status IN ('accepted', 'rejected', 'edited'))"
+    return db.execute(f"SELECT count(*) FROM examples e {_where(terms, decided)}", args).fetchone()[0]
+
+
+def position(db: Database, f: QueueFilter, example_id: int) -> int:
+    """How many examples of the queue come before example_id (its 0-based index when it is in it)."""
+    if f.queue == "pending":
+        before = position(db, f.replace(queue="all"), example_id)
+        return before - sum(position(db, f.replace(queue=q), example_id) for q in DECIDED)
+    terms, args = where_terms(f)
+    # With no condition but the id, count entries of a narrow index rather than the wide table rows.
+    source = "examples e INDEXED BY examples_facets" if not terms else "examples e"
+    return db.execute(f"SELECT count(*) FROM {source} {_where(terms, 'e.id < ?')}",
+                      [*args, example_id]).fetchone()[0]
+
+
+def ids(db: Database, f: QueueFilter) -> list[int]:
+    """Every example id the filter selects, in order (for bulk actions)."""
+    terms, args = where_terms(f)
+    return [r[0] for r in db.execute(f"SELECT e.id FROM examples e {_where(terms)} ORDER BY e.id", args)]
+
+
+def facets(db: Database) -> Facets:
+    """The datasets, splits, thought models and evaluate runs present in the store."""
+    col = lambda sql: tuple(r[0] for r in db.execute(sql).fetchall())  # noqa: E731
+    return Facets(
+        datasets=col("SELECT DISTINCT dataset FROM examples ORDER BY 1"),
+        splits=col("SELECT DISTINCT split FROM examples ORDER BY 1"),
+        models=col("SELECT DISTINCT thought_model FROM examples WHERE thought_model IS NOT NULL ORDER BY 1"),
+        evaluate_runs=col("SELECT id FROM runs WHERE kind = 'evaluate' ORDER BY id DESC"),
+    )
+
+
+def high_water(db: Database) -> tuple[int, int, int]:
+    """The largest example, generation and review event ids: a cheap 'has anything changed' check."""
+    return tuple(  # type: ignore[return-value]
+        db.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+        for t in ("examples", "generations", "review_events")
+    )
