@@ -29,6 +29,15 @@ class NewExample(NamedTuple):
     gold_label: int | None
 
 
+# What insert_examples takes: (line, dataset, split, source_id, premise, hypothesis, gold_label, content_hash).
+ExampleRow = tuple[int, str, str, str, str, str, "int | None", str]
+
+
+def example_row(e: NewExample) -> ExampleRow:
+    """The row insert_examples stores for a NewExample (its content hash added)."""
+    return (*e, content_hash(e.premise, e.hypothesis))  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Conflict:
     """A row that cannot be stored because the key already holds different content."""
@@ -55,7 +64,7 @@ _INSERT = (
 _STAGE = "temp._new_examples"
 
 
-def insert_examples(db: Database, batches: Iterable[Sequence[NewExample]]) -> InsertResult:
+def insert_examples(db: Database, batches: Iterable[Sequence[ExampleRow]]) -> InsertResult:
     """Add rows not yet present; a row whose key is stored with the same text and label is skipped.
 
     Call inside write_tx (the caller rolls back when it rejects the conflicts). A key seen twice in
@@ -66,12 +75,10 @@ def insert_examples(db: Database, batches: Iterable[Sequence[NewExample]]) -> In
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
     total, added, staged = 0, 0, []
     for batch in batches:
-        rows = [(r.dataset, r.split, r.source_id, r.premise, r.hypothesis, r.gold_label,
-                 content_hash(r.premise, r.hypothesis)) for r in batch]
         last = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-        cur = db.conn.executemany(_INSERT, rows)
-        total, added = total + len(rows), added + cur.rowcount
-        staged.append([(r.line, *row) for r, row in zip(batch, rows)])
+        cur = db.conn.executemany(_INSERT, [row[1:] for row in batch])
+        total, added = total + len(batch), added + cur.rowcount
+        staged.append(batch)
         if added == total:
             staged.clear()  # nothing skipped so far: no need to keep the rows
         db.execute(
@@ -83,7 +90,7 @@ def insert_examples(db: Database, batches: Iterable[Sequence[NewExample]]) -> In
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
 
 
-def _find_conflicts(db: Database, staged: list[list[tuple]], before: int) -> list[Conflict]:
+def _find_conflicts(db: Database, staged: list[Sequence[ExampleRow]], before: int) -> list[Conflict]:
     """Why rows were skipped: stored with other content (conflict), or exact repeats (fine)."""
     db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
     db.execute(f"CREATE TABLE {_STAGE} (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, "

@@ -229,3 +229,47 @@ def test_skip_bad_imports_good_rows_and_writes_a_report(db, tmp_path):
     assert [r["line"] for r in rejected] == [3, 4]
     assert "empty premise" in rejected[0]["reason"] and rejected[1]["raw"] == "C,D,maybe"
     assert all(r["fix"] for r in rejected)
+
+
+# --- the parser process used for large files gives the same results --------------------------------
+
+@pytest.fixture
+def always_parallel(monkeypatch):
+    import pipeline.importing.core as core
+
+    monkeypatch.setattr(core, "PARALLEL_MIN_BYTES", 0)
+
+
+def test_parallel_parser_imports_the_same_rows(tmp_path, shared_data, always_parallel):
+    serial_path, parallel_path = tmp_path / "serial.db", tmp_path / "parallel.db"
+    import pipeline.importing.core as core
+
+    data = shared_data / "external" / "rte_train.csv"
+    parallel = open_db(parallel_path)
+    assert import_file(parallel, data).examples_added == 2490
+    core.PARALLEL_MIN_BYTES = 1 << 40
+    serial = open_db(serial_path)
+    import_file(serial, data)
+    cols = "dataset, split, source_id, premise, hypothesis, gold_label, content_hash"
+    rows = lambda db: db.execute(f"SELECT {cols} FROM examples ORDER BY id").fetchall()  # noqa: E731
+    assert rows(parallel) == rows(serial)
+    assert search_ids(parallel, "Reeve") == search_ids(serial, "Reeve") != []
+
+
+def search_ids(db, text):
+    from db.search import search
+
+    return search(db, text)
+
+
+def test_parallel_parser_reports_bad_rows_and_header_errors(db, tmp_path, always_parallel):
+    path = _write(tmp_path / "mixed.csv", "premise,hypothesis,label\nA,B,1\n,B,0\nC,D,maybe\nE,F,0\n")
+    with pytest.raises(ImportFailed, match=r"mixed\.csv:3: empty premise"):
+        import_file(db, path)
+    assert _counts(db)[0] == 0
+    report = import_file(db, path, skip_bad=True, report_path=tmp_path / "rejected.jsonl")
+    assert report.examples_added == 2 and [b.line for b in report.rejected] == [3, 4]
+    with pytest.raises(ImportFailed, match=r"bad\.csv:1: the header lacks label"):
+        import_file(db, _write(tmp_path / "bad.csv", "premise,hypothesis\nA,B\n"))
+    with pytest.raises(ImportFailed, match=r"latin\.csv:2: not valid UTF-8"):
+        import_file(db, _write(tmp_path / "latin.csv", "premise,hypothesis,label\nCaf\xe9,B,0\n".encode("latin-1")))

@@ -1,0 +1,32 @@
+"""The parser process of a large import (see pipeline/importing/parallel.py); run with -m."""
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+from pipeline.importing.errors import BadRow, ImportFailed
+from pipeline.importing.parallel import send
+from pipeline.importing.readers import csv_records, jsonl_records, read_text
+from pipeline.importing.validate import example_batches
+
+
+def main() -> None:
+    """Read the job on stdin; parse and validate the file, sending batches up stdout."""
+    out = sys.stdout.buffer
+    path, fmt, required, target = pickle.loads(sys.stdin.buffer.read())
+    file = Path(path)
+    try:
+        text = read_text(file)
+        records = (csv_records(file, text, required, target.dataset, target.split, target.unlabelled)
+                   if fmt == "csv" else jsonl_records(file, text))
+        bad: list[BadRow] = []
+        for batch in example_batches(records, target, bad):
+            send(out, ("rows", batch))
+        send(out, ("done", bad))
+    except ImportFailed as exc:
+        send(out, ("failed", str(exc)))
+
+
+if __name__ == "__main__":
+    main()
