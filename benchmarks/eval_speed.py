@@ -3,15 +3,19 @@
 A random-weight model of the Mistral-7B-v0.3 shape and a LoRA adapter (r16/a32 on q,k,v,o, random B)
 are built and saved; prompts are the training prompt (exports.formats) on real NLI pairs.
 
-  fast path   pipeline.evaluate: NF4 base + adapter folded into the dequantised weights (bf16), batched
-              greedy decoding with length-sorted batches (pipeline.evaluate.generation.generate),
+  fast        pipeline.evaluate: NF4 base + adapter folded into the dequantised weights (bf16, the merge),
+              batched greedy decoding with length-sorted batches (pipeline.evaluate.generation.generate),
               N_PROMPTS prompts x NEW_TOKENS tokens each (end-of-JSON and EOS stops off: every row
               generates all its tokens, the slowest case).
+  fast_unfolded  the same with the NF4 base dequantised to bf16 and the adapter applied unmerged on top:
+              what `nlistral evaluate` uses on CUDA (pipeline.evaluate.loading.load_model's default).
   baseline 1  plain `generate` on the NF4 base + unmerged adapter, one left-padded batch of BASE_BATCH.
   baseline 2  plain `generate` one prompt at a time (ONE_N prompts).
-  agreement   next-token top-1 of the merged model against the unmerged 4-bit model (teacher-forced over
-              AGREE_N prompts plus their generated answers), with two references: the unmerged model
-              against itself at batch 1 (numeric noise) and without its adapter (the adapter's effect).
+  agreement   next-token top-1 of both dense variants against the unmerged 4-bit model (teacher-forced over
+              AGREE_N prompts plus their generated answers), over all positions and over those where the
+              reference's top-1 leads its runner-up by >= 0.5 or 1.0 logit; with two references: the
+              unmerged model against itself at batch 1 (numeric noise) and without its adapter (the
+              adapter's effect).
 
 Env: SHAPE (7b | tiny), N_PROMPTS (2000), NEW_TOKENS (200), BASE_BATCH (64), BASE_NEW (200), ONE_N (4),
 ONE_NEW (50), AGREE_N (16), TOKENIZER (an HF tokenizer folder; default the project's tiny BPE),
@@ -272,6 +276,9 @@ def report(results: dict) -> None:
         "step": "ratios",
         "fast_vs_plain_batched_4bit": round(fast_rate / rates["plain_batched_4bit"], 1),
         "fast_vs_one_at_a_time_4bit": round(fast_rate / rates["plain_one_at_a_time_4bit"], 1),
+        **({"fast_unfolded_vs_plain_batched_4bit": round(rates["fast_unfolded"] / rates["plain_batched_4bit"], 1),
+            "fast_unfolded_vs_one_at_a_time_4bit": round(rates["fast_unfolded"] / rates["plain_one_at_a_time_4bit"], 1)}
+           if "fast_unfolded" in rates else {}),
         "projected_s_2000x200": {k: round(2000 * 200 / v, 1) for k, v in rates.items()}})
     print(f"\n{'what':<34}{'tokens/s':>12}{'seconds':>10}")
     for key in rates:

@@ -41,11 +41,11 @@ def evaluate(
                                 "on these examples; a seeded derangement); the model decodes only the label. "
                                 "If accuracy barely drops, the labels do not depend on the thoughts.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the --shuffle-thoughts pairing.")] = 0,
-    no_merge: Annotated[bool, typer.Option("--no-merge", help="On CUDA, keep the 4-bit base and the adapter "
-                        "unmerged (exactly the trained computation, much slower) instead of folding the adapter "
-                        "into the dequantised weights.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the latest unfinished evaluate run with the same "
-                      "settings, skipping examples it already stored.")] = False,
+    no_merge: Annotated[bool, typer.Option("--no-merge", help="On CUDA, compute with the 4-bit base as training "
+                        "did (much slower) instead of dequantising it once into bf16 (the adapter is applied "
+                        "unmerged either way).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished evaluate run with the "
+                      "same settings, skipping examples it already stored.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Where to write the metrics JSON "
                         "[default: runs/evaluate-RUN.json].")] = None,
 ) -> None:

@@ -73,13 +73,17 @@ def test_merged_adapter_computes_the_unmerged_function(tiny_model_dir, adapter_d
     from pipeline.evaluate.merge import top1_agreement, top1_predictions
 
     unmerged = load_model(adapter_dir, None, device="cpu", merge=False)
-    merged = load_model(adapter_dir, None, device="cpu", merge=True)
+    folded = load_model(adapter_dir, None, device="cpu", merge=True, fold=True)
+    dense = load_model(adapter_dir, None, device="cpu", merge=True)
     base = load_model(None, str(tiny_model_dir), device="cpu")
-    assert "unmerged" in unmerged.mode and "merged" in merged.mode
-    assert not any("lora" in n for n, _ in merged.model.named_parameters())
+    assert unmerged.mode == "float32 base + LoRA (unmerged)"
+    assert folded.mode == "float32 base + LoRA merged into float32"
+    assert dense.mode == "float32 base + LoRA, base dequantised to float32, LoRA unmerged"
+    assert not any("lora" in n for n, _ in folded.model.named_parameters())
     sequences = _prompts(unmerged.tokenizer)
     a = top1_predictions(unmerged.model, sequences)
-    assert top1_agreement(a, top1_predictions(merged.model, sequences)).rate == 1.0
+    assert top1_agreement(a, top1_predictions(folded.model, sequences)).rate == 1.0
+    assert top1_agreement(a, top1_predictions(dense.model, sequences)).rate == 1.0
     assert top1_agreement(a, top1_predictions(base.model, sequences)).rate < 0.9  # the adapter matters
 
 
@@ -91,14 +95,20 @@ def test_4bit_merge_agrees_with_the_4bit_model_plus_adapter(adapter_dir):
     from pipeline.evaluate.merge import merge_to_dense
 
     unmerged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=False)
-    merged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=True)
+    merged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=True, fold=True)
+    dense = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=True)
     assert merged.mode == "nf4 base + LoRA merged into bfloat16"
+    assert dense.mode == "nf4 base + LoRA, base dequantised to bfloat16, LoRA unmerged"
     sequences = _prompts(unmerged.tokenizer)
     ref = top1_predictions(unmerged.model, sequences)
-    assert top1_agreement(ref, top1_predictions(merged.model, sequences)).rate >= 0.99
-    # Merging a 4-bit model that has already run (bitsandbytes repacks CPU weights on first use, and then
-    # computes with another kernel: bf16 rounding differs, and a random model's top-1 margins are tiny).
-    assert top1_agreement(ref, top1_predictions(merge_to_dense(unmerged.model), sequences)).rate >= 0.97
+    # A random model's top-1 margins are tiny (here mostly under 0.1 logit), so bf16 rounding decides some
+    # positions: demand near-total agreement everywhere and total agreement where the margin is clear.
+    again = merge_to_dense(unmerged.model)  # a 4-bit model that has already run (bitsandbytes repacks CPU weights)
+    for model in (merged.model, dense.model, again):
+        predictions = top1_predictions(model, sequences)
+        assert top1_agreement(ref, predictions).rate >= 0.97
+        clear = top1_agreement(ref, predictions, min_margin=0.05)
+        assert clear.positions >= 100 and clear.rate == 1.0
     with unmerged.model.disable_adapter():  # the scale of a real difference, for contrast
         assert top1_agreement(ref, top1_predictions(unmerged.model, sequences)).rate < 0.9
 

@@ -1,8 +1,10 @@
 """Load what is evaluated: a base model, optionally with a LoRA adapter, as training computed it.
 
-On CUDA the base is loaded in NF4 (as QLoRA trained on it) and the adapter is folded into the
-dequantised weights (merge.py): one dense bf16 model, the fast path. `merge=False` keeps the 4-bit
-base plus the unmerged adapter (slow, for checking). On CPU: the float32 base plus the unmerged adapter.
+On CUDA the base is loaded in NF4 (as QLoRA trained on it) and dequantised once into a dense bf16
+model (merge.py), with the adapter applied on top, unmerged, as in training: the fast path. Folding
+the adapter into the bf16 weights (fold=True) measured no faster and rounds small adapter deltas away
+(benchmarks/results/eval_speed.md). `merge=False` keeps the 4-bit base (slow, for checking). On CPU:
+the float32 base plus the unmerged adapter.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class LoadedModel:
     name: str  # what predictions record as their model: the adapter dir, else the base
     base: str
     adapter: str | None
-    mode: str  # e.g. "nf4 base + LoRA merged into bf16"
+    mode: str  # e.g. "nf4 base + LoRA, base dequantised to bfloat16, LoRA unmerged"
 
 
 def adapter_base(adapter: Path) -> str | None:
@@ -63,11 +65,11 @@ def default_device() -> str:
 
 
 def load_model(adapter: Path | None, base: str | None, *, device: str | None = None, merge: bool | None = None,
-               four_bit: bool | None = None, fold: bool = True) -> LoadedModel:
+               four_bit: bool | None = None, fold: bool = False) -> LoadedModel:
     """Load base (+ adapter) for evaluation; four_bit and merge default to True on CUDA, False on CPU.
 
-    merge makes the base dense (dequantised); fold also adds the LoRA deltas into it, otherwise the
-    adapter is applied again, unmerged, on top of the dense base.
+    merge makes the base dense (dequantised); fold also adds the LoRA deltas into its weights, otherwise
+    the adapter is applied again, unmerged, on top of the dense base.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
