@@ -1,0 +1,227 @@
+"""Benchmark (a script, not a test): the review app on a 1,000,000-example store.
+
+Builds (once, cached under .bench/) a store of N examples with a thought each, reflections for
+most disagreements, a few parse failures, review decisions and one evaluate run's predictions,
+then drives the real app with Pilot at 200x50 and prints a final JSON line:
+
+- start_s: launch (a fresh Python process) to the first screen showing an example, median of runs;
+- next_p95_ms: over >= 500 presses of the next key, from the moment the app handles the key to the
+  end of the first screen refresh that shows the new example (timed inside the app);
+- filter_ms / search_ms: from applying a queue filter / submitting a search to the refresh that
+  shows its first example (timed the same way);
+- counts_ms: the background count of every queue after that filter (shown when ready, never awaited
+  by a key).
+
+Usage: python benchmarks/tui_latency.py [--examples 1000000] [--presses 600] [--db .bench/tui_1m.db]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data" / "external"
+SEARCH_TEXT = "guitar"
+
+
+def _pairs() -> list[tuple[str, str, int]]:
+    """Real NLI pairs (RTE and SICK, read at run time), else the packaged demo pairs."""
+    files = sorted(SHARED.glob("*.csv")) if SHARED.exists() else []
+    if not files:
+        from pipeline.demo import demo_files
+
+        files = [demo_files()["examples"]]
+    pairs = []
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as fh:
+            pairs += [(r["premise"], r["hypothesis"], int(r["label"])) for r in csv.DictReader(fh)]
+    return pairs
+
+
+def _thought(premise: str, hypothesis: str, label: int) -> str:
+    verdict = "the premise entails the hypothesis" if label else "the hypothesis is not entailed"
+    return (f"Step 1: The premise says: {premise} Step 2: The hypothesis says: {hypothesis} "
+            "I compare who does what, where and when in both sentences, and check whether every detail "
+            "of the hypothesis is stated or implied by the premise. Step 3: Weighing the two, "
+            f"{verdict}. Therefore {verdict}.")
+
+
+def _write_inputs(folder: Path, n: int) -> tuple[Path, Path, Path]:
+    """Write the pairs (CSV), thoughts and reflections (the original pipeline's JSONL) for n examples."""
+    rng = random.Random(7)
+    pairs = _pairs()
+    paths = folder / "bench_pairs.csv", folder / "bench_thoughts.jsonl", folder / "bench_reflections.jsonl"
+    with paths[0].open("w", newline="", encoding="utf-8") as pf, paths[1].open("w", encoding="utf-8") as tf, \
+            paths[2].open("w", encoding="utf-8") as rf:
+        out = csv.writer(pf)
+        out.writerow(["id", "premise", "hypothesis", "label"])
+        for i in range(n):
+            p, h, gold = pairs[i % len(pairs)]
+            out.writerow([i, p, h, gold])
+            label = 1 - gold if rng.random() < 0.27 else gold
+            thought = _thought(p, h, label)
+            shown = "unsure" if rng.random() < 0.004 else label  # a few answers that do not parse
+            base = {"id": i, "premise": p, "hypothesis": h, "thought_process": thought, "true_label": gold}
+            tf.write(json.dumps({**base, "predicted_label": shown}) + "\n")
+            if label != gold and shown != "unsure" and rng.random() < 0.8:
+                rf.write(json.dumps({**base, "predicted_label": gold, "improved_thought_process": _thought(p, h, gold),
+                                     "error_analysis": "The thought missed a detail that changes the meaning "
+                                     "of the hypothesis; checking it reverses the conclusion."}) + "\n")
+    return paths
+
+
+def build_store(path: Path, n: int) -> None:
+    """Build the benchmark store at path (n examples) unless it is already there, through the importer."""
+    from db import open_db
+    from db.generations import add_generations
+    from db.reviews import record
+    from db.runs import finish_run, start_run
+    from pipeline.importing import import_file
+
+    if path.exists():
+        db = open_db(path)
+        have = db.execute("SELECT count(*) FROM examples").fetchone()[0]
+        db.conn.close()
+        if have == n:
+            return
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    pairs, thoughts, reflections = _write_inputs(path.parent, n)
+    db = open_db(path)
+    for file, fmt, model in ((pairs, "csv", None), (thoughts, "seed-thoughts", "bench/thought"),
+                             (reflections, "seed-reflections", "bench/reflect")):
+        import_file(db, file, dataset="bench", split="train", fmt=fmt, model=model)
+        print(f"  imported {file.name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        file.unlink()
+    rng = random.Random(11)
+    run = start_run(db, "evaluate", {"benchmark": True})
+    predictions = [
+        {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
+         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
+         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
+        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")
+    ]
+    add_generations(db, predictions)
+    finish_run(db, run, "completed")
+    disagreeing = [r[0] for r in db.execute(
+        "SELECT id FROM examples WHERE thought_label != gold_label ORDER BY id LIMIT 3000")]
+    for i, eid in enumerate(disagreeing):
+        record(db, ("accept", "reject", "accept", "skip")[i % 4], [eid], reviewer="bench",
+               seconds_spent=8.0 + i % 30)
+    record(db, "flag_bias", disagreeing[:200], reviewer="bench", payload={"category": "ambiguous"})
+    db.execute("ANALYZE")
+    db.conn.close()
+    print(f"  store built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str, float]:
+    """Drive the real app with Pilot; the latencies are the app's own in-app measurements."""
+    from db.queues import QueueFilter
+    from nlistral_tui.app import NlistralApp
+    from nlistral_tui.pilot import ready, settle
+
+    app = NlistralApp(db_path, start_filter=QueueFilter())
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        screen = app.screen
+        for _ in range(presses):
+            await pilot.press("j")
+        await pilot.pause(0.2)
+        nexts = list(screen.latency["next"])
+        # Filter: the disagreement queue restricted to gold 1 (a typical triage view).
+        filter_ms = []
+        for f in (QueueFilter(queue="disagreements", gold=1), QueueFilter(queue="needs_reflection"),
+                  QueueFilter(queue="all", split="dev", gold=0)):
+            screen.set_filter(f, "filter")
+            await settle(app, pilot)
+            await pilot.pause(0.1)
+        filter_ms = list(screen.latency["filter"])
+        counted = time.perf_counter()
+        screen.action_refresh()
+        while screen.counts is None:
+            await pilot.pause(0.005)
+        counts_ms = (time.perf_counter() - counted) * 1000
+        await pilot.press("1")
+        await settle(app, pilot)
+        await pilot.press("slash")
+        await pilot.press(*SEARCH_TEXT, "enter")
+        await settle(app, pilot)
+        await pilot.pause(0.1)
+        search_ms = list(screen.latency["search"])
+        assert screen.current is not None and screen.filter.search == SEARCH_TEXT
+    return {
+        "presses": len(nexts), "next_p50_ms": statistics.median(nexts), "next_p95_ms": _p95(nexts),
+        "next_max_ms": max(nexts), "filter_ms": max(filter_ms), "filter_all_ms": filter_ms,
+        "search_ms": search_ms[-1], "counts_ms": counts_ms,
+    }
+
+
+def measure_start(db_path: Path, size: tuple[int, int]) -> float:
+    """Seconds from launching a fresh Python process to its first screen showing an example."""
+    launched = time.time()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-start", "--db", str(db_path), "--size", f"{size[0]}x{size[1]}",
+         "--launched", repr(launched)], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+async def _child_start(db_path: Path, size: tuple[int, int], launched: float) -> None:
+    from nlistral_tui.app import NlistralApp
+
+    app = NlistralApp(db_path)
+    async with app.run_test(size=size) as pilot:
+        while not getattr(app.screen, "ready", False):
+            await pilot.pause(0.005)
+        shown = asyncio.get_running_loop().create_future()
+        app.screen.call_after_refresh(lambda: shown.set_result(time.time()))
+        print(await shown - launched)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=1_000_000)
+    parser.add_argument("--presses", type=int, default=600)
+    parser.add_argument("--db", type=Path, default=ROOT / ".bench" / "tui_1m.db")
+    parser.add_argument("--size", default="200x50", help="terminal size, COLSxROWS")
+    parser.add_argument("--starts", type=int, default=3, help="launches to time (median reported)")
+    parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--child-start", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    if args.child_start:
+        asyncio.run(_child_start(args.db, size, args.launched))
+        return
+    t = time.perf_counter()
+    build_store(args.db, args.examples)
+    print(f"store ready at {args.db} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    if args.build_only:
+        return
+    starts = [measure_start(args.db, size) for _ in range(args.starts)]
+    print(f"start_s runs: {', '.join(f'{s:.2f}' for s in starts)}", file=sys.stderr)
+    result = asyncio.run(drive(args.db, args.presses, size))
+    result = {"examples": args.examples, "size": args.size, "start_s": statistics.median(starts),
+              "start_all_s": starts, **result}
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The review app: a thin App that opens the review screen over one database file."""
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import WorkerState
+
+from db.queues import QueueFilter
+from nlistral_tui.data.store import Store
+from nlistral_tui.keys import unknown_ids
+from nlistral_tui.screens.help import HelpScreen
+from nlistral_tui.screens.review import ReviewScreen
+from nlistral_tui.screens.stats import StatsScreen
+from pipeline.settings import Settings, SettingsError, load_settings, reviewer_name
+
+
+class NlistralApp(App[None]):
+    """Review, export and train: every screen reads the store through per-thread connections."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "NLIstral"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("question_mark", "help", "help", id="help"),
+        Binding("S", "stats", "stats", id="stats"),
+        Binding("q", "quit", "quit", id="quit"),
+    ]
+
+    def __init__(self, db_path: Path, settings: Settings | None = None, *, settings_error: str | None = None,
+                 start_filter: QueueFilter | None = None) -> None:
+        super().__init__()
+        self.store = Store(db_path)
+        self.settings = settings or Settings()
+        self.reviewer = reviewer_name(self.settings)
+        self.keymap = dict(self.settings.keymap)
+        self._settings_error = settings_error
+        self._start_filter = start_filter
+        self.sub_title = db_path.name
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.keymap)
+        unknown = unknown_ids(self.keymap, [*self.BINDINGS, *ReviewScreen.BINDINGS])
+        if unknown:
+            self.notify(f"[keymap] in {self.settings.path} names unknown binding ids: {', '.join(unknown)} "
+                        "(press ? for the ids).", severity="warning", timeout=10, markup=False)
+        if self._settings_error:
+            self.notify(f"{self._settings_error} Using the defaults.", severity="error", timeout=15, markup=False)
+        self.push_screen(ReviewScreen(self.store, self.reviewer, self.settings, self._start_filter))
+
+    def quiet_gc(self) -> None:
+        """Keep garbage collection out of key presses: the objects of startup are never freed, so
+        freezing them spares every later full collection from walking them (a 100-300 ms pause on
+        a big store otherwise), and young collections run less often."""
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 1000)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen([("Review", ReviewScreen.BINDINGS), ("Everywhere", self.BINDINGS)]))
+
+    def action_stats(self) -> None:
+        if not isinstance(self.screen, StatsScreen):
+            self.push_screen(StatsScreen(self.store))
+
+    def on_worker_state_changed(self, event) -> None:  # noqa: ANN001 - Worker.StateChanged
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name or 'background work'} failed: {event.worker.error}",
+                        severity="error", timeout=10, markup=False)
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+
+def run_app(db_path: Path) -> None:
+    """Open the review app on a database file (the `nlistral`, `nlistral tui` and `nlistral demo` commands)."""
+    error = None
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        settings, error = Settings(), str(exc)
+    app = NlistralApp(Path(db_path), settings, settings_error=error)
+    app.run()
+    if app.return_code:
+        sys.exit(app.return_code)

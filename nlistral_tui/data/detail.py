@@ -1,0 +1,76 @@
+"""Everything the detail pane shows for one example, loaded in batches for prefetching."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from db.records import Example, Generation, ReviewState
+
+
+@dataclass(frozen=True)
+class ExampleDetail:
+    """One example with its current thought, reflection versions, judge scores, prediction and review state."""
+
+    example: Example
+    thought: Generation | None
+    reflection: Generation | None  # the chosen version, else the latest reflection of the thought
+    reflections: tuple[Generation, ...]  # every reflection of the current thought, oldest first
+    judges: tuple[Generation, ...]  # judge scores of this example's thought or reflections
+    prediction: Generation | None  # the latest prediction (of the evaluate run in the filter, if any)
+    state: ReviewState
+
+    @property
+    def id(self) -> int:
+        return self.example.id
+
+    @property
+    def improved_thought(self) -> str:
+        """The text an edit starts from: the current edit, else the reflection's thought, else the thought."""
+        for text in (self.state.edited_thought, self.reflection and self.reflection.thought_process,
+                     self.thought and self.thought.thought_process):
+            if text:
+                return text
+        return ""
+
+    @property
+    def improved_label(self) -> int | None:
+        """The label an edit starts from: the current edit's, else the reflection's, else gold."""
+        if self.state.edited_label is not None:
+            return self.state.edited_label
+        if self.reflection and self.reflection.predicted_label is not None:
+            return self.reflection.predicted_label
+        return self.example.gold_label
+
+
+def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) -> dict[int, ExampleDetail]:
+    """The details of the examples with these ids (unknown ids are left out), in three queries."""
+    ids = list(dict.fromkeys(int(i) for i in ids))
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    examples = {r["id"]: Example.from_row(r) for r in db.query(f"SELECT * FROM examples WHERE id IN ({marks})", ids)}
+    gens: dict[int, list[Generation]] = {}
+    for row in db.query(f"SELECT * FROM generations WHERE example_id IN ({marks}) ORDER BY id", ids):
+        gens.setdefault(row["example_id"], []).append(Generation.from_row(row))
+    states = {r["example_id"]: ReviewState.from_row(r)
+              for r in db.query(f"SELECT * FROM review_state WHERE example_id IN ({marks})", ids)}
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id) for i, ex in examples.items()}
+
+
+def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None) -> ExampleDetail:
+    by_id = {g.id: g for g in gens}
+    thought = by_id.get(ex.thought_id) if ex.thought_id else None
+    reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
+    reflection = by_id.get(ex.reflection_id) if ex.reflection_id else None
+    predictions = [g for g in gens if g.kind == "prediction" and (run_id is None or g.run_id == run_id)]
+    return ExampleDetail(
+        example=ex,
+        thought=thought,
+        reflection=reflection,
+        reflections=reflections,
+        judges=tuple(g for g in gens if g.kind == "judge"),
+        prediction=predictions[-1] if predictions else None,
+        state=state or ReviewState(example_id=ex.id),
+    )

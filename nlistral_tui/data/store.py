@@ -1,0 +1,44 @@
+"""The app's door to the database: one connection per thread, and one writer thread so writes keep key order."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlite_utils import Database
+
+from db.connection import open_db
+
+T = TypeVar("T")
+
+
+class Store:
+    """Opens the database lazily in each thread that uses it (sqlite3 refuses cross-thread use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-writer")
+
+    def db(self) -> Database:
+        """This thread's connection (opened, and migrated if needed, on first use)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = open_db(self.path)
+        return db
+
+    async def write(self, fn: Callable[[Database], T]) -> T:
+        """Run fn on the writer thread: writes run one at a time, in the order they were asked for."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, lambda: fn(self.db()))
+
+    def close(self) -> None:
+        """Finish pending writes and stop the writer; other threads' connections close with their threads."""
+        self._writer.shutdown(wait=True)
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None

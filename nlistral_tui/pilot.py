@@ -1,0 +1,33 @@
+"""Driving the app headless (tests and the latency benchmark): wait for quiet, read the screen."""
+from __future__ import annotations
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
+
+
+async def settle(app: App, pilot: Pilot) -> None:
+    """Wait until no worker runs and every message is handled (a cancelled exclusive worker is fine)."""
+    for _ in range(50):
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:
+            continue
+        await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            return
+    raise TimeoutError("workers kept starting; the app did not settle")
+
+
+async def ready(app: App, pilot: Pilot) -> None:
+    """Wait until the review screen shows its first window, then settle."""
+    for _ in range(2000):
+        if getattr(app.screen, "ready", False):
+            break
+        await pilot.pause(0.005)
+    await settle(app, pilot)
+
+
+def screen_text(app: App) -> str:
+    """The characters on the terminal now, one line per row (what a user sees, colours left out)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -1,0 +1,63 @@
+"""A small dialog that offers a few choices, each with its own key (relabel, bias category, confirm)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ChoiceScreen(ModalScreen[Any]):
+    """Pick one of (key, label, value) by its key or with the arrows and enter; esc cancels (None).
+
+    With a note field, the result is (value, note).
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="choice.cancel")]
+
+    def __init__(self, title: str, choices: Sequence[tuple[str, str, Any]], *, note: str | None = None,
+                 hint: str = "") -> None:
+        super().__init__()
+        self.title_text, self.choices, self.note, self.hint = title, list(choices), note, hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Content(self.title_text), classes="dialog-title")
+            yield OptionList(*(Option(Content.assemble((key, "bold $accent"), f"  {label}"), id=str(i))
+                               for i, (key, label, _value) in enumerate(self.choices)), id="choices")
+            if self.note is not None:
+                yield Input(self.note, placeholder="note (optional)", id="choice-note")
+            hint = self.hint or "press a key, or arrows and enter · esc cancels"
+            yield Static(hint, classes="dialog-hint", markup=False)
+
+    def _result(self, index: int) -> Any:
+        value = self.choices[index][2]
+        if self.note is None:
+            return value
+        return value, self.query_one("#choice-note", Input).value.strip()
+
+    def on_key(self, event: events.Key) -> None:
+        if isinstance(self.focused, Input):
+            return
+        for i, (key, _label, _value) in enumerate(self.choices):
+            if event.key == key or event.character == key:
+                event.stop()
+                self.dismiss(self._result(i))
+                return
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self._result(int(event.option.id or 0)))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        index = self.query_one("#choices", OptionList).highlighted
+        self.dismiss(self._result(index or 0))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

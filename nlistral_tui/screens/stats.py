@@ -1,0 +1,95 @@
+"""The stats screen: counts by state, the thought model against gold, label balance, lengths, pace."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual_plotext import PlotextPlot
+
+from nlistral_tui.data.review_stats import ReviewStats, review_stats
+from nlistral_tui.data.store import Store
+from pipeline.stats_view import render_stats
+
+
+def balance_table(stats: ReviewStats) -> Table:
+    """Accepted and edited examples by gold label and by the label the curated example carries."""
+    table = Table(title="Label balance of accepted and edited examples", title_justify="left")
+    for col in ("", "label 1", "label 0", "unparsed"):
+        table.add_column(col, justify="right")
+    for key, title in (("gold", "gold"), ("curated", "curated label")):
+        row = stats.balance[key]
+        table.add_row(title, *(str(row.get(k, 0)) for k in ("1", "0", "none")))
+    return table
+
+
+def pace_table(stats: ReviewStats) -> Table:
+    """Decisions and median seconds per decision, by reviewer."""
+    median = "-" if stats.median_seconds is None else f"{stats.median_seconds:.1f} s"
+    table = Table(title=f"Review pace (median {median} per decision)", title_justify="left")
+    for col in ("reviewer", "decisions", "median s"):
+        table.add_column(col, justify="left" if col == "reviewer" else "right")
+    for reviewer, n, med in stats.by_reviewer:
+        table.add_row(Text(reviewer), str(n), "-" if med is None else f"{med:.1f}")
+    return table
+
+
+class StatsScreen(Screen[None]):
+    """Read-only statistics, computed in a worker when the screen opens (r recomputes)."""
+
+    BINDINGS = [
+        Binding("escape,S", "close", "back", id="stats.close"),
+        Binding("r", "recompute", "recompute", id="stats.recompute"),
+    ]
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.stats: ReviewStats | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="stats-body"):
+            with Horizontal(id="stats-columns"):
+                yield Static("Counting… (a big store takes a few seconds)", id="stats-tables")
+                with Vertical(id="stats-side"):
+                    yield Static(id="stats-review")
+                    yield PlotextPlot(id="length-plot")
+                    yield PlotextPlot(id="pace-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_recompute()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_recompute(self) -> None:
+        self._compute()
+
+    @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
+    def _compute(self) -> None:
+        stats = review_stats(self.store.db())
+        self.app.call_from_thread(self._show, stats)
+
+    def _show(self, stats: ReviewStats) -> None:
+        self.stats = stats
+        self.query_one("#stats-tables", Static).update(render_stats(stats.store))
+        self.query_one("#stats-review", Static).update(Group(balance_table(stats), pace_table(stats)))
+        lengths = self.query_one("#length-plot", PlotextPlot)
+        buckets = stats.store["thought_length_words"]
+        lengths.plt.clear_data()
+        lengths.plt.clear_figure()
+        lengths.plt.bar([b["bucket"] for b in buckets] or ["-"], [b["thoughts"] for b in buckets] or [0])
+        lengths.plt.title("Thought length (words)")
+        lengths.refresh()
+        pace = self.query_one("#pace-plot", PlotextPlot)
+        pace.plt.clear_data()
+        pace.plt.clear_figure()
+        pace.plt.bar([d[5:] for d, _ in stats.per_day] or ["-"], [n for _, n in stats.per_day] or [0])
+        pace.plt.title("Decisions per day (UTC)")
+        pace.refresh()

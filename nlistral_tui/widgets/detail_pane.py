@@ -1,0 +1,100 @@
+"""The detail pane: one example, side by side when wide and stacked when narrow (layout in app.tcss)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.strip import Strip
+
+from nlistral_tui.data.detail import ExampleDetail
+from nlistral_tui.widgets.detail_text import left_column, right_column
+from nlistral_tui.widgets.text_pager import TextPager
+
+CACHE_SIZE = 16
+LOADING = Content.styled("Loading…", "$text-muted")
+EMPTY = Content.styled("Nothing to show: this queue is empty under the current filter.\n"
+                       "Press 1 for all examples, or f to change the filter.", "$text-muted")
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    detail: ExampleDetail
+    left: Content
+    left_strips: list[Strip]
+    right: Content
+    right_strips: list[Strip]
+
+
+class DetailPane(Horizontal, can_focus=False):
+    """Two pagers of literal text; when narrow (right pager hidden by CSS) the left one holds both."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.detail: ExampleDetail | None = None
+        self.show_diff = False
+        self._shown = False
+        self._cache: OrderedDict[tuple, _Rendered] = OrderedDict()
+
+    def compose(self) -> ComposeResult:
+        yield TextPager(id="detail-left")
+        yield TextPager(id="detail-right")
+
+    @property
+    def stacked(self) -> bool:
+        """True when the layout shows one column (the right pager is hidden)."""
+        return not self.query_one("#detail-right", TextPager).display
+
+    def _rendered(self, detail: ExampleDetail, show_diff: bool) -> _Rendered:
+        left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
+        stacked = self.stacked
+        key = (detail.id, show_diff, stacked, left_pager.text_width, right_pager.text_width)
+        hit = self._cache.get(key)
+        if hit is not None and (hit.detail is detail or hit.detail == detail):
+            self._cache.move_to_end(key)
+            return hit
+        left, right = left_column(detail), right_column(detail, show_diff)
+        if stacked:
+            left, right = Content.assemble(left, "\n\n", right), Content("")
+        rendered = _Rendered(detail, left, left_pager.prepare(left), right,
+                             [] if stacked else right_pager.prepare(right))
+        self._cache[key] = rendered
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return rendered
+
+    def prepare(self, detail: ExampleDetail) -> None:
+        """Wrap an example ahead of time, so that showing it later is only a repaint."""
+        if self.size.width:
+            self._rendered(detail, self.show_diff)
+
+    def show(self, detail: ExampleDetail | None, show_diff: bool = False) -> None:
+        """Render an example (None: an empty queue)."""
+        self.detail, self.show_diff, self._shown = detail, show_diff, True
+        left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
+        if detail is None:
+            left_pager.show(EMPTY)
+            right_pager.show(Content(""))
+            return
+        if not self.size.width:
+            left_pager.show(left_column(detail))
+            right_pager.show(right_column(detail, show_diff))
+            return
+        r = self._rendered(detail, show_diff)
+        left_pager.show(r.left, r.left_strips)
+        right_pager.show(r.right, r.right_strips)
+
+    def page(self, down: bool) -> None:
+        """Scroll the text by a page (both columns together)."""
+        for pager in self.query(TextPager):
+            pager.page(down)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._cache.clear()
+        if self._shown:
+            self.call_after_refresh(self.show, self.detail, self.show_diff)
+        else:
+            self.query_one("#detail-left", TextPager).show(LOADING)

@@ -1,0 +1,142 @@
+"""The detail pane's two columns as Content: the pair and thought, then reflection, judge, prediction, review."""
+from __future__ import annotations
+
+from textual.content import Content
+
+from db.records import Generation
+from db.textdiff import word_diff
+from nlistral_tui.data.detail import ExampleDetail
+from nlistral_tui.text import label_name, literal
+
+HEAD = "bold $accent"
+MUTED = "$text-muted"
+GOOD = "$text-success"
+BAD = "$text-error"
+BIAS_NAMES = {
+    "gold_wrong": "gold looks wrong",
+    "ambiguous": "ambiguous",
+    "premise_underspecified": "premise underspecified",
+    "annotation_artifact": "annotation artifact",
+}
+STATUS_STYLE = {"accepted": GOOD, "rejected": BAD, "edited": "$text-warning", "pending": MUTED}
+
+
+def _verdict(label: int | None, gold: int | None, what: str = "gold") -> tuple[str, str]:
+    if label is None:
+        return "✗ did not parse", BAD
+    if gold is None:
+        return f"no {what}", MUTED
+    return ("✓ matches " + what, GOOD) if label == gold else ("✗ differs from " + what, BAD)
+
+
+def _flags(gen: Generation) -> list[str | tuple[str, str]]:
+    parts: list[str | tuple[str, str]] = []
+    for flag in gen.flags:
+        parts += ["  ", (f"⚑ {flag}", "$text-warning")]
+    if gen.parse_status != "ok":
+        parts += ["  ", (f"parse {gen.parse_status}", BAD if gen.parse_status == "failed" else MUTED)]
+    return parts
+
+
+def _section(title: str, *rest: str | tuple[str, str] | Content) -> Content:
+    return Content.assemble((title, HEAD), *rest, "\n")
+
+
+def _gen_line(gen: Generation, label_word: str, gold: int | None) -> Content:
+    verdict, style = _verdict(gen.predicted_label, gold)
+    return Content.assemble(
+        literal(gen.model, MUTED), "  ", f"{label_word} {label_name(gen.predicted_label)}", "  ",
+        (verdict, style), *_flags(gen), "\n",
+    )
+
+
+def diff_content(old: str, new: str) -> Content:
+    """A word diff of old -> new: removed words struck out in red, added words in green."""
+    parts: list[Content] = []
+    for span in word_diff(old, new):
+        style = {"equal": "", "delete": f"strike {BAD}", "insert": f"bold {GOOD}"}[span.op]
+        parts.append(literal(span.text, style))
+    return Content.assemble(*parts)
+
+
+def left_column(d: ExampleDetail) -> Content:
+    """Header, premise, hypothesis, gold label and the thought."""
+    ex = d.example
+    parts: list[Content] = [
+        Content.assemble((f"#{ex.id}", "bold"), "  ", literal(f"{ex.dataset}/{ex.split}", MUTED),
+                         (f"  source {ex.source_id}", MUTED), "\n\n"),
+        _section("PREMISE"), literal(ex.premise), Content("\n\n"),
+        _section("HYPOTHESIS"), literal(ex.hypothesis), Content("\n\n"),
+        Content.assemble(("GOLD  ", HEAD), (label_name(ex.gold_label) if ex.gold_label is not None
+                                              else "none (unlabelled)", "bold"), "\n"),
+    ]
+    if d.state.suggested_label is not None:
+        parts.append(Content.assemble(("  suggested relabel: ", "$text-warning"),
+                                      label_name(d.state.suggested_label), (" (gold kept)", MUTED), "\n"))
+    parts.append(Content("\n"))
+    if d.thought is None:
+        parts.append(_section("THOUGHT", ("  none yet", MUTED)))
+    else:
+        parts += [_section("THOUGHT"), _gen_line(d.thought, "label", ex.gold_label),
+                  literal(d.thought.thought_process or d.thought.raw_response or "(empty)")]
+    return Content.assemble(*parts)
+
+
+def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
+    """The reflection (or its diff against the thought), judge scores, prediction and review state."""
+    ex, parts = d.example, []
+    r = d.reflection
+    if r is None:
+        need = d.example.disagrees
+        parts.append(_section("REFLECTION", ("  none" + (" (needs one: press R)" if need else ""), MUTED)))
+    else:
+        n = len(d.reflections)
+        version = next((i + 1 for i, g in enumerate(d.reflections) if g.id == r.id), n)
+        chosen = " (chosen)" if d.state.chosen_reflection_id == r.id else ""
+        parts += [_section("REFLECTION", (f"  version {version} of {n}{chosen}", MUTED)),
+                  _gen_line(r, "label", ex.gold_label), Content("\n"),
+                  Content.styled("Error analysis\n", "bold"), literal(r.error_analysis or "(none)"), Content("\n\n")]
+        if show_diff and d.thought is not None:
+            parts += [Content.styled("Diff: flawed thought → improved thought\n", "bold"),
+                      diff_content(d.thought.thought_process or "", r.thought_process or "")]
+        else:
+            parts += [Content.styled("Improved thought\n", "bold"), literal(r.thought_process or "(none)")]
+        parts.append(Content("\n"))
+    for j in d.judges:
+        target = f" of #{j.parent_id}" if j.parent_id else ""
+        score = "-" if j.score is None else f"{j.score:g}/5"
+        parts += [Content("\n"), _section("JUDGE", f"  {score}{target}  ", literal(j.model, MUTED)),
+                  literal(j.rationale or "")]
+        parts.append(Content("\n"))
+    if d.prediction is not None:
+        p = d.prediction
+        run = f"  run {p.run_id}" if p.run_id is not None else ""
+        parts += [Content("\n"), _section("PREDICTION", (run, MUTED)), _gen_line(p, "label", ex.gold_label),
+                  literal(p.thought_process or p.raw_response or ""), Content("\n")]
+    parts += [Content("\n"), review_content(d)]
+    return Content.assemble(*parts)
+
+
+def review_content(d: ExampleDetail) -> Content:
+    """The review state: decision, who and how long, edit, relabel suggestion, bias flag, note."""
+    s = d.state
+    who = "" if s.reviewer is None else f" by {s.reviewer}"
+    spent = f" · {s.seconds_spent:.0f} s" if s.seconds_spent else ""
+    parts: list[Content | str | tuple[str, str]] = [
+        ("REVIEW  ", HEAD), (s.status, f"bold {STATUS_STYLE.get(s.status, '')}"), literal(who + spent, MUTED)]
+    if s.skipped:
+        parts.append(("  skipped", MUTED))
+    parts.append("\n")
+    if s.bias_category:
+        parts += [("⚑ bias: ", "$text-warning"), BIAS_NAMES.get(s.bias_category, s.bias_category)]
+        if s.bias_note:
+            parts += [" — ", literal(s.bias_note)]
+        parts.append("\n")
+    if s.suggested_label is not None:
+        parts += [("relabel suggested: ", "$text-warning"), label_name(s.suggested_label), "\n"]
+    if s.status == "edited" and s.edited_thought:
+        parts += [("edited thought", "bold"), f"  label {label_name(s.edited_label)}\n", literal(s.edited_thought),
+                  "\n"]
+    if s.note:
+        parts += [("note: ", "bold"), literal(s.note), "\n"]
+    return Content.assemble(*parts)
