@@ -2,6 +2,7 @@
 
 Headless: nothing here imports Textual or any model library.
 """
+from db import _light_import  # noqa: F401  (first: sqlite-utils without pandas / numpy)
 from db.connection import default_db_path, open_db
 from db.errors import NotADatabaseError, NothingToRedoError, NothingToUndoError, StoreError, UnknownExampleError
 from db.records import Example, Generation, ReviewState
