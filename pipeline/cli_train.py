@@ -1,6 +1,7 @@
 """`nlistral train`: a thin command over pipeline.train.runner."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,6 +42,8 @@ def register(app: typer.Typer) -> None:
             fail(str(exc), 2)
         except TrainingError as exc:
             fail(str(exc))
+        if os.environ.get("RANK", "0") != "0":  # a secondary process of a multi-GPU launch: the main one reports
+            raise typer.Exit(0 if result.status == "completed" else 130 if result.status == "cancelled" else 1)
         where = f"run {result.run_id}" if result.run_id is not None else "run (not recorded)"
         if result.status == "completed":
             console.print(f"{where} completed: adapter in {result.adapter_dir}", markup=False)

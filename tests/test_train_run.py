@@ -273,3 +273,29 @@ def test_sigterm_stops_at_a_step_with_a_checkpoint_and_records_cancelled(tiny_mo
     stopped_at = max(e["step"] for e in events if e["event"] == "log")
     assert 0 < stopped_at < 400 and checkpoints_in(out)[-1].name == f"checkpoint-{stopped_at}"
     assert get_run(open_db(db_path), events[0]["run_id"])["status"] == "cancelled"
+
+
+def test_two_process_launch_records_one_run(exports, tmp_path, db_path):
+    """DDP as `accelerate launch`/torchrun starts it (gloo on CPU): one run row, one log, one adapter."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "nlistral_main.py"
+    script.write_text("from pipeline.cli import main\nmain()\n", encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            str(script), "train", "--config", "smoke", "--set", f"data={exports['sft']}", "--set", f"output_dir={out}",
+            "--set", "max_steps=2", "--set", "eval_steps=2", "--set", "save_steps=2", "--db", str(db_path)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("completed: adapter in") == 1  # only the main process reports
+    runs = list_runs(open_db(db_path), "train")
+    assert [r["status"] for r in runs] == ["completed"] and "2 process(es)" in runs[0]["config"]["hardware"]
+    events = _events(out / "train_log.jsonl")
+    assert sum(e["event"] == "start" for e in events) == 1 and events[-1]["status"] == "completed"
+    assert events[-1]["metrics"]["global_step"] == 2 and (out / "adapter" / "adapter_model.safetensors").exists()

@@ -7,7 +7,9 @@ hardware (CUDA, bitsandbytes, DDP rank).
 
 Command: `nlistral train --config FILE|PRESET [--set key=value ...] [--resume] [--db DB]`.
 It prints `run <id>: logging to <output_dir>/train_log.jsonl` first and exits 0 when the run
-completed, 1 when it failed, 130 when cancelled (SIGTERM or Ctrl-C), 2 on a config error.
+completed, 1 when it failed, 130 when cancelled, 2 on a config error. Cancelling (how the TUI
+stops a run): SIGTERM stops at the end of the current optimizer step and saves a checkpoint there,
+so `--resume` continues from it; a second SIGTERM, or Ctrl-C, stops at once.
 
 Output folder (`output_dir`, default runs/<config file name>):
   config.yaml          the resolved config
@@ -33,7 +35,8 @@ train_log.jsonl: one JSON object per line, each with "time" (UTC ISO-8601) and "
 runs table row (db/runs.py, kind "train"): config = the resolved config plus "export" and
 "eval_export" ({"path", "sha256", "export_id"}), "log_path", "resume", "hardware"; status running ->
 completed | failed | cancelled; metrics = {"train_examples", "eval_examples", "dropped_overlong",
-["dropped_disagreeing"], "train_loss", "eval_loss", "best_eval_loss", "global_step", "epoch",
+["dropped_disagreeing"], "train_loss", "eval_loss" (the last evaluation), "best_eval_loss" (the
+lowest; with early stopping on, the saved adapter is that checkpoint's), "global_step", "epoch",
 "train_runtime_s", "tokens_per_s", "tokens", "export_sha256", "peak_gpu_gib" (CUDA), "adapter_mb",
 "adapter_tensors"}; artifacts = {"output_dir", "log", "tensorboard", "config", "adapter"}.
 """

@@ -25,7 +25,7 @@ class Hardware:
     def describe(self) -> str:
         """One line for the log."""
         if not self.cuda:
-            return "CPU only (no CUDA): plain LoRA in float32, no 4-bit quantization"
+            return f"CPU only (no CUDA), {self.world_size} process(es): plain LoRA in float32, no 4-bit quantization"
         bnb = "bitsandbytes present" if self.bitsandbytes else "bitsandbytes MISSING"
         return f"{self.gpu_count} x {self.gpu_name}; {self.world_size} process(es); {bnb}"
 

@@ -7,6 +7,9 @@ and the adapter holds LoRA weights only.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +63,20 @@ def base_model_path(config: TrainConfig, output_dir: Path) -> str:
     from pipeline.tiny_model import TINY_DIR_MARKER, build_tiny_model
 
     target = output_dir / "base_model"
-    if not (target / TINY_DIR_MARKER).exists():
-        build_tiny_model(target, seed=config.seed)
+    if (target / TINY_DIR_MARKER).exists():
+        return str(target)
+    if int(os.environ.get("RANK", "0")) == 0:  # one process builds it into a temporary folder, then renames
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+        build_tiny_model(partial, seed=config.seed)
+        if target.exists():  # left half-built by an interrupted run
+            shutil.rmtree(target)
+        partial.replace(target)
+        return str(target)
+    deadline = time.monotonic() + 600
+    while not (target / TINY_DIR_MARKER).exists():  # the other processes wait for the rename
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{target}: the main process did not build the tiny model within 10 minutes")
+        time.sleep(0.5)
     return str(target)
 
 

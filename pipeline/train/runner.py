@@ -66,7 +66,8 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
     config.output_dir = str(output_dir)
     _check_output_dir(output_dir, resume)
     log_path = output_dir / LOG_NAME
-    store = _open_db(db_path) if hw.is_main and db_path is not None else None
+    # Every process may need the exports table (data: export:ID); only the main one writes the run.
+    store = _open_db(db_path, hw.is_main) if db_path is not None else None
     sources = _resolve_sources(config, store)
     record = {**config.to_dict(), "export": _describe(sources[0]),
               "eval_export": _describe(sources[1]) if sources[1] else None, "log_path": str(log_path),
@@ -110,6 +111,8 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
                 artifacts["adapter"] = str(result.adapter_dir)
             finish_run(store, run_id, result.status, metrics=result.metrics, artifacts=artifacts,
                        error=result.error)
+        if store is not None:
+            store.conn.close()
     return result
 
 
@@ -214,10 +217,20 @@ def _check_output_dir(output_dir: Path, resume: bool) -> None:
                             "folder with --set output_dir=PATH")
 
 
-def _open_db(db_path: Path) -> Any:
+def _open_db(db_path: Path, main: bool) -> Any:
+    """The main process opens (creating and migrating if needed); the others only read, and only an
+    existing file, so that several processes never migrate one new file at once."""
     from db.connection import open_db
 
-    return open_db(db_path)
+    if main:
+        return open_db(db_path)
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    if not db_path.exists():
+        return None
+    return Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15))
 
 
 def _resolve_sources(config: TrainConfig, store: Any) -> tuple:
