@@ -38,5 +38,7 @@ completed | failed | cancelled; metrics = {"train_examples", "eval_examples", "d
 ["dropped_disagreeing"], "train_loss", "eval_loss" (the last evaluation), "best_eval_loss" (the
 lowest; with early stopping on, the saved adapter is that checkpoint's), "global_step", "epoch",
 "train_runtime_s", "tokens_per_s", "tokens", "export_sha256", "peak_gpu_gib" (CUDA), "adapter_mb",
-"adapter_tensors"}; artifacts = {"output_dir", "log", "tensorboard", "config", "adapter"}.
+"adapter_tensors"} (a cancelled run: the counts, "global_step" and "resume_from", the checkpoint
+--resume will use); artifacts = {"output_dir", "log", "tensorboard", "config", "adapter"} ("adapter"
+only when completed).
 """

@@ -6,6 +6,7 @@ main process of a multi-GPU launch writes the row, the logs and the adapter.
 """
 from __future__ import annotations
 
+import shutil
 import signal
 import traceback
 from collections.abc import Callable, Iterator
@@ -152,7 +153,11 @@ def _train(config: TrainConfig, hw: Hardware, sources: tuple, output_dir: Path, 
         echo(f"Resuming from {checkpoint}")
     output = trainer.train(resume_from_checkpoint=checkpoint)
     if any(isinstance(c, CancelOnSignal) and c.requested for c in callbacks):
-        return  # stopped at a step boundary with a checkpoint saved: no adapter, status cancelled
+        # Stopped at a step boundary with a checkpoint saved there: no adapter, status cancelled.
+        last = checkpoints_in(output_dir)
+        result.metrics = {**counts, "global_step": trainer.state.global_step,
+                          "resume_from": str(last[-1]) if last else None}
+        return
     metrics: dict[str, Any] = {**counts, "train_loss": output.training_loss, "global_step": trainer.state.global_step,
                                "epoch": trainer.state.epoch, "train_runtime_s": output.metrics.get("train_runtime"),
                                "tokens_per_s": meter.mean_rate(), "tokens": getattr(trainer, "_total_train_tokens", None),
@@ -164,10 +169,13 @@ def _train(config: TrainConfig, hw: Hardware, sources: tuple, output_dir: Path, 
         metrics["eval_loss"], metrics["best_eval_loss"] = evals[-1], min(evals)
     if hw.cuda:
         metrics["peak_gpu_gib"] = gpu_peak_gib()
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
+    adapter_dir, partial = output_dir / "adapter", output_dir / "adapter.partial"
+    trainer.save_model(str(partial))  # written aside, then renamed: never a half-written adapter
     if hw.is_main:
-        metrics.update(model_mod.adapter_report(adapter_dir))
+        metrics.update(model_mod.adapter_report(partial))
+        if adapter_dir.exists():  # a resumed run that had finished before
+            shutil.rmtree(adapter_dir)
+        partial.replace(adapter_dir)
         echo(f"Adapter: {adapter_dir} ({metrics['adapter_mb']} MB, LoRA weights only)")
     result.adapter_dir, result.metrics = adapter_dir, metrics
 
