@@ -43,11 +43,12 @@ _PREDICTION_WRONG = (
 )
 # The search of db.search (pair text or any generation's text), written for paging a big store:
 # UNION ALL (the IN list dedupes anyway) and generation ids mapped through a narrow covering index.
-_SEARCH = (
-    "e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ? "
+_SEARCH_IDS = (
+    "SELECT rowid FROM examples_fts WHERE examples_fts MATCH ? "
     "UNION ALL SELECT g.example_id FROM generations g INDEXED BY generations_id_example "
-    "WHERE g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?))"
+    "WHERE g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)"
 )
+_SEARCH = f"e.id IN ({_SEARCH_IDS})"
 _ROW_COLUMNS = (
     "e.id, e.gold_label, e.thought_label, e.reflection_id IS NOT NULL, e.parse_failed, "
     "coalesce(r.status, 'pending'), r.bias_category IS NOT NULL, r.suggested_label, substr(e.hypothesis, 1, 120)"
@@ -238,8 +239,29 @@ def count(db: Database, f: QueueFilter) -> int:
 
 
 def counts(db: Database, f: QueueFilter) -> dict[str, int]:
-    """The count of every queue under the filter's facets and search text."""
-    out = {q: count(db, f.replace(queue=q)) for q in QUEUES if q != "pending"}
+    """The count of every queue under the filter's facets and search text.
+
+    With search text, the matches are found once (into a temporary table of this connection)
+    rather than once per queue.
+    """
+    query = fts_query(f.search)
+    if not query:
+        out = {q: count(db, f.replace(queue=q)) for q in QUEUES if q != "pending"}
+    else:
+        db.execute("DROP TABLE IF EXISTS temp.queue_search_hits")
+        db.execute("CREATE TEMP TABLE queue_search_hits (id INTEGER PRIMARY KEY)")
+        try:
+            db.execute(f"INSERT OR IGNORE INTO temp.queue_search_hits {_SEARCH_IDS}", [query, query])
+            hits = "e.id IN (SELECT id FROM temp.queue_search_hits)"
+            out = {}
+            for q in QUEUES:
+                if q != "pending":
+                    terms, args = where_terms(f.replace(queue=q, search=""))
+                    sql = (f"SELECT count(*) FROM examples e {_where(terms, hits)}" if terms
+                           else "SELECT count(*) FROM temp.queue_search_hits")  # no need to visit the rows
+                    out[q] = db.execute(sql, args).fetchone()[0]
+        finally:
+            db.execute("DROP TABLE IF EXISTS temp.queue_search_hits")
     out["pending"] = out["all"] - sum(out[q] for q in DECIDED)
     return {q: out[q] for q in QUEUES}
 

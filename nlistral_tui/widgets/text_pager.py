@@ -54,9 +54,11 @@ class TextPager(Widget, can_focus=False):
         return max(1, self._pager_size[0] - 2)
 
     def prepare(self, content: Content, width: int | None = None) -> list[Strip]:
-        """Wrap content into strips for a width (this widget's by default) without showing it."""
+        """Lay content out as finished lines (margin, wrapped text, bar track) without showing it."""
         width = width or self.text_width
-        return Visual.to_strips(self, content, width, None, self.visual_style, pad=True)
+        margin, _thumb, track = self._segments()
+        return [Strip([margin, *line, track], width + 2)
+                for line in Visual.to_strips(self, content, width, None, self.visual_style, pad=True)]
 
     def show(self, content: Content, strips: list[Strip] | None = None) -> None:
         """Show content from its top; strips, when given, are its wrapping at the current width."""
@@ -105,9 +107,14 @@ class TextPager(Widget, can_focus=False):
             else:
                 self._thumb_rows = range(0)
         index = self.offset_y + y
-        width = self.text_width
-        line = self.strips[index] if index < len(self.strips) else Strip.blank(width, margin.style)
-        return Strip([margin, *line, thumb_seg if y in self._thumb_rows else track_seg], width + 2)
+        width = self.text_width + 2
+        if index < len(self.strips):
+            line = self.strips[index]
+        else:
+            line = Strip([Segment(" " * (width - 1), margin.style), track_seg], width)
+        if y in self._thumb_rows:
+            return Strip([*line.crop(0, width - 1), thumb_seg], width)
+        return line
 
     def _segments(self) -> tuple[Segment, Segment, Segment]:
         """The margin, thumb and track segments (styles looked up once per style change)."""
