@@ -105,7 +105,8 @@ async def test_markup_like_dataset_and_model_text_appears_as_typed(demo_db_path,
         assert "[link=https://example.com]click[/link]" in shown
         assert r"\x1b[31m" in shown  # the thought's typed backslash sequence, kept as typed
         pager = screen.query_one("#detail-left", TextPager)
-        painted = " ".join(" ".join(strip.text.split()) for strip in pager.strips)  # what is painted, unwrapped
+        # What is painted, unwrapped (each line is a margin, the text, and the scroll bar's track).
+        painted = " ".join(" ".join(strip.text[1:-1].split()) for strip in pager.strips)
         assert "[bold]water tomatoes before noon[/bold]" in painted
         assert "[link=https://example.com]click[/link]" in painted.replace(" ", "") or \
             "[link=https://example.com]click[/link]" in painted
