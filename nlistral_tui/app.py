@@ -12,9 +12,11 @@ from textual.worker import WorkerState
 from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
+from nlistral_tui.screens.export import ExportScreen
 from nlistral_tui.screens.help import HelpScreen
 from nlistral_tui.screens.review import ReviewScreen
 from nlistral_tui.screens.stats import StatsScreen
+from nlistral_tui.screens.train import TrainScreen
 from pipeline.settings import Settings, SettingsError, load_settings, reviewer_name
 
 
@@ -27,6 +29,8 @@ class NlistralApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "help", id="help"),
         Binding("S", "stats", "stats", id="stats"),
+        Binding("E", "export", "export", id="export"),
+        Binding("T", "train", "train", id="train"),
         Binding("q", "quit", "quit", id="quit"),
     ]
 
@@ -65,6 +69,17 @@ class NlistralApp(App[None]):
     def action_stats(self) -> None:
         if not isinstance(self.screen, StatsScreen):
             self.push_screen(StatsScreen(self.store))
+
+    def action_export(self) -> None:
+        if not isinstance(self.screen, ExportScreen):
+            self.push_screen(ExportScreen(self.store))
+
+    def action_train(self) -> None:
+        # Installed once, so that a run keeps streaming while the reviewer goes back to reviewing.
+        if not self.is_screen_installed("train"):
+            self.install_screen(TrainScreen(self.store), name="train")
+        if not isinstance(self.screen, TrainScreen):
+            self.push_screen("train")
 
     def on_worker_state_changed(self, event) -> None:  # noqa: ANN001 - Worker.StateChanged
         if event.state == WorkerState.ERROR:

@@ -1,0 +1,218 @@
+"""The training screen: pick a preset and an export, run `nlistral train` as a subprocess, watch its log and loss."""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Log, OptionList, Static
+from textual.widgets.option_list import Option
+from textual_plotext import PlotextPlot
+
+from db.runs import list_runs
+from exports import list_exports
+from nlistral_tui.data.store import Store
+
+TAIL_S = 0.5
+LOG_MARK = "logging to "
+SHOWN_METRICS = ("train_loss", "eval_loss", "best_eval_loss", "global_step", "tokens_per_s", "adapter_mb")
+
+
+def train_command(preset: str, export_id: int, db_path: Path, output_dir: str) -> list[str]:
+    """`nlistral train` with this preset and export, run by this interpreter (no PATH lookup)."""
+    entry = "import sys; from pipeline.cli import main; sys.argv[0] = 'nlistral'; main()"
+    command = [sys.executable, "-c", entry, "train", "--config", preset, "--set", f"data=export:{export_id}",
+               "--db", str(db_path)]
+    return command + (["--set", f"output_dir={output_dir}"] if output_dir else [])
+
+
+def presets() -> list[str]:
+    """The training presets shipped in configs/ (empty when the training extra is not installed)."""
+    try:
+        from pipeline.train.config import list_presets
+    except ImportError:
+        return []
+    return list_presets()
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    """Finished and running training runs with their main metrics."""
+    table = Table(title="Training runs", title_justify="left")
+    for col in ("id", "status", "started", "method", "metrics", "adapter / error"):
+        table.add_column(col, justify="right" if col == "id" else "left", overflow="fold")
+    for run in runs[:30]:
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in run["metrics"].items() if k in SHOWN_METRICS and v is not None)
+        where = run["error"] or run["artifacts"].get("output_dir", "")
+        table.add_row(str(run["id"]), run["status"], run["started_at"][:16].replace("T", " "),
+                      Text(str(run["config"].get("method", ""))), Text(metrics), Text(str(where)))
+    return table
+
+
+class TrainScreen(Screen[None]):
+    """Start a run (ctrl+s), stream its output and loss curve, cancel it (ctrl+x: stop after this step)."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "start", id="train.start"),
+        Binding("ctrl+x", "cancel", "cancel run", id="train.cancel"),
+        Binding("escape", "close", "back", id="train.close"),
+    ]
+
+    def __init__(self, store: Store, command: Callable[[str, int, Path, str], list[str]] = train_command) -> None:
+        super().__init__()
+        self.store, self.command = store, command
+        self.process: asyncio.subprocess.Process | None = None
+        self.log_path: Path | None = None
+        self.losses: dict[str, list[tuple[int, float]]] = {"loss": [], "eval_loss": []}
+        self.exit_code: int | None = None
+        self._offset = 0
+        self._cancels = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="train-body"):
+            with Vertical(id="train-form"):
+                yield Label("Preset (configs/)")
+                yield OptionList(*(Option(Content(p), id=p) for p in presets()), id="train-presets")
+                yield Label("Export (newest first)")
+                yield OptionList(id="train-exports")
+                yield Label("Output folder (empty: runs/PRESET-TIME)")
+                yield Input(id="train-out")
+                yield Static(id="train-runs")
+            with Vertical(id="train-run"):
+                yield Static("No run started. Pick a preset and an export, then ctrl+s.", id="train-status")
+                yield PlotextPlot(id="train-loss")
+                yield Log(id="train-log", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load_lists()
+        self.set_interval(TAIL_S, self._tail)
+
+    def on_unmount(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)  # stop at the next step with a checkpoint (--resume continues)
+
+    # ------------------------------------------------------------- actions
+    def action_close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.notify("A run is in progress; it goes on while you review (come back with T).")
+        self.app.pop_screen()
+
+    def action_start(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.notify("A run is already in progress; cancel it first (ctrl+x).", severity="warning")
+            return
+        presets_list = self.query_one("#train-presets", OptionList)
+        exports_list = self.query_one("#train-exports", OptionList)
+        if presets_list.highlighted is None or exports_list.highlighted is None:
+            self.notify("Choose a preset and an export first (an export is written on the export screen, E).",
+                        severity="warning")
+            return
+        preset = presets_list.get_option_at_index(presets_list.highlighted).id or ""
+        export_id = int(exports_list.get_option_at_index(exports_list.highlighted).id or 0)
+        out = self.query_one("#train-out", Input).value.strip() or \
+            f"runs/{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        self._run(self.command(preset, export_id, self.store.path, out))
+
+    def action_cancel(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            self.notify("No run is in progress.", severity="warning")
+            return
+        self._cancels += 1
+        if self._cancels == 1:
+            self.process.send_signal(signal.SIGTERM)
+            self.notify("Stopping after the current step (a checkpoint is kept); ctrl+x again stops at once.")
+        else:
+            self.process.kill()
+
+    # ------------------------------------------------------------- workers
+    @work(thread=True, exclusive=True, group="train-lists", exit_on_error=False)
+    def _load_lists(self) -> None:
+        db = self.store.db()
+        exports, runs = list_exports(db), list_runs(db, kind="train")
+        self.app.call_from_thread(self._lists_loaded, exports, runs)
+
+    def _lists_loaded(self, exports: list[Any], runs: list[dict[str, Any]]) -> None:
+        box = self.query_one("#train-exports", OptionList)
+        highlighted = box.highlighted
+        box.clear_options()
+        box.add_options([Option(Content(f"#{e.id} {e.kind} {e.rule} · {e.counts.get('rows', 0):,} rows · {e.path}"),
+                                id=str(e.id)) for e in exports])
+        if exports:
+            box.highlighted = highlighted if highlighted is not None and highlighted < len(exports) else 0
+        presets_list = self.query_one("#train-presets", OptionList)
+        if presets_list.option_count and presets_list.highlighted is None:
+            presets_list.highlighted = 0
+        self.query_one("#train-runs", Static).update(runs_table(runs))
+
+    @work(group="train-run", exclusive=True, exit_on_error=False)
+    async def _run(self, command: list[str]) -> None:
+        log = self.query_one("#train-log", Log)
+        log.clear()
+        self.losses = {"loss": [], "eval_loss": []}
+        self.log_path, self._offset, self._cancels, self.exit_code = None, 0, 0, None
+        self._status("Starting…")
+        self.process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            log.write_line(line)
+            if LOG_MARK in line and self.log_path is None:
+                self.log_path = Path(line.split(LOG_MARK, 1)[1].strip())
+                self._status(f"Running · log {self.log_path}")
+        self.exit_code = await self.process.wait()
+        self._tail()
+        verdict = {0: "completed", 130: "cancelled (continue with --resume)"}.get(self.exit_code, "failed")
+        self._status(f"Run {verdict} (exit code {self.exit_code}).")
+        self._load_lists()
+
+    # ------------------------------------------------------------- helpers
+    def _status(self, text: str) -> None:
+        self.query_one("#train-status", Static).update(Content(text))
+
+    def _tail(self) -> None:
+        """Read new events of the run's JSONL log and redraw the loss curve (a small file read)."""
+        if self.log_path is None or not self.log_path.exists():
+            return
+        with self.log_path.open("rb") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        added = False
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            for key in ("loss", "eval_loss"):
+                if isinstance(event.get(key), (int, float)) and isinstance(event.get("step"), int):
+                    self.losses[key].append((event["step"], float(event[key])))
+                    added = True
+        if added:
+            self._plot()
+
+    def _plot(self) -> None:
+        chart = self.query_one("#train-loss", PlotextPlot)
+        chart.plt.clear_data()
+        chart.plt.clear_figure()
+        for key, label in (("loss", "train loss"), ("eval_loss", "eval loss")):
+            if self.losses[key]:
+                steps, values = zip(*self.losses[key])
+                chart.plt.plot(list(steps), list(values), label=label, marker="braille")
+        chart.plt.title("Loss by step")
+        chart.refresh()

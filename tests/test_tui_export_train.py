@@ -1,0 +1,136 @@
+"""The export screen (counts before writing, then the file) and the training screen (a run as a subprocess)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from db import open_db
+from exports import SftOptions, list_exports, plan_sft
+from nlistral_tui.app import NlistralApp
+from nlistral_tui.pilot import ready, screen_text, settle
+from nlistral_tui.screens.train import TrainScreen
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.asyncio
+SIZE = (200, 50)
+
+# Stands in for `nlistral train`: the same output contract (the "logging to" line, the JSONL events)
+# without torch, so the screen is tested in a second. argv: log path, steps, seconds per step.
+FAKE_TRAIN = """
+import json, signal, sys, time
+log, steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+print("run 99: logging to " + log, flush=True)
+with open(log, "a") as fh:
+    for step in range(1, steps + 1):
+        if stop:
+            print("run 99 cancelled; continue it with --resume", flush=True)
+            sys.exit(130)
+        fh.write(json.dumps({"event": "log", "step": step, "loss": 2.0 / step}) + "\\n")
+        if step % 2 == 0:
+            fh.write(json.dumps({"event": "eval", "step": step, "eval_loss": 2.5 / step}) + "\\n")
+        fh.flush()
+        print(f"step {step} [not markup]", flush=True)
+        time.sleep(pause)
+print("run 99 completed: adapter in /tmp/x", flush=True)
+"""
+
+
+async def test_export_screen_shows_the_plan_then_writes_it(demo_db_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = open_db(demo_db_path)
+    expected = plan_sft(db, SftOptions(ablation="reflected"))
+    db.conn.close()
+    app = NlistralApp(demo_db_path, Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("E")
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        screen = app.screen
+        assert screen.plan is not None and screen.plan.rows == expected.rows > 0
+        assert f"{expected.rows:,} rows from" in screen_text(app)
+        screen.query_one("#export-ablation").value = "correct-only"
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        assert screen.plan.rule == "correct-only" and screen.plan.rows < expected.rows
+        assert screen.query_one("#export-out").value == "exports/sft-correct-only.jsonl"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "Write" in screen_text(app)
+        await pilot.press("y")
+        await settle(app, pilot)
+        written = tmp_path / "exports" / "sft-correct-only.jsonl"
+        assert written.exists() and len(written.read_text().splitlines()) == screen.plan.rows
+        screen.query_one("#export-use-relabels").value = True  # only for the curated rule: refused, said why
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        assert screen.plan is None and "--use-relabels" in screen.error
+        await pilot.press("escape")
+    db = open_db(demo_db_path)
+    assert [e.rule for e in list_exports(db)] == ["correct-only"]
+    db.conn.close()
+
+
+async def _export_id(path: Path, tmp_path: Path) -> int:
+    from exports import write_sft
+
+    db = open_db(path)
+    manifest = write_sft(db, SftOptions(), out=tmp_path / "train.jsonl")
+    db.conn.close()
+    return manifest.export_id
+
+
+async def test_training_screen_streams_the_log_and_the_loss(demo_db_path, tmp_path):
+    export_id = await _export_id(demo_db_path, tmp_path)
+    log = tmp_path / "train_log.jsonl"
+    calls = []
+
+    def fake(preset: str, export: int, db_path: Path, out: str) -> list[str]:
+        calls.append((preset, export, db_path))
+        return [sys.executable, "-c", FAKE_TRAIN, str(log), "6", "0.01"]
+
+    app = NlistralApp(demo_db_path, Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        app.install_screen(TrainScreen(app.store, command=fake), name="train")
+        await pilot.press("T")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        screen._tail()
+        assert calls and calls[0][1] == export_id and calls[0][0] in ("ablation0", "ablation1", "ablation2",
+                                                                      "cal_dpo", "dpo", "dr_dpo", "label_only", "smoke")
+        assert screen.exit_code == 0 and [s for s, _ in screen.losses["loss"]] == [1, 2, 3, 4, 5, 6]
+        assert [s for s, _ in screen.losses["eval_loss"]] == [2, 4, 6]
+        text = screen_text(app)
+        assert "completed" in text and "step 6 [not markup]" in text
+
+
+async def test_training_can_be_cancelled(demo_db_path, tmp_path):
+    await _export_id(demo_db_path, tmp_path)
+    log = tmp_path / "train_log.jsonl"
+    fake = lambda *a: [sys.executable, "-c", FAKE_TRAIN, str(log), "500", "0.05"]  # noqa: E731
+    app = NlistralApp(demo_db_path, Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        app.install_screen(TrainScreen(app.store, command=fake), name="train")
+        await pilot.press("T")
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.press("ctrl+s")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if screen.log_path is not None and log.exists() and log.read_text().count("\n") >= 2:
+                break
+        await pilot.press("ctrl+x")
+        await settle(app, pilot)
+        assert screen.exit_code == 130 and "cancelled" in screen_text(app)
+        steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+        assert max(steps) < 500
