@@ -27,11 +27,11 @@ class NlistralApp(App[None]):
     TITLE = "NLIstral"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
-        Binding("question_mark", "help", "help", id="help"),
-        Binding("S", "stats", "stats", id="stats"),
-        Binding("E", "export", "export", id="export"),
-        Binding("T", "train", "train", id="train"),
-        Binding("q", "quit", "quit", id="quit"),
+        Binding("question_mark", "help", "keys", id="help", tooltip="this list of keys"),
+        Binding("S", "stats", "stats", id="stats", tooltip="statistics: states, model vs gold, balance, pace"),
+        Binding("E", "export", "export", id="export", tooltip="export training data (counts before writing)"),
+        Binding("T", "train", "train", id="train", tooltip="train an adapter on an export"),
+        Binding("q", "quit", "quit", id="quit", tooltip="quit (every decision is already saved)"),
     ]
 
     def __init__(self, db_path: Path, settings: Settings | None = None, *, settings_error: str | None = None,
@@ -64,7 +64,8 @@ class NlistralApp(App[None]):
         gc.set_threshold(20_000, 20, 1000)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen([("Review", ReviewScreen.BINDINGS), ("Everywhere", self.BINDINGS)]))
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen([("Review", ReviewScreen.BINDINGS), ("Everywhere", self.BINDINGS)]))
 
     def action_stats(self) -> None:
         if not isinstance(self.screen, StatsScreen):

@@ -342,7 +342,7 @@ async def test_keymap_from_the_config_remaps_and_help_lists_it(demo_db_path):
         await _press(app, pilot, "question_mark")
         text = screen_text(app)
         assert "Keys" in text and "accept" in text and "flag_bias" in text
-        assert re.search(r"\by\s+accept\s+accept\b", text), text
+        assert re.search(r"\by\s+accept and move on\s+accept\b", text), text
         await _press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen"
 

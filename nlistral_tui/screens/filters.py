@@ -47,7 +47,7 @@ class FilterScreen(ModalScreen[QueueFilter | None]):
                     yield Label(TITLES[name])
                     value = getattr(self.current, name)
                     yield Select(_options(name, self.facets), prompt="any", value=Select.NULL if value is None else value,
-                                 id=f"filter-{name}")
+                                 id=f"filter-{name}", compact=True)
             yield Static("ctrl+s apply · ctrl+x clear all · esc cancel", classes="dialog-hint", markup=False)
 
     def action_apply(self) -> None:

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from nlistral_tui.keys import effective_keys
+from nlistral_tui.widgets.queue_list import LEGEND
+from pipeline.settings import config_path
 
 
 class HelpScreen(ModalScreen[None]):
-    """A table of key, action and description for the review screen and the app."""
+    """A table of key, what it does, and the binding id to remap it with, per section."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "close", id="help.close")]
 
@@ -23,21 +27,22 @@ class HelpScreen(ModalScreen[None]):
         self.sections = list(sections)
 
     def compose(self) -> ComposeResult:
-        lines: list[Content] = []
+        parts: list[object] = []
         for title, bindings in self.sections:
-            lines.append(Content.styled(title, "bold $accent"))
+            table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1))
+            table.add_column("key", style="bold", no_wrap=True)
+            table.add_column("what it does", ratio=3)
+            table.add_column("binding id", style="dim", ratio=2, overflow="fold")
             for binding_id, keys, description in effective_keys(self.app, bindings):
-                lines.append(Content.assemble((f"  {keys:<18}", "bold"), f"{description:<34}",
-                                              (binding_id, "$text-muted")))
-            lines.append(Content(""))
-        lines.append(Content.styled(
-            "Remap any key in your config file (nlistral config path: $NLISTRAL_CONFIG or "
-            "~/.config/nlistral/config.toml), section [keymap], e.g.  accept = \"y\"  (the right column "
-            "names the binding ids).", "$text-muted"))
+                table.add_row(Text(keys), Text(description), Text(binding_id))
+            parts += [table, Text("")]
+        parts += [Text("Queue rows: " + LEGEND, style="dim"), Text(""), Text(
+            f"Remap keys in {config_path()} under [keymap], e.g.  accept = \"y\"  (binding id = keys).",
+            style="dim")]
         with Vertical(classes="dialog wide-dialog"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll():
-                yield Static(Content("\n").join(lines), id="help-text")
+                yield Static(Group(*parts), id="help-text")
             yield Static("esc or ? closes", classes="dialog-hint", markup=False)
 
     def action_dismiss_help(self) -> None:

@@ -45,31 +45,34 @@ class ReviewScreen(Screen[None]):
 
     AUTO_FOCUS = ""  # keys go to the screen's bindings; the search box takes focus only when opened
     BINDINGS = [
-        Binding("j,down", "next", "next", id="next"),
-        Binding("k,up", "previous", "prev", id="previous"),
-        Binding("a", "accept", "accept", id="accept"),
-        Binding("r", "reject", "reject", id="reject"),
-        Binding("e", "edit", "edit", id="edit"),
-        Binding("s", "skip", "skip", id="skip"),
-        Binding("b", "flag_bias", "bias", id="flag_bias"),
-        Binding("l", "relabel", "relabel", id="relabel"),
+        Binding("j,down", "next", "next", id="next", tooltip="next example"),
+        Binding("k,up", "previous", "prev", id="previous", tooltip="previous example"),
+        Binding("a", "accept", "accept", id="accept", tooltip="accept and move on"),
+        Binding("r", "reject", "reject", id="reject", tooltip="reject and move on"),
+        Binding("e", "edit", "edit", id="edit", tooltip="edit the improved thought and its label"),
+        Binding("s", "skip", "skip", id="skip", tooltip="skip (stays pending) and move on"),
+        Binding("u,ctrl+z", "undo", "undo", id="undo", tooltip="undo the last step (any time, any session)"),
+        Binding("space,pagedown", "page(1)", "more", id="page_down", tooltip="scroll the text down"),
+        Binding("question_mark", "app.help", "keys", id="help", tooltip="this list of keys"),
+        Binding("U,ctrl+y", "redo", "redo", id="redo", tooltip="redo the last undone step"),
+        Binding("b", "flag_bias", "bias", id="flag_bias", tooltip="flag labeler bias (category and note)"),
+        Binding("l", "relabel", "relabel", id="relabel", tooltip="suggest a label beside gold"),
         Binding("R", "rerun", "re-run", id="rerun", tooltip="re-run the reflection (a new version)"),
         Binding("v", "versions", "versions", id="versions", tooltip="browse and choose reflection versions"),
         Binding("d", "toggle_diff", "diff", id="toggle_diff", tooltip="diff: flawed thought vs improved"),
-        Binding("u,ctrl+z", "undo", "undo", id="undo"),
-        Binding("U,ctrl+y", "redo", "redo", id="redo"),
-        Binding("slash", "search", "search", id="search"),
-        Binding("f", "filter", "filter", id="filter", tooltip="filter by dataset, split, gold, model, run"),
+        Binding("slash", "search", "search", id="search", tooltip="full-text search (enter applies)"),
+        Binding("f", "filter", "filter", id="filter", tooltip="filter: dataset, split, gold, model, run"),
+        Binding("c", "clear_filter", "clear", id="clear_filter", tooltip="clear the search and the filters"),
         Binding("right_square_bracket", "cycle_queue(1)", "queue", id="next_queue", tooltip="next queue"),
         Binding("left_square_bracket", "cycle_queue(-1)", "queue", id="previous_queue", show=False,
                 tooltip="previous queue"),
         Binding("g", "jump", "jump", id="jump", tooltip="jump to an example id"),
         Binding("A", "bulk('accept')", "accept all", id="bulk_accept", tooltip="accept everything in the filter"),
         Binding("X", "bulk('reject')", "reject all", id="bulk_reject", tooltip="reject everything in the filter"),
-        Binding("f5,ctrl+l", "refresh", "refresh", id="refresh"),
-        Binding("pagedown,space", "page(1)", "page down", id="page_down", show=False, tooltip="scroll the text"),
-        Binding("pageup", "page(-1)", "page up", id="page_up", show=False, tooltip="scroll the text back"),
-        Binding("escape", "close_search", "close search", id="close_search", show=False),
+        Binding("f5,ctrl+l", "refresh", "refresh", id="refresh", tooltip="reload rows written elsewhere"),
+        Binding("pageup", "page(-1)", "page up", id="page_up", show=False, tooltip="scroll the text up"),
+        Binding("escape", "close_search", "close search", id="close_search", show=False,
+                tooltip="close the search box"),
         *(Binding(queue_key(q), f"queue('{q}')", QUEUE_TITLES[q], id=f"queue_{q}", show=False,
                   tooltip=f"queue: {QUEUE_TITLES[q]}") for q in QUEUES),
     ]
@@ -205,6 +208,9 @@ class ReviewScreen(Screen[None]):
             return
         self.app.push_screen(FilterScreen(self.filter, self.facets),
                              lambda f: f is not None and self.set_filter(f, "filter"))
+
+    def action_clear_filter(self) -> None:
+        self.set_filter(QueueFilter(queue=self.filter.queue), "filter")
 
     def action_queue(self, queue: str) -> None:
         self.set_filter(self.filter.replace(queue=queue), "filter")

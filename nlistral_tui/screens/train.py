@@ -85,11 +85,11 @@ class TrainScreen(Screen[None]):
         with Horizontal(id="train-body"):
             with Vertical(id="train-form"):
                 yield Label("Preset (configs/)")
-                yield OptionList(*(Option(Content(p), id=p) for p in presets()), id="train-presets")
+                yield OptionList(*(Option(Content(p), id=p) for p in presets()), id="train-presets", compact=True)
                 yield Label("Export (newest first)")
-                yield OptionList(id="train-exports")
+                yield OptionList(id="train-exports", compact=True)
                 yield Label("Output folder (empty: runs/PRESET-TIME)")
-                yield Input(id="train-out")
+                yield Input(id="train-out", compact=True)
                 yield Static(id="train-runs")
             with Vertical(id="train-run"):
                 yield Static("No run started. Pick a preset and an export, then ctrl+s.", id="train-status")
@@ -153,6 +153,8 @@ class TrainScreen(Screen[None]):
                                 id=str(e.id)) for e in exports])
         if exports:
             box.highlighted = highlighted if highlighted is not None and highlighted < len(exports) else 0
+        else:
+            box.add_option(Option(Content("no exports yet: write one on the export screen (E)"), disabled=True))
         presets_list = self.query_one("#train-presets", OptionList)
         if presets_list.option_count and presets_list.highlighted is None:
             presets_list.highlighted = 0

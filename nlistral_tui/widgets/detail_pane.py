@@ -16,8 +16,8 @@ from nlistral_tui.widgets.text_pager import TextPager
 
 CACHE_SIZE = 16
 LOADING = Content.styled("Loading…", "$text-muted")
-EMPTY = Content.styled("Nothing to show: this queue is empty under the current filter.\n"
-                       "Press 1 for all examples, or f to change the filter.", "$text-muted")
+EMPTY = Content.styled("Nothing to show: this queue is empty under the current search and filters.\n"
+                       "Press c to clear them, 1-0 or [ ] for another queue, f to filter.", "$text-muted")
 
 
 @dataclass(frozen=True)

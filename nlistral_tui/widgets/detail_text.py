@@ -51,11 +51,15 @@ def _gen_line(gen: Generation, label_word: str, gold: int | None) -> Content:
 
 
 def diff_content(old: str, new: str) -> Content:
-    """A word diff of old -> new: removed words struck out in red, added words in green."""
+    """A word diff of old -> new as git --word-diff writes it, [-removed-] {+added+}, and coloured too."""
     parts: list[Content] = []
     for span in word_diff(old, new):
-        style = {"equal": "", "delete": f"strike {BAD}", "insert": f"bold {GOOD}"}[span.op]
-        parts.append(literal(span.text, style))
+        if span.op == "equal":
+            parts.append(literal(span.text))
+        elif span.op == "delete":
+            parts += [Content.styled("[-", BAD), literal(span.text, f"strike {BAD}"), Content.styled("-]", BAD)]
+        else:
+            parts += [Content.styled("{+", GOOD), literal(span.text, f"bold {GOOD}"), Content.styled("+}", GOOD)]
     return Content.assemble(*parts)
 
 

@@ -38,5 +38,5 @@ class QueueLine(Static):
         """Redraw for the current filter and counts (None while counting)."""
         self.update(Content.assemble(
             (queue_key(current.queue), "bold $accent"), " ", (current.describe(), "bold"),
-            f"  {_count(counts, current.queue)}", ("   [ ] or 1-0: queue", "$text-muted"),
+            f"  {_count(counts, current.queue)}", ("   [ ] 1-0 queues · ? keys", "$text-muted"),
         ))
