@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data" / "external"
-SEARCH_TEXT = "guitar"
+SEARCH_TEXT = "guitar"  # in 3.4 % of the pairs; the others: a rare name, a word in 12 % of them, a repeat
+SEARCHES = (SEARCH_TEXT, "Christopher Reeve", "playing", SEARCH_TEXT)
 
 
 def _pairs() -> list[tuple[str, str, int]]:
@@ -158,19 +159,22 @@ async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str,
             await settle(app, pilot)
             assert screen.current is not None and screen.filter == f
         filter_ms = list(screen.latency["filter"])
-        await pilot.press("1")
-        await settle(app, pilot)
-        await pilot.press("slash")
-        await settle(app, pilot)
-        await pilot.press(*SEARCH_TEXT)
-        await pilot.press("enter")
-        await settle(app, pilot)
-        search_ms = list(screen.latency["search"])
-        assert screen.current is not None and screen.filter.search == SEARCH_TEXT, screen.filter
+        searches: list[tuple[str, float]] = []
+        for text in SEARCHES:
+            await pilot.press("1", "c")  # all examples, no search or facet left over
+            await settle(app, pilot)
+            await pilot.press("slash")
+            await settle(app, pilot)
+            await pilot.press(*text)
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert screen.current is not None and screen.filter.search == text, screen.filter
+            searches.append((text, screen.latency["search"][-1]))
     return {
         "presses": len(nexts), "next_p50_ms": statistics.median(nexts), "next_p95_ms": _p95(nexts),
         "next_max_ms": max(nexts), "filter_ms": max(filter_ms), "filter_all_ms": filter_ms,
-        "search_ms": search_ms[-1], "counts_ms": max(counts_ms), "counts_all_ms": counts_ms,
+        "search_ms": searches[0][1], "search_all_ms": [(t, round(ms, 1)) for t, ms in searches], "counts_ms": max(counts_ms),
+        "counts_all_ms": counts_ms,
     }
 
 

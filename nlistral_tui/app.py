@@ -12,11 +12,8 @@ from textual.worker import WorkerState
 from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
-from nlistral_tui.screens.export import ExportScreen
 from nlistral_tui.screens.help import HelpScreen
 from nlistral_tui.screens.review import ReviewScreen
-from nlistral_tui.screens.stats import StatsScreen
-from nlistral_tui.screens.train import TrainScreen
 from pipeline.settings import Settings, SettingsError, load_settings, reviewer_name
 
 
@@ -67,15 +64,22 @@ class NlistralApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen([("Review", ReviewScreen.BINDINGS), ("Everywhere", self.BINDINGS)]))
 
+    # The other screens are imported when first opened: the review screen starts without them.
     def action_stats(self) -> None:
+        from nlistral_tui.screens.stats import StatsScreen
+
         if not isinstance(self.screen, StatsScreen):
             self.push_screen(StatsScreen(self.store))
 
     def action_export(self) -> None:
+        from nlistral_tui.screens.export import ExportScreen
+
         if not isinstance(self.screen, ExportScreen):
             self.push_screen(ExportScreen(self.store))
 
     def action_train(self) -> None:
+        from nlistral_tui.screens.train import TrainScreen
+
         # Installed once, so that a run keeps streaming while the reviewer goes back to reviewing.
         if not self.is_screen_installed("train"):
             self.install_screen(TrainScreen(self.store), name="train")

@@ -1,4 +1,5 @@
-"""The app's door to the database: one connection per thread, and one writer thread so writes keep key order."""
+"""The app's door to the database: one connection per thread, one writer thread so writes keep key order,
+and one reader thread for what a key press waits on (its connection's page cache stays warm)."""
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-writer")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-reader")
 
     def db(self) -> Database:
         """This thread's connection (opened, and migrated if needed, on first use)."""
@@ -35,9 +37,15 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, lambda: fn(self.db()))
 
+    async def read(self, fn: Callable[[Database], T]) -> T:
+        """Run fn on the reader thread (short reads a key press waits on: rows, details)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, lambda: fn(self.db()))
+
     def close(self) -> None:
         """Finish pending writes and stop the writer; other threads' connections close with their threads."""
         self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True, cancel_futures=True)
         db = getattr(self._local, "db", None)
         if db is not None:
             db.conn.close()

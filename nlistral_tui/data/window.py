@@ -3,12 +3,42 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from db.queues import QueueRow
+from sqlite_utils import Database
+
+from db import queues
+from db.queues import QueueFilter, QueueRow
+from nlistral_tui.data.detail import ExampleDetail, load_details
 
 MAX_ROWS = 400  # rows kept; beyond this the far end is dropped
 MARGIN = 60  # fetch more rows when the cursor is this close to an end of the window
 AHEAD, BEHIND = 30, 5  # details prefetched ahead of / behind the cursor
+PAGE = 100  # rows fetched at a time
+
+
+@dataclass(frozen=True)
+class WindowLoad:
+    """A fresh window: rows around focus_id (or from the start), whether the queue goes on, nearby details."""
+
+    filter: QueueFilter
+    rows: list[QueueRow]
+    at_start: bool
+    at_end: bool
+    details: dict[int, ExampleDetail]
+
+
+def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> WindowLoad:
+    """Read a window of the queue; pick_start opens on the disagreements when there are any."""
+    if pick_start and queues.page_after(db, f.replace(queue="disagreements"), None, 1):
+        f = f.replace(queue="disagreements")
+    if focus_id is None:
+        before, after = [], queues.page_after(db, f, None, PAGE)
+    else:
+        before = queues.page_before(db, f, focus_id, PAGE // 2)
+        after = queues.page_after(db, f, focus_id - 1, PAGE)
+    near = [r.id for r in after[:AHEAD]] + [r.id for r in before[-BEHIND:]]
+    return WindowLoad(f, before + after, len(before) < PAGE // 2, len(after) < PAGE, load_details(db, near, f.run_id))
 
 
 class QueueWindow:

@@ -1,4 +1,4 @@
-"""A one-line input dialog (jump to an id)."""
+"""A one-line input dialog (jump to an id, search)."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -10,22 +10,25 @@ from textual.widgets import Input, Label, Static
 
 
 class PromptScreen(ModalScreen[str | None]):
-    """Ask for one value; enter returns it, esc cancels (None)."""
+    """Ask for one value; enter returns it (stripped, possibly empty), esc cancels (None)."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel", id="prompt.cancel")]
 
-    def __init__(self, title: str, placeholder: str = "", input_type: str = "text") -> None:
+    def __init__(self, title: str, placeholder: str = "", input_type: str = "text", value: str = "",
+                 hint: str = "enter to go · esc cancels") -> None:
         super().__init__()
         self.title_text, self.placeholder, self.input_type = title, placeholder, input_type
+        self.value, self.hint = value, hint
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Content(self.title_text), classes="dialog-title")
-            yield Input(placeholder=self.placeholder, type=self.input_type, id="prompt-input")  # type: ignore[arg-type]
-            yield Static("enter to go · esc cancels", classes="dialog-hint", markup=False)
+            yield Input(self.value, placeholder=self.placeholder, type=self.input_type,  # type: ignore[arg-type]
+                        id="prompt-input")
+            yield Static(self.hint, classes="dialog-hint", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -6,12 +6,12 @@ import time
 from collections import deque
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 from db import queues
 from db.queues import QUEUE_TITLES, QUEUES, Facets, QueueFilter
@@ -19,7 +19,7 @@ from db.reviews import BIAS_CATEGORIES
 from nlistral_tui.data.actions import flip_step, record_step
 from nlistral_tui.data.detail import ExampleDetail, load_details
 from nlistral_tui.data.store import Store
-from nlistral_tui.data.window import QueueWindow
+from nlistral_tui.data.window import PAGE, QueueWindow, load_window
 from nlistral_tui.messages import (
     CountsCounted, DecisionRecorded, DetailsLoaded, FacetsFound, PositionFound, ReflectionCompleted,
     ReflectionFailed, ReflectionStarted, RowsFetched, StepUndone, StoreChanged, WindowLoaded,
@@ -34,8 +34,8 @@ from nlistral_tui.widgets.detail_text import BIAS_NAMES
 from nlistral_tui.widgets.queue_bar import QueueBar, QueueLine, queue_key
 from nlistral_tui.widgets.queue_list import QueueList
 from nlistral_tui.widgets.queue_progress import QueueProgress
+from nlistral_tui.widgets.search_line import SearchLine
 
-PAGE = 100
 WATCH_S = 2.0
 _STATUS_AFTER = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
 
@@ -43,7 +43,7 @@ _STATUS_AFTER = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
 class ReviewScreen(Screen[None]):
     """One example at a time from a queue; decisions are written to the review log in key order."""
 
-    AUTO_FOCUS = ""  # keys go to the screen's bindings; the search box takes focus only when opened
+    AUTO_FOCUS = ""  # keys go to the screen's bindings (dialogs take focus while open)
     BINDINGS = [
         Binding("j,down", "next", "next", id="next", tooltip="next example"),
         Binding("k,up", "previous", "prev", id="previous", tooltip="previous example"),
@@ -71,8 +71,6 @@ class ReviewScreen(Screen[None]):
         Binding("X", "bulk('reject')", "reject all", id="bulk_reject", tooltip="reject everything in the filter"),
         Binding("f5,ctrl+l", "refresh", "refresh", id="refresh", tooltip="reload rows written elsewhere"),
         Binding("pageup", "page(-1)", "page up", id="page_up", show=False, tooltip="scroll the text up"),
-        Binding("escape", "close_search", "close search", id="close_search", show=False,
-                tooltip="close the search box"),
         *(Binding(queue_key(q), f"queue('{q}')", QUEUE_TITLES[q], id=f"queue_{q}", show=False,
                   tooltip=f"queue: {QUEUE_TITLES[q]}") for q in QUEUES),
     ]
@@ -104,14 +102,13 @@ class ReviewScreen(Screen[None]):
             with Vertical(id="queue-pane"):
                 yield QueueBar(id="queue-bar")
                 yield QueueLine(id="queue-line")
-                yield Input(placeholder="search pairs and thoughts · enter applies · esc closes", id="search")
+                yield SearchLine(id="search-line")
                 yield QueueProgress(id="queue-progress")
                 yield QueueList(id="queue-list")
             yield DetailPane(id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#search", Input).display = False
         self._paint_queue()
         self._load_window(self.filter, None, pick_start=self._pick_start)
         self._load_facets()
@@ -192,15 +189,18 @@ class ReviewScreen(Screen[None]):
         self._flip(redo=True)
 
     def action_search(self) -> None:
-        box = self.query_one("#search", Input)
-        box.value, box.display = self.filter.search, True
-        box.focus()
+        self.query_one(SearchLine).open(self.filter.search)
 
-    def action_close_search(self) -> None:
-        box = self.query_one("#search", Input)
-        if box.display:
-            box.display = False
-            self.set_focus(None)
+    def on_key(self, event: events.Key) -> None:
+        """While the search line is open, every key is typing (no binding fires)."""
+        line = self.query_one(SearchLine)
+        if not line.is_open:
+            return
+        event.stop()
+        event.prevent_default()
+        text = line.handle(event)
+        if text is not None:
+            self.set_filter(self.filter.replace(search=text), "search")
 
     def action_filter(self) -> None:
         if self.facets is None:
@@ -257,7 +257,7 @@ class ReviewScreen(Screen[None]):
         self._load_window(new, None)
 
     def _jump_to(self, text: str | None) -> None:
-        if text:
+        if text:  # None: cancelled; "": nothing typed
             try:
                 self._locate(int(text), switch=True)
             except ValueError:
@@ -348,25 +348,18 @@ class ReviewScreen(Screen[None]):
             self.decide("flag_bias", {"category": category, "note": note}, advance=False)
 
     # ---------------------------------------------------------------- workers
-    @work(thread=True, group="window", exclusive=True, exit_on_error=False)
-    def _load_window(self, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> None:
-        db = self.store.db()
-        if pick_start and queues.page_after(db, f.replace(queue="disagreements"), None, 1):
-            f = f.replace(queue="disagreements")
-        if focus_id is None:
-            before, after = [], queues.page_after(db, f, None, PAGE)
-        else:
-            before = queues.page_before(db, f, focus_id, PAGE // 2)
-            after = queues.page_after(db, f, focus_id - 1, PAGE)
-        rows = before + after
-        near = [r.id for r in after[:30]] + [r.id for r in before[-5:]]
-        details = load_details(db, near, f.run_id)
-        self.post_message(WindowLoaded(f, rows, focus_id, len(before) < PAGE // 2, len(after) < PAGE, details))
+    # Reads a key press waits on go through the store's one reader thread (a warm page cache);
+    # counts and other slow scans run in ordinary thread workers beside them.
+    @work(group="window", exclusive=True, exit_on_error=False)
+    async def _load_window(self, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> None:
+        loaded = await self.store.read(lambda db: load_window(db, f, focus_id, pick_start))
+        self.post_message(WindowLoaded(loaded.filter, loaded.rows, focus_id, loaded.at_start, loaded.at_end,
+                                       loaded.details))
 
-    @work(thread=True, group="rows", exit_on_error=False)
-    def _fetch_rows_worker(self, f: QueueFilter, after: bool, bound: int) -> None:
-        db = self.store.db()
-        rows = queues.page_after(db, f, bound, PAGE) if after else queues.page_before(db, f, bound, PAGE)
+    @work(group="rows", exit_on_error=False)
+    async def _fetch_rows_worker(self, f: QueueFilter, after: bool, bound: int) -> None:
+        rows = await self.store.read(lambda db: queues.page_after(db, f, bound, PAGE) if after
+                                     else queues.page_before(db, f, bound, PAGE))
         self.post_message(RowsFetched(f, rows, after, len(rows) < PAGE))
 
     def _fetch_rows(self, after: bool) -> None:
@@ -376,9 +369,9 @@ class ReviewScreen(Screen[None]):
         bound = self.window.rows[-1].id if after else self.window.rows[0].id
         self._fetch_rows_worker(self.filter, after, bound)
 
-    @work(thread=True, group="details", exit_on_error=False)
-    def _load_details(self, ids: list[int], run_id: int | None) -> None:
-        self.post_message(DetailsLoaded(load_details(self.store.db(), ids, run_id)))
+    @work(group="details", exit_on_error=False)
+    async def _load_details(self, ids: list[int], run_id: int | None) -> None:
+        self.post_message(DetailsLoaded(await self.store.read(lambda db: load_details(db, ids, run_id))))
 
     @work(thread=True, group="counts", exclusive=True, exit_on_error=False)
     def _count(self, f: QueueFilter, anchor_id: int | None) -> None:
@@ -559,11 +552,6 @@ class ReviewScreen(Screen[None]):
         if self.window.move_to(msg.index):
             self._show_cursor()
 
-    @on(Input.Submitted, "#search")
-    def _search_submitted(self, msg: Input.Submitted) -> None:
-        self.action_close_search()
-        self.set_filter(self.filter.replace(search=msg.value.strip()), "search")
-
     # ---------------------------------------------------------------- helpers
     def _rows_refreshed(self, fresh: dict[int, queues.QueueRow]) -> None:
         self.window.update_rows(fresh)
@@ -588,6 +576,7 @@ class ReviewScreen(Screen[None]):
             lambda yes: yes and self._record(action, ids, None, None, []))
 
     def _paint_queue(self) -> None:
+        self.query_one(SearchLine).show(self.filter.search)
         self.query_one(QueueBar).show(self.filter, self.counts)
         self.query_one(QueueLine).show(self.filter, self.counts)
         self.sub_title = self.filter.describe()

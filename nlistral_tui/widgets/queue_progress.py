@@ -39,7 +39,7 @@ class QueueProgress(Horizontal):
         yield ProgressBar(show_eta=False, id="progress-bar")
 
     def on_mount(self) -> None:
-        self.query_one("#progress-bar", ProgressBar).display = False
+        self.query_one("#progress-bar", ProgressBar).visible = False
 
     def show(self, row: int | None, total: int | None, decided: int | None) -> None:
         """Update; None means not known yet (still counting)."""
@@ -51,6 +51,6 @@ class QueueProgress(Horizontal):
         if state != self._bar_state:
             self._bar_state = state
             bar = self.query_one("#progress-bar", ProgressBar)
-            bar.display = state is not None
+            bar.visible = state is not None  # hidden, not removed: the layout stays as it is
             if state is not None:
                 bar.update(total=state[0], progress=state[1])
