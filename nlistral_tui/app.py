@@ -55,10 +55,11 @@ class NlistralApp(App[None]):
     def quiet_gc(self) -> None:
         """Keep garbage collection out of key presses: the objects of startup are never freed, so
         freezing them spares every later full collection from walking them (a 100-300 ms pause on
-        a big store otherwise), and young collections run less often."""
+        a big store otherwise); the review screen collects young objects after each frame, so the
+        automatic collection (a high threshold, as a safety net) rarely lands inside one."""
         gc.collect()
         gc.freeze()
-        gc.set_threshold(20_000, 20, 1000)
+        gc.set_threshold(50_000, 20, 1000)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -1,6 +1,7 @@
 """The review screen: a queue pane and a detail pane; every decision is one key."""
 from __future__ import annotations
 
+import gc
 import importlib.util
 import time
 from collections import deque
@@ -278,6 +279,9 @@ class ReviewScreen(Screen[None]):
             self._display(None)
         elif (detail := self.details.get(row.id)) is not None:
             self._display(detail)
+            # Reading ahead competes for the interpreter with painting: start it once this frame is out.
+            self.call_after_refresh(self._prefetch)
+            return
         self._prefetch()
 
     def _display(self, detail: ExampleDetail | None) -> None:
@@ -293,7 +297,9 @@ class ReviewScreen(Screen[None]):
         self.call_after_refresh(self._prepare_neighbours)
 
     def _prepare_neighbours(self) -> None:
-        """Wrap the next and previous examples now, while idle, so that moving to them is one repaint."""
+        """Wrap the next and previous examples now, while idle, so that moving to them is one repaint;
+        and collect the young garbage now rather than in the middle of the next key's frame."""
+        gc.collect(0)
         pane = self.query_one(DetailPane)
         for delta in (1, -1):
             index = self.window.cursor + delta
