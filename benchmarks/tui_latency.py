@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import csv
 import json
-import os
 import random
 import statistics
 import subprocess

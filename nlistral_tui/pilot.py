@@ -1,6 +1,11 @@
 """Driving the app headless (tests and the latency benchmark): wait for quiet, read the screen."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
 from textual.app import App
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
@@ -31,3 +36,16 @@ async def ready(app: App, pilot: Pilot) -> None:
 def screen_text(app: App) -> str:
     """The characters on the terminal now, one line per row (what a user sees, colours left out)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@contextlib.asynccontextmanager
+async def running(db_path: Path, size: tuple[int, int] = (200, 50), settings: Any = None,
+                  **app_options: Any) -> AsyncIterator[tuple[App, Pilot]]:
+    """The review app on db_path, headless at size, started and showing its first window."""
+    from nlistral_tui.app import NlistralApp
+    from pipeline.settings import Settings
+
+    app = NlistralApp(db_path, settings or Settings(), **app_options)
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        yield app, pilot

@@ -9,8 +9,7 @@ import pytest
 from db import open_db
 from db.queues import QUEUES, QueueFilter, ids
 from db.reviews import state
-from nlistral_tui.app import NlistralApp
-from nlistral_tui.pilot import ready, screen_text, settle
+from nlistral_tui.pilot import running, screen_text, settle
 from pipeline.settings import Settings
 
 pytestmark = pytest.mark.asyncio
@@ -21,10 +20,6 @@ WIDE, NARROW = (200, 50), (80, 24)
 def _reviewer(monkeypatch):
     monkeypatch.setenv("NLISTRAL_REVIEWER", "pilot")
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-
-
-def _app(path: Path, **settings) -> NlistralApp:
-    return NlistralApp(path, Settings(**settings))
 
 
 def _state(path: Path, example_id: int):
@@ -49,9 +44,7 @@ async def _press(app, pilot, *keys: str) -> None:
 
 
 async def test_opens_on_the_disagreements_with_live_counts(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         screen = app.screen
         disagreements = _ids(demo_db_path, QueueFilter(queue="disagreements"))
         assert screen.filter.queue == "disagreements" and screen.current.id == disagreements[0]
@@ -62,9 +55,7 @@ async def test_opens_on_the_disagreements_with_live_counts(demo_db_path):
 
 
 async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         first, second, third = _ids(demo_db_path, QueueFilter(queue="disagreements"))[:3]
         await pilot.pause(0.05)
         await _press(app, pilot, "a")
@@ -78,9 +69,7 @@ async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_p
 
 
 async def test_next_previous_and_the_arrow_keys(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         order = _ids(demo_db_path, QueueFilter(queue="disagreements"))
         await _press(app, pilot, "j", "j", "down")
         assert app.screen.current.id == order[3]
@@ -92,9 +81,7 @@ async def test_next_previous_and_the_arrow_keys(demo_db_path):
 
 
 async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         target = app.screen.current
         base = target.improved_thought
         await _press(app, pilot, "e")
@@ -108,9 +95,7 @@ async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
 
 
 async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         target = app.screen.current.id
         await _press(app, pilot, "e")
         app.screen.query_one("#edit-text").text = "   "
@@ -122,9 +107,7 @@ async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_pat
 
 
 async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         target = app.screen.current.id
         await _press(app, pilot, "b")
         app.screen.query_one("#choice-note").value = "annotators disagree here"
@@ -138,9 +121,7 @@ async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
 
 
 async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         current = app.screen.current
         other = 1 - current.example.gold_label
         await _press(app, pilot, "l", str(other))
@@ -154,40 +135,30 @@ async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
 
 
 async def test_undo_and_redo_survive_a_restart(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         first = app.screen.current.id
         await _press(app, pilot, "a", "r")
     assert _state(demo_db_path, first).status == "accepted"
-    app = _app(demo_db_path)  # a new process would read the same log
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):  # a new process would read the same log
         await _press(app, pilot, "u", "u")
         assert _state(demo_db_path, first).status == "pending"
         assert app.screen.current.id == first  # undo shows the example it changed
         await _press(app, pilot, "U")
         assert _state(demo_db_path, first).status == "accepted"
         await _press(app, pilot, "ctrl+z")
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "ctrl+y")
     assert _state(demo_db_path, first).status == "accepted"
 
 
 async def test_undo_with_nothing_to_undo_says_so(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "u")
         assert any("Nothing to undo" in n.message for n in app._notifications)
 
 
 async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         members = _ids(demo_db_path, QueueFilter(queue="disagreements"))
         await _press(app, pilot, "A")
         assert "15" in screen_text(app)  # the confirmation shows the count
@@ -201,9 +172,7 @@ async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_pat
 
 
 async def test_search_finds_and_filters(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "1", "slash")
         await pilot.press(*"BBCode")
         await _press(app, pilot, "enter")
@@ -219,9 +188,7 @@ async def test_search_finds_and_filters(demo_db_path):
 @pytest.mark.parametrize("queue", QUEUES)
 async def test_each_queue_key_shows_that_queue(reviewed_demo, queue):
     path = reviewed_demo
-    app = _app(path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(path) as (app, pilot):
         key = str((QUEUES.index(queue) + 1) % 10)
         await _press(app, pilot, key)
         expected = _ids(path, QueueFilter(queue=queue))
@@ -231,9 +198,7 @@ async def test_each_queue_key_shows_that_queue(reviewed_demo, queue):
 
 
 async def test_queue_cycling_and_an_empty_queue(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "right_square_bracket")
         assert app.screen.filter.queue == "needs_reflection"
         assert app.screen.current is None and "Nothing to show" in screen_text(app)
@@ -244,9 +209,7 @@ async def test_queue_cycling_and_an_empty_queue(demo_db_path):
 
 
 async def test_filter_dialog_sets_gold_and_clears(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "1", "f")
         gold = app.screen.query_one("#filter-gold")
         gold.value = 1
@@ -258,9 +221,7 @@ async def test_filter_dialog_sets_gold_and_clears(demo_db_path):
 
 
 async def test_jump_to_an_id_in_and_out_of_the_queue(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         inside = _ids(demo_db_path, QueueFilter(queue="disagreements"))[5]
         await _press(app, pilot, "g", *str(inside), "enter")
         assert app.screen.current.id == inside and app.screen.filter.queue == "disagreements"
@@ -271,9 +232,7 @@ async def test_jump_to_an_id_in_and_out_of_the_queue(demo_db_path):
 
 
 async def test_diff_toggle_and_page_keys(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         assert "Improved thought" in screen_text(app)
         await _press(app, pilot, "d")
         assert "Diff: flawed thought → improved thought" in screen_text(app)
@@ -291,9 +250,7 @@ async def test_reflection_versions_can_be_browsed_and_chosen(demo_db_path):
                    backend="mistral", thought_process="Step 1: a newer take.", error_analysis="newer",
                    predicted_label=example[2], parse_status="ok")
     db.conn.close()
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         assert app.screen.current.id == example[0] and len(app.screen.current.reflections) == 2
         assert "version 2 of 2" in screen_text(app)
         await _press(app, pilot, "v")
@@ -304,9 +261,7 @@ async def test_reflection_versions_can_be_browsed_and_chosen(demo_db_path):
 
 
 async def test_rerun_without_a_model_says_what_to_set(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "R")
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert any("MISTRAL_API_KEY" in m for m in errors), errors
@@ -318,9 +273,8 @@ async def test_rerun_against_a_fake_server_adds_a_version(demo_db_path, monkeypa
 
     monkeypatch.setenv("MISTRAL_API_KEY", "test-key")
     with FakeMistral() as fake:
-        app = NlistralApp(demo_db_path, Settings(api=Api(server_url=fake.url, rps=100.0, timeout_s=5.0)))
-        async with app.run_test(size=WIDE) as pilot:
-            await ready(app, pilot)
+        settings = Settings(api=Api(server_url=fake.url, rps=100.0, timeout_s=5.0))
+        async with running(demo_db_path, settings=settings) as (app, pilot):
             current = app.screen.current
             await _press(app, pilot, "R")
             await settle(app, pilot)
@@ -330,9 +284,7 @@ async def test_rerun_against_a_fake_server_adds_a_version(demo_db_path, monkeypa
 
 
 async def test_keymap_from_the_config_remaps_and_help_lists_it(demo_db_path):
-    app = _app(demo_db_path, keymap={"accept": "y", "bogus": "z"})
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path, settings=Settings(keymap={"accept": "y", "bogus": "z"})) as (app, pilot):
         first = app.screen.current.id
         assert any("bogus" in n.message for n in app._notifications)
         await _press(app, pilot, "a")  # no longer accept
@@ -348,9 +300,7 @@ async def test_keymap_from_the_config_remaps_and_help_lists_it(demo_db_path):
 
 
 async def test_stats_screen_shows_the_thought_model_against_gold(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "a", "S")
         await settle(app, pilot)
         text = screen_text(app)
@@ -361,9 +311,7 @@ async def test_stats_screen_shows_the_thought_model_against_gold(demo_db_path):
 
 
 async def test_rows_written_by_another_process_appear(demo_db_path):
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         shown = app.screen.current.id
         other = open_db(demo_db_path)  # another writer, as a pipeline run or a second reviewer would be
         from db.reviews import record
@@ -388,9 +336,7 @@ async def test_model_errors_queue_shows_the_prediction(demo_db_path):
     add_generation(db, example_id=3, kind="prediction", model="my-adapter", backend="local", run_id=run,
                    thought_process="Step 1: predicted wrongly.", predicted_label=1 - gold, parse_status="ok")
     db.conn.close()
-    app = _app(demo_db_path)
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path) as (app, pilot):
         await _press(app, pilot, "0")
         assert app.screen.current.id == 3
         text = screen_text(app)

@@ -9,10 +9,8 @@ import pytest
 
 from db import open_db
 from exports import SftOptions, list_exports, plan_sft
-from nlistral_tui.app import NlistralApp
-from nlistral_tui.pilot import ready, screen_text, settle
+from nlistral_tui.pilot import running, screen_text, settle
 from nlistral_tui.screens.train import TrainScreen
-from pipeline.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 SIZE = (200, 50)
@@ -45,9 +43,7 @@ async def test_export_screen_shows_the_plan_then_writes_it(demo_db_path, tmp_pat
     db = open_db(demo_db_path)
     expected = plan_sft(db, SftOptions(ablation="reflected"))
     db.conn.close()
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path, SIZE) as (app, pilot):
         await pilot.press("E")
         await pilot.pause(0.5)
         await settle(app, pilot)
@@ -85,6 +81,15 @@ async def _export_id(path: Path, tmp_path: Path) -> int:
     return manifest.export_id
 
 
+async def _open_training(app, pilot, command) -> TrainScreen:  # noqa: ANN001
+    """Open the training screen (key T) with a stand-in for `nlistral train`."""
+    app.install_screen(TrainScreen(app.store, command=command), name="train")
+    await pilot.press("T")
+    await settle(app, pilot)
+    assert isinstance(app.screen, TrainScreen)
+    return app.screen
+
+
 async def test_training_screen_streams_the_log_and_the_loss(demo_db_path, tmp_path):
     export_id = await _export_id(demo_db_path, tmp_path)
     log = tmp_path / "train_log.jsonl"
@@ -94,14 +99,8 @@ async def test_training_screen_streams_the_log_and_the_loss(demo_db_path, tmp_pa
         calls.append((preset, export, db_path))
         return [sys.executable, "-c", FAKE_TRAIN, str(log), "6", "0.01"]
 
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(app, pilot)
-        app.install_screen(TrainScreen(app.store, command=fake), name="train")
-        await pilot.press("T")
-        await settle(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, TrainScreen)
+    async with running(demo_db_path, SIZE) as (app, pilot):
+        screen = await _open_training(app, pilot, fake)
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         screen._tail()
@@ -117,13 +116,8 @@ async def test_training_can_be_cancelled(demo_db_path, tmp_path):
     await _export_id(demo_db_path, tmp_path)
     log = tmp_path / "train_log.jsonl"
     fake = lambda *a: [sys.executable, "-c", FAKE_TRAIN, str(log), "500", "0.05"]  # noqa: E731
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(app, pilot)
-        app.install_screen(TrainScreen(app.store, command=fake), name="train")
-        await pilot.press("T")
-        await settle(app, pilot)
-        screen = app.screen
+    async with running(demo_db_path, SIZE) as (app, pilot):
+        screen = await _open_training(app, pilot, fake)
         await pilot.press("ctrl+s")
         for _ in range(100):
             await pilot.pause(0.05)

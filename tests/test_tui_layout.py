@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 
 from db import open_db
-from nlistral_tui.app import NlistralApp
-from nlistral_tui.pilot import ready, screen_text, settle
+from nlistral_tui.pilot import running, screen_text, settle
 from nlistral_tui.text import literal, one_line, visible
 from nlistral_tui.widgets.text_pager import TextPager
 from pipeline.importing import import_file
-from pipeline.settings import Settings
 
 WIDE, NARROW = (200, 50), (80, 24)
 ESC_PREMISE = "The log line read \x1b[31mERROR\x1b[0m and then \x1b]8;;http://evil.example\x07click\x1b]8;;\x07 ended."
@@ -52,9 +50,7 @@ def test_literal_keeps_markup_and_shows_control_characters():
 
 @pytest.mark.asyncio
 async def test_wide_layout_is_side_by_side(demo_db_path):
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=WIDE) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path, WIDE) as (app, pilot):
         screen = app.screen
         assert screen.has_class("-wide")
         left, right = screen.query_one("#detail-left", TextPager), screen.query_one("#detail-right", TextPager)
@@ -65,9 +61,7 @@ async def test_wide_layout_is_side_by_side(demo_db_path):
 
 @pytest.mark.asyncio
 async def test_narrow_layout_is_stacked_and_follows_a_resize(demo_db_path):
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=NARROW) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path, NARROW) as (app, pilot):
         screen = app.screen
         assert screen.has_class("-narrow")
         left, right = screen.query_one("#detail-left", TextPager), screen.query_one("#detail-right", TextPager)
@@ -93,9 +87,7 @@ async def test_narrow_layout_is_stacked_and_follows_a_resize(demo_db_path):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("size", [WIDE, NARROW])
 async def test_markup_like_dataset_and_model_text_appears_as_typed(demo_db_path, size):
-    app = NlistralApp(demo_db_path, Settings())
-    async with app.run_test(size=size) as pilot:
-        await ready(app, pilot)
+    async with running(demo_db_path, size) as (app, pilot):
         await pilot.press("1", "slash", *"BBCode", "enter")
         await settle(app, pilot)
         screen = app.screen
@@ -118,9 +110,7 @@ async def test_markup_like_dataset_and_model_text_appears_as_typed(demo_db_path,
 @pytest.mark.parametrize("size", [WIDE, NARROW])
 async def test_real_escape_sequences_are_shown_never_sent(escape_db, size):
     path, example_id = escape_db
-    app = NlistralApp(path, Settings())
-    async with app.run_test(size=size) as pilot:
-        await ready(app, pilot)
+    async with running(path, size) as (app, pilot):
         assert app.screen.current.id == example_id
         text = screen_text(app)
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
