@@ -198,6 +198,40 @@ async def _child_start(db_path: Path, size: tuple[int, int], launched: float) ->
         print(await shown - launched)
 
 
+def measure_datatable_baseline(db_path: Path, rows: int, size: tuple[int, int]) -> float:
+    """The issue's yardstick: seconds for Textual's DataTable to first paint `rows` queue rows."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    from db import open_db
+
+    db = open_db(db_path)
+    data = db.execute("SELECT id, gold_label, thought_label, substr(hypothesis, 1, 120) FROM examples "
+                      "ORDER BY id LIMIT ?", [rows]).fetchall()
+    db.conn.close()
+
+    class Baseline(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable()
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns("id", "gold", "thought", "hypothesis")
+            table.add_rows(data)
+
+    async def run() -> float:
+        started = time.perf_counter()
+        app = Baseline()
+        async with app.run_test(size=size) as pilot:
+            painted = asyncio.get_running_loop().create_future()
+            app.screen.call_after_refresh(lambda: painted.set_result(time.perf_counter()))
+            await painted
+            await pilot.pause()
+            return (await painted) - started
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1_000_000)
@@ -206,6 +240,8 @@ def main() -> None:
     parser.add_argument("--size", default="200x50", help="terminal size, COLSxROWS")
     parser.add_argument("--starts", type=int, default=3, help="launches to time (median reported)")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--baseline-rows", type=int, default=100_000,
+                        help="rows for the DataTable yardstick (0: skip it)")
     parser.add_argument("--child-start", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,6 +259,10 @@ def main() -> None:
     result = asyncio.run(drive(args.db, args.presses, size))
     result = {"examples": args.examples, "size": args.size, "start_s": statistics.median(starts),
               "start_all_s": starts, **result}
+    if args.baseline_rows:
+        baseline = measure_datatable_baseline(args.db, args.baseline_rows, size)
+        result |= {"datatable_rows": args.baseline_rows, "datatable_first_paint_s": baseline,
+                   "start_vs_datatable": baseline / result["start_s"]}
     print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
 
 
