@@ -363,3 +363,27 @@ def reviewed_demo(demo_db_path):
                    predicted_label=1, parse_status="ok")
     db.conn.close()
     return demo_db_path
+
+
+async def test_generations_and_examples_written_elsewhere_appear(demo_db_path, tmp_path):
+    from db.generations import add_generation
+    from pipeline.importing import import_file
+
+    async with running(demo_db_path) as (app, pilot):
+        await _press(app, pilot, "1")
+        shown = app.screen.current
+        assert shown.id == 1 and not shown.reflections
+        other = open_db(demo_db_path)  # a pipeline run in another process
+        add_generation(other, example_id=1, kind="reflection", parent_id=shown.thought.id, model="elsewhere",
+                       backend="mistral", thought_process="Step 1: written elsewhere.", error_analysis="e",
+                       predicted_label=shown.example.gold_label, parse_status="ok")
+        late = tmp_path / "late.csv"
+        late.write_text("premise,hypothesis,label\nA late premise.,A late hypothesis.,1\n", encoding="utf-8")
+        import_file(other, late, dataset="late", split="train")
+        other.conn.close()
+        app.screen._check_store()
+        await settle(app, pilot)
+        assert app.screen.current.reflection.model == "elsewhere" and "written elsewhere" in screen_text(app)
+        assert app.screen.counts["all"] == 46
+        await _press(app, pilot, *["j"] * 45)
+        assert app.screen.current.example.dataset == "late"

@@ -120,3 +120,13 @@ async def test_real_escape_sequences_are_shown_never_sent(escape_db, size):
         assert "m␛[5m" in every  # even a model name is data
         segments = [seg.text for strip in app.screen._compositor.render_strips() for seg in strip]
         assert not any("\x1b" in t or "\x07" in t for t in segments)
+
+
+@pytest.mark.asyncio
+async def test_an_empty_database_says_how_to_fill_it(db_path):
+    async with running(db_path, NARROW) as (app, pilot):
+        text = screen_text(app)
+        assert app.screen.current is None and "holds no examples yet" in text and "nlistral import" in text
+        await pilot.press("j", "a")
+        await settle(app, pilot)
+        assert app.screen.current is None  # nothing to move to or decide on, and no crash

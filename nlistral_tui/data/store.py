@@ -22,6 +22,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._opening = threading.Lock()  # one thread at a time creates / migrates a new file
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-reader")
 
@@ -29,7 +30,8 @@ class Store:
         """This thread's connection (opened, and migrated if needed, on first use)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = open_db(self.path)
+            with self._opening:
+                db = self._local.db = open_db(self.path)
         return db
 
     async def write(self, fn: Callable[[Database], T]) -> T:

@@ -289,7 +289,8 @@ class ReviewScreen(Screen[None]):
         self.current = detail
         if changed:
             self.shown_at = time.monotonic()
-        self.query_one(DetailPane).show(detail, self.show_diff)
+        empty_store = detail is None and not self.window.rows and self.filter == QueueFilter()
+        self.query_one(DetailPane).show(detail, self.show_diff, empty_store)
         if self._probe is not None and (self._probe[2] is None or (detail and detail.id == self._probe[2])):
             kind, started, _ = self._probe
             self._probe = None

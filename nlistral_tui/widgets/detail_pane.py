@@ -16,6 +16,10 @@ from nlistral_tui.widgets.text_pager import TextPager
 
 CACHE_SIZE = 16
 LOADING = Content.styled("Loading…", "$text-muted")
+EMPTY_STORE = Content.styled(
+    "This database holds no examples yet.\n\nImport pairs (and the original pipeline's thoughts and "
+    "reflections) with `nlistral import FILE` (see `nlistral import --help`), generate thoughts with "
+    "`nlistral generate`, or look around a ready-made one with `nlistral demo`.", "$text-muted")
 EMPTY = Content.styled("Nothing to show: this queue is empty under the current search and filters.\n"
                        "Press c to clear them, 1-0 or [ ] for another queue, f to filter.", "$text-muted")
 
@@ -71,12 +75,12 @@ class DetailPane(Horizontal, can_focus=False):
         if self.size.width:
             self._rendered(detail, self.show_diff)
 
-    def show(self, detail: ExampleDetail | None, show_diff: bool = False) -> None:
-        """Render an example (None: an empty queue)."""
+    def show(self, detail: ExampleDetail | None, show_diff: bool = False, empty_store: bool = False) -> None:
+        """Render an example (None: an empty queue, or an empty store)."""
         self.detail, self.show_diff, self._shown = detail, show_diff, True
         left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
         if detail is None:
-            left_pager.show(EMPTY)
+            left_pager.show(EMPTY_STORE if empty_store else EMPTY)
             right_pager.show(Content(""))
             return
         if not self.size.width:
