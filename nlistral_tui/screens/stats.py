@@ -88,6 +88,7 @@ class StatsScreen(Screen[None]):
         lengths.plt.title("Thought length (words)")
         lengths.refresh()
         pace = self.query_one("#pace-plot", PlotextPlot)
+        pace.display = bool(stats.per_day)  # no decisions yet: the pace table says so, no empty axes
         pace.plt.clear_data()
         pace.plt.clear_figure()
         pace.plt.bar([d[5:] for d, _ in stats.per_day] or ["-"], [n for _, n in stats.per_day] or [0])
