@@ -269,7 +269,7 @@ async def test_rerun_without_a_model_says_what_to_set(demo_db_path):
 
 async def test_rerun_against_a_fake_server_adds_a_version(demo_db_path, monkeypatch):
     from pipeline.settings import Api
-    from tests.fake_mistral import FakeMistral
+    from fake_mistral import FakeMistral
 
     monkeypatch.setenv("MISTRAL_API_KEY", "test-key")
     with FakeMistral() as fake:
