@@ -21,7 +21,8 @@ def start_run(db: Database, kind: str, config: dict[str, Any]) -> int:
             "INSERT INTO runs (kind, status, config, started_at) VALUES (?, 'running', ?, ?)",
             [kind, json.dumps(config, ensure_ascii=False, sort_keys=True, default=str), now()],
         )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None
+    return cur.lastrowid
 
 
 def finish_run(

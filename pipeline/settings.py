@@ -71,7 +71,7 @@ def load_settings(path: Path | None = None) -> Settings:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read the config file: {exc}") from exc
     sections = {"models": Models, "api": Api}
-    top = _check(path, "", data, Settings, skip={"path"})
+    top = _check(path, "", data, Settings, skip=frozenset({"path"}))
     built = {k: sections[k](**_check(path, k, v, sections[k])) if k in sections else v for k, v in top.items()}
     keymap = built.get("keymap", {})
     if not all(isinstance(v, str) for v in keymap.values()):
@@ -79,7 +79,7 @@ def load_settings(path: Path | None = None) -> Settings:
     return Settings(**built, path=path)
 
 
-def _check(path: Path, section: str, data: object, cls: type, skip: set[str] = frozenset()) -> dict:
+def _check(path: Path, section: str, data: object, cls: type, skip: frozenset[str] = frozenset()) -> dict:
     where = f"[{section}]" if section else "the top level"
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: {where} must be a table.")

@@ -61,12 +61,9 @@ def example_batches(records: Iterator[NewExample | Record | BadRow], target: Tar
     thought of each good record to thoughts."""
     batch: list[ExampleRow] = []
     for rec in records:
-        if type(rec) is NewExample:
+        if isinstance(rec, NewExample):
             batch.append(example_row(rec))
-        elif isinstance(rec, BadRow):
-            bad.append(rec)
-            continue
-        else:
+        elif isinstance(rec, Record):
             try:
                 good = pair(rec, target)
                 if thoughts is not None:
@@ -75,6 +72,9 @@ def example_batches(records: Iterator[NewExample | Record | BadRow], target: Tar
                 bad.append(BadRow(rec.line, exc.reason, exc.fix, rec.raw))
                 continue
             batch.append(example_row(good))
+        else:
+            bad.append(rec)
+            continue
         if len(batch) == BATCH:
             yield batch
             batch = []
