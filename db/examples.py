@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.errors import UnknownExampleError
 from db.records import Example
+from db.search import index_examples
 
 
 def content_hash(premise: str, hypothesis: str) -> str:
@@ -81,11 +82,7 @@ def insert_examples(db: Database, batches: Iterable[Sequence[ExampleRow]]) -> In
         staged.append(batch)
         if added == total:
             staged.clear()  # nothing skipped so far: no need to keep the rows
-        db.execute(
-            "INSERT INTO examples_fts (rowid, premise, hypothesis) SELECT id, premise, hypothesis "
-            "FROM examples WHERE id > ?",
-            [last],
-        )
+        index_examples(db, last)
     conflicts = _find_conflicts(db, staged, before) if added < total else []
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
 

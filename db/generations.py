@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.clock import now
 from db.records import Generation
+from db.search import index_generations
 from db.tx import write_tx
 
 KINDS = ("thought", "reflection", "prediction", "judge")
@@ -58,12 +59,7 @@ def add_generations(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[int
         db.conn.executemany(_INSERT, (_row(r) for r in rows))
         new_ids = [r[0] for r in db.execute("SELECT id FROM generations WHERE id > ? ORDER BY id", [before])]
         if new_ids:
-            db.execute(
-                "INSERT INTO generations_fts (rowid, thought_process, error_analysis) "
-                "SELECT id, coalesce(thought_process, ''), coalesce(error_analysis, '') "
-                "FROM generations WHERE id > ?",
-                [before],
-            )
+            index_generations(db, before)
             refresh_derived(db, f"SELECT DISTINCT example_id FROM generations WHERE id > {int(before)}")
     return new_ids
 

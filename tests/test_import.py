@@ -15,7 +15,7 @@ from pipeline.stats import collect_stats
 def _counts(db) -> tuple[int, int, int, int]:
     q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return (q("SELECT count(*) FROM examples"), q("SELECT count(*) FROM generations WHERE kind = 'thought'"),
-            q("SELECT count(*) FROM generations WHERE kind = 'reflection'"), q("SELECT count(*) FROM examples_fts"))
+            q("SELECT count(*) FROM generations WHERE kind = 'reflection'"), q("SELECT count(*) FROM search_terms"))
 
 
 def _write(path: Path, text: str | bytes) -> Path:
