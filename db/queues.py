@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from db import search
 from db.search import fts_query
 
 QUEUES = (
@@ -41,14 +42,13 @@ _PREDICTION_WRONG = (
     "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
     "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label)))"
 )
-# The search of db.search (pair text or any generation's text), written for paging a big store:
-# UNION ALL (the IN list dedupes anyway) and generation ids mapped through a narrow covering index.
-_SEARCH_IDS = (
-    "SELECT rowid FROM examples_fts WHERE examples_fts MATCH ? "
-    "UNION ALL SELECT g.example_id FROM generations g INDEXED BY generations_id_example "
-    "WHERE g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)"
-)
-_SEARCH = f"e.id IN ({_SEARCH_IDS})"
+# Examples matching a search (the pair or one generation holds every word): for whole-set reads
+# (counts, positions, bulk ids); pages walk the matches in id order instead (_search_rows).
+_SEARCH = f"e.id IN (SELECT rowid >> {search.SHIFT} FROM search_fts WHERE search_fts MATCH ?)"
+# A page with search text reads matching ids in chunks: the first of _FIRST_CHUNK (or twice the page),
+# each next one 4x larger up to _MAX_CHUNK (narrowed by the queue in one statement: SQLite allows
+# 32,766 parameters).
+_FIRST_CHUNK, _MAX_CHUNK = 64, 16_384
 _ROW_COLUMNS = (
     "e.id, e.gold_label, e.thought_label, e.reflection_id IS NOT NULL, e.parse_failed, "
     "coalesce(r.status, 'pending'), r.bias_category IS NOT NULL, r.suggested_label, substr(e.hypothesis, 1, 120)"
@@ -159,7 +159,7 @@ def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
     query = fts_query(f.search)
     if query:
         terms.append(_SEARCH)
-        args.extend([query, query])
+        args.append(query)
     return terms, args
 
 
@@ -176,12 +176,41 @@ def _where(terms: list[str], *extra: str) -> str:
 
 
 def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit: int) -> list[QueueRow]:
+    if fts_query(f.search):
+        return _search_rows(db, f, bound, order == "DESC", limit)
     terms, args = where_terms(f)
     sql = (
         f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
         f"{_where(terms, f'e.id {cmp} ?')} ORDER BY e.id {order} LIMIT ?"
     )
     return _to_rows(db.execute(sql, [*args, bound, limit]).fetchall())
+
+
+def _search_rows(db: Database, f: QueueFilter, bound: int, descending: bool, limit: int) -> list[QueueRow]:
+    """Rows past bound of a filter with search text: walk the matches in id order, chunk by chunk.
+
+    Each chunk of matching ids (read from the index, which stops after it) is narrowed by the queue
+    and facets; chunks grow until the page is full, so a dense queue reads a few hundred matches and
+    a sparse one reads on, as far as it must.
+    """
+    query = search.match_query(db, f.search)
+    terms, args = where_terms(f.replace(search=""))
+    order = "DESC" if descending else "ASC"
+    rows: list[QueueRow] = []
+    size = min(max(2 * limit, _FIRST_CHUNK), _MAX_CHUNK)
+    while len(rows) < limit:
+        found = search.matching_ids(db, query, None if descending else bound, bound if descending else None,
+                                    size, descending)
+        if not found:
+            break
+        marks = ",".join("?" * len(found))
+        sql = (f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
+               f"{_where(terms, f'e.id IN ({marks})')} ORDER BY e.id {order} LIMIT ?")
+        rows += _to_rows(db.execute(sql, [*args, *found, limit - len(rows)]).fetchall())
+        if len(found) < size:
+            break
+        bound, size = found[-1], min(4 * size, _MAX_CHUNK)
+    return rows
 
 
 def _to_rows(raw: list[tuple[Any, ...]]) -> list[QueueRow]:
@@ -224,7 +253,10 @@ def rows_by_id(db: Database, example_ids: list[int]) -> dict[int, QueueRow]:
 
 def contains(db: Database, f: QueueFilter, example_id: int) -> bool:
     """Whether the example is in the queue."""
-    terms, args = where_terms(f)
+    if fts_query(f.search) and not search.matching_ids(db, search.match_query(db, f.search), example_id - 1,
+                                                         example_id + 1, 1):
+        return False
+    terms, args = where_terms(f.replace(search=""))
     sql = f"SELECT 1 FROM examples e {_where(terms, 'e.id = ?')}"
     return db.execute(sql, [*args, example_id]).fetchone() is not None
 
@@ -251,7 +283,8 @@ def counts(db: Database, f: QueueFilter) -> dict[str, int]:
         db.execute("DROP TABLE IF EXISTS temp.queue_search_hits")
         db.execute("CREATE TEMP TABLE queue_search_hits (id INTEGER PRIMARY KEY)")
         try:
-            db.execute(f"INSERT OR IGNORE INTO temp.queue_search_hits {_SEARCH_IDS}", [query, query])
+            db.execute("INSERT OR IGNORE INTO temp.queue_search_hits "
+                       f"SELECT rowid >> {search.SHIFT} FROM search_fts WHERE search_fts MATCH ?", [query])
             hits = "e.id IN (SELECT id FROM temp.queue_search_hits)"
             out = {}
             for q in QUEUES:
