@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from db import open_db
+from db import queues as queues_module
 from db.generations import add_generation
 from db.queues import (
     QUEUES, QueueFilter, UnknownQueueError, contains, count, counts, decided_count, facets, high_water, ids,
@@ -11,6 +12,7 @@ from db.queues import (
 )
 from db.reviews import record, undo
 from db.runs import start_run
+from db.search import search
 
 
 @pytest.fixture
@@ -139,6 +141,30 @@ def test_search_reads_pairs_and_generated_text(reviewed):
     assert ids(store, QueueFilter(search='"[link=')) == ids(store, QueueFilter(search="link"))
     narrowed = ids(store, QueueFilter(queue="disagreements", search="the"))
     assert set(narrowed) <= set(ids(store, QueueFilter(queue="disagreements")))
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_a_search_within_each_queue_pages_counts_and_positions(reviewed, queue, monkeypatch):
+    store, _, _ = reviewed
+    monkeypatch.setattr(queues_module, "_FIRST_CHUNK", 1)  # chunks of 2, 8, 32 ids: several per page
+    for text in ("the", "step", "a man", "Zoë", "nothing-matches-this"):
+        f = QueueFilter(queue=queue, search=text)
+        expected = sorted(set(_expected(store, queue)) & set(search(store, text, limit=1000)))
+        assert ids(store, f) == expected and count(store, f) == len(expected)
+        assert counts(store, f)[queue] == len(expected)
+        forward, after = [], None
+        while page := page_after(store, f, after, 1 if queue == "all" else 2):
+            forward += [r.id for r in page]
+            after = page[-1].id
+        backward, before = [], 1 << 62
+        while page := page_before(store, f, before, 3):
+            backward = [r.id for r in page] + backward
+            before = page[0].id
+        assert forward == backward == expected
+        assert [r.id for r in last_page(store, f, 2)] == expected[-2:]
+        for i, eid in enumerate(expected):
+            assert position(store, f, eid) == i and contains(store, f, eid)
+        assert not any(contains(store, f, eid) for eid in set(_expected(store, "all")) - set(expected))
 
 
 def test_rows_carry_what_the_pane_shows(reviewed):

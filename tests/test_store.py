@@ -1,15 +1,20 @@
 """The store itself: migrations, WAL, concurrent readers, derived pointers, search."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 import time
+import unicodedata
 
-from db import open_db
-from db.generations import refresh_derived
+import pytest
+
+from db import open_db, search as search_module, write_tx
+from db.examples import NewExample, example_row, insert_examples
+from db.generations import add_generations, refresh_derived
 from db.schema import migrations
-from db.search import fts_query, search
+from db.search import SearchIndexFullError, fts_query, match_query, matching_ids, search
 
 
 def test_migrations_are_recorded_and_idempotent(db_path):
@@ -42,6 +47,121 @@ def test_search_finds_pairs_and_generated_text_and_is_safe(demo_db_path):
     assert search(db, "step")  # found in thoughts only
     thought_hits = set(search(db, "therefore", limit=1000))
     assert thought_hits and thought_hits <= {r[0] for r in db.execute("SELECT id FROM examples")}
+
+
+def _words(text: str) -> list[str]:
+    """The words of a text as the unicode61 tokenizer folds them (lower case, accents dropped)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", plain)
+
+
+def _expected_matches(db, text: str) -> list[int]:
+    """Search written independently: an example matches when its pair, or one of its generations,
+    holds every word of text (the last one as a prefix)."""
+    words = _words(text)
+    docs = [(i, f"{p} {h}") for i, p, h in db.execute("SELECT id, premise, hypothesis FROM examples")]
+    docs += [(i, f"{t or ''} {a or ''}") for i, t, a in
+             db.execute("SELECT example_id, thought_process, error_analysis FROM generations")]
+    found = set()
+    for example_id, doc in docs:
+        have = set(_words(doc))
+        if all(w in have for w in words[:-1]) and any(h.startswith(words[-1]) for h in have):
+            found.add(example_id)
+    return sorted(found)
+
+
+def _pairs(db, *pairs: tuple[str, str]) -> list[int]:
+    rows = [example_row(NewExample(i, "t", "train", str(i), p, h, 1)) for i, (p, h) in enumerate(pairs)]
+    with write_tx(db):
+        first = insert_examples(db, [rows]).first_new_id
+    return list(range(first, first + len(pairs)))
+
+
+def _thought(example_id: int, text: str, analysis: str | None = None, key: str | None = None) -> dict:
+    return dict(example_id=example_id, kind="reflection" if analysis else "thought", model="m", backend="import",
+                thought_process=text, error_analysis=analysis, predicted_label=1, parse_status="ok",
+                dedupe_key=key or f"{example_id}:{text}:{analysis}")
+
+
+@pytest.mark.parametrize("text", ["step", "the", "t", "a man", "Zoë", "zoe", "therefore the", "BBCode", "bold",
+                                  "water toma", "1648", "goggles", "x", "label entail"])
+def test_search_matches_what_an_independent_reading_finds(demo_db_path, text):
+    db = open_db(demo_db_path)
+    expected = _expected_matches(db, text)
+    assert search(db, text, limit=10_000) == expected
+    # The page query (prefix spelled out as index terms) and the whole-set query agree.
+    assert matching_ids(db, fts_query(text), limit=10_000) == expected
+
+
+def test_search_words_must_share_one_document(db):
+    a, b, c = _pairs(db, ("A violinist tunes.", "Someone plays."), ("A cellist rests.", "Nobody plays."),
+                     ("An oboist waits.", "Music starts."))
+    add_generations(db, [_thought(a, "The violinist is playing music."), _thought(b, "Resting is not playing."),
+                         _thought(b, "Second try.", "The cellist was idle."), _thought(c, "Nothing here.")])
+    assert search(db, "violinist playing") == [a]  # both words in a's thought
+    assert search(db, "cellist playing") == []  # "cellist" in the pair and an analysis, "playing" in a thought
+    assert search(db, "cellist idle") == [b]  # thought and error analysis of one generation are one document
+    assert search(db, "music") == [a, c]  # a's thought, c's pair: each example once
+    assert search(db, "play") == [a, b]  # prefix: plays, playing
+    assert search(db, "snake_case or don't") == []  # "_" and "'" split words as the tokenizer does
+    assert fts_query("snake_case") == '"snake" AND "case"*'
+
+
+def test_pages_read_matches_in_example_order_within_bounds(db):
+    ids = _pairs(db, *[(f"Premise {i} about rowing.", f"Hypothesis {i}.") for i in range(12)])
+    add_generations(db, [_thought(i, f"Thought {n} mentions a kayak.", key=f"{i}-{n}") for i in ids for n in range(3)])
+    assert matching_ids(db, match_query(db, "kayak"), limit=5) == ids[:5]  # three matches each, once each
+    assert matching_ids(db, match_query(db, "kayak"), after_id=ids[3], limit=3) == ids[4:7]
+    assert matching_ids(db, match_query(db, "kay"), before_id=ids[3], limit=10, descending=True) == ids[2::-1]
+    assert matching_ids(db, match_query(db, "row"), after_id=ids[2], before_id=ids[6], limit=99) == ids[3:6]
+    assert matching_ids(db, fts_query("kayak"), before_id=1 << 62, limit=2, descending=True) == ids[:-3:-1]
+
+
+def test_a_prefix_with_too_many_terms_is_left_to_fts5(demo_db_path, monkeypatch):
+    db = open_db(demo_db_path)
+    assert match_query(db, "the st").startswith('"the" AND ("st" OR "')  # spelled out
+    assert match_query(db, "Zoë") == fts_query("Zoë")  # non-ASCII: only the tokenizer knows its folding
+    monkeypatch.setattr(search_module, "MAX_PREFIX_TERMS", 2)
+    assert match_query(db, "the st") == fts_query("the st") == '"the" AND "st"*'
+    assert search(db, "the st", limit=1000) == _expected_matches(db, "the st")
+
+
+def test_an_example_with_too_many_generations_is_refused_whole(db, monkeypatch):
+    (a,) = _pairs(db, ("A pair.", "Its hypothesis."))
+    monkeypatch.setattr(search_module, "MAX_GENERATIONS", 3)  # the real limit, 65,535, takes long to reach
+    add_generations(db, [_thought(a, f"Thought number {n}.") for n in range(2)])
+    with pytest.raises(SearchIndexFullError, match=rf"example {a} would have more than 3 generations"):
+        add_generations(db, [_thought(a, "One more."), _thought(a, "And another.")])
+    assert db.execute("SELECT count(*) FROM generations").fetchone()[0] == 2  # nothing half-written
+    assert search(db, "another") == [] and search(db, "number") == [a]
+
+
+def test_the_migration_builds_one_index_from_existing_rows(db_path):
+    db = open_db(db_path)  # fully migrated; then rebuilt as a store from before m004 would be
+    db.executescript("""
+        DROP TABLE search_fts; DROP TABLE search_terms;
+        DELETE FROM _sqlite_migrations WHERE name = 'm004_one_search_index';
+        INSERT INTO examples (id, dataset, split, source_id, premise, hypothesis, gold_label, content_hash)
+            VALUES (7, 'd', 's', '7', 'A heron stands.', 'A bird waits.', 1, 'h7'),
+                   (9, 'd', 's', '9', 'A fox runs.', 'An animal moves.', 1, 'h9');
+        INSERT INTO generations (id, example_id, kind, model, backend, thought_process, error_analysis,
+                                 parse_status, created_at)
+            VALUES (1, 9, 'thought', 'm', 'import', 'The fox is quick.', NULL, 'ok', 'now'),
+                   (2, 7, 'thought', 'm', 'import', 'A heron is a bird.', NULL, 'ok', 'now'),
+                   (3, 9, 'reflection', 'm', 'import', 'Foxes move.', 'It missed the heron.', 'ok', 'now');
+    """)
+    db.conn.close()
+    db = open_db(db_path)
+    assert not migrations.pending(db)
+    assert search(db, "heron") == [7, 9] and search(db, "heron bird") == [7] and search(db, "quick fox") == [9]
+    assert search(db, "missed heron") == [9] and search(db, "heron runs") == []
+    # rowids: the pair is k = 0, generations 1, 2 in id order within their example
+    rowids = [r[0] for r in db.execute("SELECT rowid FROM search_fts WHERE search_fts MATCH 'fox* OR heron' "
+                                       "ORDER BY rowid")]
+    assert rowids == [7 << 16, (7 << 16) + 1, 9 << 16, (9 << 16) + 1, (9 << 16) + 2]
+    # Writers go on from there.
+    add_generations(db, [_thought(7, "Herons fish.")])
+    assert (7 << 16) + 2 in [r[0] for r in db.execute("SELECT rowid FROM search_fts WHERE search_fts MATCH 'fish'")]
 
 
 def test_a_second_process_reads_while_an_import_writes(tmp_path):
