@@ -62,9 +62,10 @@ def _all_of(words: list[str], last: str) -> str:
 
 
 def prefix_terms(db: Database, token: str) -> list[str] | None:
-    """The token and every index term that extends it, or None when more than MAX_PREFIX_TERMS do.
+    """The token and every index term that extends it, or None when MAX_PREFIX_TERMS or more extend it.
 
-    Walks the index vocabulary one term at a time (a seek each), so it skips the document lists.
+    Walks the index vocabulary one term at a time, a seek each: FTS5 reads past the pages of each
+    term's document list on the way but does not decode them (a very common word is still a few MB).
     """
     upper = token[:-1] + chr(ord(token[-1]) + 1)
     terms, at = [token], token + "\x01"  # the least string above the token and below its extensions
@@ -136,8 +137,8 @@ def index_generations(db: Database, after_id: int) -> None:
                           "LIMIT 1", [after_id]).fetchone()[0]
         raise SearchIndexFullError(
             f"example {full} would have more than {MAX_GENERATIONS:,} generations, the most the search index "
-            "can tell apart; nothing was written. Store further outputs for it under a new example "
-            "(e.g. import the pair again under another --split)."
+            "can tell apart, so none of these were stored. That many outputs for one pair usually means a "
+            "runaway re-run: check the command that added them."
         ) from None
     db.execute(
         f"""
