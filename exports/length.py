@@ -14,7 +14,7 @@ estimate errs on the long side there too.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 import re
 
@@ -27,42 +27,23 @@ ESTIMATE_NAME = "estimate: ceil(ASCII letters / 3.4) + 1 per other UTF-8 byte, s
 
 
 class PartStats(NamedTuple):
-    """What the estimate needs of one piece of a text, so pieces can be counted once and combined."""
+    """What the estimate counts in a text: ASCII letters, and the bytes that count one token each."""
 
     letters: int
-    others: int  # bytes that count one token each
-    starts_with_space: bool
-    ends_with_space: bool
+    others: int  # bytes that are neither letters nor single spaces (a space after a space counts)
 
 
 def part_stats(text: str) -> PartStats:
-    """The estimate's counts for one piece of text."""
+    """The estimate's counts for a text (or a piece of one)."""
     data = text.encode()
-    if not data:
-        return PartStats(0, 0, False, False)
     rest = data.translate(None, LETTERS)
-    letters = len(data) - len(rest)
-    spaces = rest.count(b" ")
     repeated = repeated_spaces(data) if b"  " in data else 0
-    return PartStats(letters, len(rest) - spaces + repeated, data[0] == 32, data[-1] == 32)
+    return PartStats(len(data) - len(rest), len(rest) - rest.count(b" ") + repeated)
 
 
 def repeated_spaces(data: bytes) -> int:
     """Spaces that follow another space (each counts as a token)."""
     return sum(len(run) - 1 for run in _SPACE_RUNS.findall(data))
-
-
-def combine(parts: Iterable[PartStats]) -> int:
-    """The estimate for the text made of these pieces in order (the same as estimating the whole text)."""
-    letters = others = 0
-    last_space = False
-    for part in parts:
-        if not part.letters and not part.others and not part.starts_with_space:
-            continue  # an empty piece leaves the neighbours adjacent
-        letters += part.letters
-        others += part.others + (last_space and part.starts_with_space)
-        last_space = part.ends_with_space
-    return tokens(letters, others)
 
 
 def tokens(letters: int, others: int) -> int:
@@ -72,7 +53,7 @@ def tokens(letters: int, others: int) -> int:
 
 def estimate_tokens(text: str) -> int:
     """The conservative token estimate of a whole text (module docstring)."""
-    return combine([part_stats(text)])
+    return tokens(*part_stats(text))
 
 
 class TokenCounter:

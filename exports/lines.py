@@ -2,10 +2,14 @@
 
 `sft_line` and `dpo_line` are the definitions: json.dumps of the record (key order fixed,
 ensure_ascii=False, one object per line, "\\n" line ends). `SftLines` is the same layout compiled
-for speed: it renders one line per label through `sft_line` with placeholder characters, keeps
-the constant pieces between them, and from then on only JSON-escapes the premise, hypothesis and
-thought of each row. It checks itself against `sft_line` on awkward text when built and falls back
-to `sft_line` if exports.formats ever stops inserting its arguments verbatim.
+for speed: it renders one line per label through `sft_line` (and the training text through
+`sft_text`) with placeholder characters, keeps the constant pieces between them, and from then on
+fills in each row's premise, hypothesis and thought, JSON-escaping them only where one holds a
+character JSON escapes. The length estimate counts the three texts in one pass and adds the
+constant pieces' counts, computed once; given the limit, it leaves out the second pass (repeated
+spaces) wherever that cannot change which side of the limit a row falls on. It checks itself
+against `sft_line` and `exports.length.estimate_tokens` on awkward text when built and falls back
+to them if exports.formats ever stops inserting its arguments verbatim.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from exports.formats import cot_target, inst_text, messages, user_prompt
-from exports.length import LETTERS, PartStats, combine, estimate_tokens, part_stats, repeated_spaces, tokens
+from exports.length import LETTERS, estimate_tokens, part_stats, repeated_spaces, tokens
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # exactly json.dumps(..., ensure_ascii=False)
 _PREMISE, _HYPOTHESIS, _THOUGHT = "\ue000", "\ue001", "\ue002"  # JSON leaves private-use characters as they are
@@ -32,6 +36,8 @@ _PROBES = (
     ("plain", "text", "step 1: fine."),
     ('say "hi"\\', "tab\there\nnew line", 'quote " back \\ slash\n\r\x01\x1f \x7f'),
     ("  leading", "trailing  ", "é ü 😀 </s> [INST] \u2028 {\"predicted_label\": 0}"),
+    (" ", "  ", "   "),
+    ("a  b ", " c", "d "),
     ("", "", ""),
 )
 
@@ -85,8 +91,11 @@ class SftLines:
 
     def __init__(self, fmt: str):
         self.fmt = fmt
-        self._line: dict[int, list[str]] = {}
-        self._text: dict[int, tuple[int, int, tuple[bool, ...], list[PartStats]]] = {}
+        self._line: dict[int, list[str]] = {}  # label -> head before the id, then the pieces around the texts
+        self._text: dict[int, list[str]] = {}  # label -> the training text's pieces around the texts
+        # label -> (letters and others of the text's constant pieces, whether a space run can cross each of the
+        # six borders between a constant piece and a text: it ends / starts with a space)
+        self._counts: dict[int, tuple[int, int, tuple[bool, ...]]] = {}
         self.compiled = False
         for label in (0, 1):
             head, found, tail = sft_line(_ID, _PREMISE, _HYPOTHESIS, _THOUGHT, label, fmt).partition(str(_ID))
@@ -94,60 +103,60 @@ class SftLines:
             text_pieces = _split3(sft_text(_PREMISE, _HYPOTHESIS, _THOUGHT, label))
             if line_pieces is None or text_pieces is None:
                 return
-            self._line[label] = [head, *line_pieces]
+            self._line[label], self._text[label] = [head, *line_pieces], text_pieces
             stats = [part_stats(p) for p in text_pieces]
-            # Where a constant piece ends (or starts) with a space, a variable piece beside it starting
-            # (or ending) with one adds a repeated space.
-            edges = (stats[0].ends_with_space, stats[1].starts_with_space, stats[1].ends_with_space,
-                     stats[2].starts_with_space, stats[2].ends_with_space, stats[3].starts_with_space)
-            self._text[label] = (sum(p.letters for p in stats), sum(p.others for p in stats), edges, stats)
+            t0, t1, t2, t3 = text_pieces
+            borders = (t0[-1:] == " ", t1[:1] == " ", t1[-1:] == " ", t2[:1] == " ", t2[-1:] == " ", t3[:1] == " ")
+            self._counts[label] = (sum(s.letters for s in stats), sum(s.others for s in stats), borders)
         self.compiled = True
         self.compiled = all(self._agrees(*probe, label) for probe in _PROBES for label in (0, 1))
 
     def _agrees(self, premise: str, hypothesis: str, thought: str, label: int) -> bool:
         line, estimate = self.line_and_estimate(7, premise, hypothesis, thought, label)
-        return (line == sft_line(7, premise, hypothesis, thought, label, self.fmt)
-                and estimate == estimate_tokens(sft_text(premise, hypothesis, thought, label)))
+        exact = estimate_tokens(sft_text(premise, hypothesis, thought, label))
+        return (line == sft_line(7, premise, hypothesis, thought, label, self.fmt) and estimate == exact
+                and all((self.encoded(7, premise, hypothesis, thought, label, limit)[1] <= limit) == (exact <= limit)
+                        for limit in (exact - 1, exact)))
+
+    def encoded(self, example_id: int, premise: str, hypothesis: str, thought: str, label: int,
+                limit: int | None = None) -> tuple[bytes, int]:
+        """The UTF-8 JSONL line of a row and the length estimate of its training text (exports.length).
+
+        Given a limit, the estimate may be a bound instead, always on the same side of the limit as
+        the exact one: repeated spaces inside the texts are counted only where they could decide.
+        """
+        if not self.compiled:
+            return (sft_line(example_id, premise, hypothesis, thought, label, self.fmt).encode(),
+                    estimate_tokens(sft_text(premise, hypothesis, thought, label)))
+        # The three texts in one pass; the NUL separators count as two "other" bytes, taken off again.
+        data = f"{premise}\0{hypothesis}\0{thought}".encode()
+        rest = data.translate(None, LETTERS)
+        if len(rest) - len(rest.translate(None, _ESCAPED)) != 2 or not (premise and hypothesis and thought):
+            return self._escaping(example_id, premise, hypothesis, thought, label)  # or an empty text
+        letters, others, borders = self._counts[label]
+        spaces = rest.count(b" ")
+        others += len(rest) - spaces - 2 + (
+            (borders[0] and premise[0] == " ") + (borders[1] and premise[-1] == " ")
+            + (borders[2] and hypothesis[0] == " ") + (borders[3] and hypothesis[-1] == " ")
+            + (borders[4] and thought[0] == " ") + (borders[5] and thought[-1] == " "))
+        estimate = tokens(letters + len(data) - len(rest), others)  # all but the repeated spaces inside the texts
+        if (limit is None or estimate <= limit < estimate + spaces) and b"  " in data:
+            estimate += repeated_spaces(data)  # at most one per space, so only a limit in that span needs them
+        head, c0, c1, c2, c3 = self._line[label]
+        return f"{head}{example_id}{c0}{premise}{c1}{hypothesis}{c2}{thought}{c3}".encode(), estimate
+
+    def _escaping(self, example_id: int, premise: str, hypothesis: str, thought: str,
+                  label: int) -> tuple[bytes, int]:
+        head, c0, c1, c2, c3 = self._line[label]
+        t0, t1, t2, t3 = self._text[label]
+        once = encode_basestring(thought)[1:-1]  # the thought as it stands inside the target JSON
+        twice = once.replace("\\", "\\\\").replace('"', '\\"')  # inside the line (no control characters left)
+        line = (f"{head}{example_id}{c0}{encode_basestring(premise)[1:-1]}{c1}"
+                f"{encode_basestring(hypothesis)[1:-1]}{c2}{twice}{c3}")
+        return line.encode(), estimate_tokens(f"{t0}{premise}{t1}{hypothesis}{t2}{once}{t3}")
 
     def line_and_estimate(self, example_id: int, premise: str, hypothesis: str, thought: str,
                           label: int) -> tuple[str, int]:
-        """The JSONL line of a row and the length estimate of its training text (exports.length)."""
-        if not self.compiled:
-            return (sft_line(example_id, premise, hypothesis, thought, label, self.fmt),
-                    estimate_tokens(sft_text(premise, hypothesis, thought, label)))
-        head, c0, c1, c2, c3 = self._line[label]
-        const_letters, const_others, edges, stats = self._text[label]
-        if not (premise and hypothesis and thought):
-            once = encode_basestring(thought)[1:-1]
-            return (self._join(example_id, head, c0, c1, c2, c3, premise, hypothesis, once),
-                    combine((stats[0], part_stats(premise), stats[1], part_stats(hypothesis), stats[2],
-                             part_stats(once), stats[3])))
-        # The three pieces in one pass; the NUL separators count as two "other" bytes, taken off again.
-        data = f"{premise}\0{hypothesis}\0{thought}".encode()
-        rest = data.translate(None, LETTERS)
-        if len(rest.translate(None, _ESCAPED)) == len(rest) - 2:  # nothing to escape: JSON keeps the text as is
-            once = thought
-            line = f"{head}{example_id}{c0}{premise}{c1}{hypothesis}{c2}{thought}{c3}"
-        else:
-            once = encode_basestring(thought)[1:-1]  # the thought as it stands inside the target JSON
-            line = self._join(example_id, head, c0, c1, c2, c3, premise, hypothesis, once)
-            data = f"{premise}\0{hypothesis}\0{once}".encode()
-            rest = data.translate(None, LETTERS)
-        others = const_others + len(rest) - rest.count(b" ") - 2
-        if b"  " in data:
-            others += repeated_spaces(data)
-        others += ((edges[0] and premise[0] == " ") + (edges[1] and premise[-1] == " ")
-                   + (edges[2] and hypothesis[0] == " ") + (edges[3] and hypothesis[-1] == " ")
-                   + (edges[4] and once[0] == " ") + (edges[5] and once[-1] == " "))
-        return line, tokens(const_letters + len(data) - len(rest), others)
-
-    @staticmethod
-    def _join(example_id: int, head: str, c0: str, c1: str, c2: str, c3: str, premise: str, hypothesis: str,
-              once: str) -> str:
-        twice = once.replace("\\", "\\\\").replace('"', '\\"')  # inside the line (no control characters left)
-        return (f"{head}{example_id}{c0}{encode_basestring(premise)[1:-1]}{c1}"
-                f"{encode_basestring(hypothesis)[1:-1]}{c2}{twice}{c3}")
-
-    def line(self, example_id: int, premise: str, hypothesis: str, thought: str, label: int) -> str:
-        """The JSONL line of a row."""
-        return self.line_and_estimate(example_id, premise, hypothesis, thought, label)[0]
+        """The JSONL line of a row (as text) and the exact length estimate of its training text."""
+        line, estimate = self.encoded(example_id, premise, hypothesis, thought, label)
+        return line.decode(), estimate

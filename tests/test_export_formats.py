@@ -112,3 +112,21 @@ def test_lines_are_what_json_dumps_writes():
     assert line.endswith("}\n") and line.count("\n") == 1
     assert line == json.dumps(json.loads(line), ensure_ascii=False) + "\n"
     assert list(json.loads(line)) == ["id", "text"]
+
+
+@pytest.mark.parametrize("fmt", ["inst", "messages"])
+def test_compiled_lines_decide_the_length_limit_exactly(fmt):
+    """Given a limit, repeated spaces are counted only where they could decide: the decision never changes."""
+    layout = SftLines(fmt)
+    rnd = random.Random(8)
+    alphabet = ["word", "Word ", " ", "  ", "   ", '"', "\\", "\n", "é", "😀", "7", ".", "\u2028", "x" * 40]
+    for _ in range(2000):
+        premise, hypothesis, thought = ("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30)))
+                                        for _ in range(3))
+        label, example_id = rnd.randint(0, 1), rnd.choice([1, 42, 918_273_645, 10**12])
+        exact = estimate_tokens(sft_text(premise, hypothesis, thought, label))
+        expected = sft_line(example_id, premise, hypothesis, thought, label, fmt).encode()
+        assert layout.encoded(example_id, premise, hypothesis, thought, label) == (expected, exact)
+        for limit in (exact - 30, exact - 1, exact, exact + 1, exact + 30):
+            line, bound = layout.encoded(example_id, premise, hypothesis, thought, label, limit)
+            assert line == expected and (bound <= limit) == (exact <= limit), (premise, hypothesis, thought, limit)
