@@ -10,7 +10,10 @@ The API for the CLI and the review app's export screen:
   name, then the manifest (FILE.manifest.json), the `exports` row and an `export` run; returns the Manifest.
 - list_exports: the recorded exports, newest first.
 - REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS: the choices.
+
+Large exports select in worker processes (exports.parallel); small ones in the caller's process.
 """
+import db  # noqa: F401  (first: it loads sqlite-utils without pandas / numpy, which a worker's start would pay for)
 from exports.dpo import describe as describe_dpo
 from exports.dpo import plan_dpo, write_dpo
 from exports.errors import EmptyExportError, ExportError, ExportOptionError, ExportTargetError, TokenizerLoadError

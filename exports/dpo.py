@@ -6,19 +6,19 @@ JSON strings). Which generations pair up is in exports.rules (module docstring).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from exports.engine import Progress, Selection, Selector, chunks, plan_with, write_with
+from exports.block import Block, BlockBuilder
+from exports.engine import LengthCheck, Progress, Selector, plan_with, write_with
 from exports.length import estimate_tokens
 from exports.lineage import Manifest
 from exports.lines import dpo_line, sft_text
 from exports.options import DpoOptions
 from exports.rules import SourceRow, Target, dpo_sides
-from exports.source import passed_over_versions, source_query, stream_rows
+from exports.source import Source, passed_over_versions
 from exports.tally import ExportPlan
 
 RULE = "review-pairs"
@@ -47,50 +47,45 @@ def provenance(row: SourceRow, chosen: Target, rejected: Target) -> dict[str, An
     }
 
 
-def _select(options: DpoOptions) -> Selector:
-    sql, args = source_query(options.splits, options.datasets, reflections="reviewed", review=True, provenance=True)
+def selector(options: DpoOptions) -> Selector:
+    """How a DPO export with these options reads its examples and selects a block of them."""
+    source = Source(options.splits, options.datasets, reflections="reviewed", review=True, provenance=True)
 
-    def lines(selection: Selection) -> Iterator[list[str]]:
-        tally, counter, limit = selection.tally, selection.length.counter, selection.length.max_tokens
-        for chunk in chunks(stream_rows(selection.db, sql, args)):
-            built: list[tuple[SourceRow, Target, list[Target]]] = []
-            texts: list[str] = []
-            for row in chunk:
-                sides = dpo_sides(row, passed_over_versions(selection.db, row), include_bias=options.include_bias,
-                                  use_relabels=options.use_relabels)
-                if isinstance(sides, str):
-                    tally.leave_out(row.id, sides)
-                    continue
-                built.append((row, *sides))
-                texts.extend(sft_text(row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
-            lengths = iter(counter.count(texts) if counter is not None else [estimate_tokens(t) for t in texts])
-            tally.considered += len(chunk)
-            written: list[str] = []
-            for row, chosen, rejected in built:
-                chosen_fits = next(lengths) <= limit
-                fitting = [side for side in rejected if next(lengths) <= limit and chosen_fits]
-                if len(fitting) < len(rejected):
-                    tally.leave_out(row.id, "too_long", len(rejected) - len(fitting))
-                if not fitting or not tally.take(row, chosen.label, f"{chosen.source}>{fitting[0].source}",
-                                                 chosen.model):
-                    continue
-                for side in fitting[1:]:
-                    tally.add(chosen.label, f"{chosen.source}>{side.source}", chosen.model, row)
-                written.extend(dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
-                                        (side.thought, side.label), provenance(row, chosen, side))
-                               for side in fitting)
-            selection.report()
-            yield written
+    def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
+        block = BlockBuilder()
+        counter, limit = length.counter, length.max_tokens
+        built: list[tuple[SourceRow, Target, list[Target]]] = []
+        texts: list[str] = []
+        for row in rows:
+            sides = dpo_sides(row, passed_over_versions(db, row), include_bias=options.include_bias,
+                              use_relabels=options.use_relabels)
+            if isinstance(sides, str):
+                block.leave_out(row.id, sides)
+                continue
+            built.append((row, *sides))
+            texts.extend(sft_text(row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
+        lengths = iter(counter.count(texts) if counter is not None else [estimate_tokens(t) for t in texts])
+        for row, chosen, rejected in built:
+            chosen_fits = next(lengths) <= limit
+            fitting = [side for side in rejected if next(lengths) <= limit and chosen_fits]
+            if len(fitting) < len(rejected):
+                block.leave_out(row.id, "too_long", len(rejected) - len(fitting))
+            if fitting:
+                block.take_lines(row, [dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
+                                                (side.thought, side.label), provenance(row, chosen, side)).encode()
+                                       for side in fitting],
+                                 [(chosen.label, f"{chosen.source}>{side.source}", chosen.model) for side in fitting])
+        return block.finish(len(rows))
 
-    return lines
+    return Selector("dpo", RULE, source, build)
 
 
 def plan_dpo(db: Database, options: DpoOptions, progress: Progress | None = None) -> ExportPlan:
     """The counts a DPO export with these options would have, without writing anything."""
-    return plan_with(db, options, "dpo", RULE, _select(options), progress)
+    return plan_with(db, options, selector(options), progress)
 
 
 def write_dpo(db: Database, options: DpoOptions, out: Path | None = None, hf_dir: Path | None = None,
               progress: Progress | None = None) -> Manifest:
     """Write a DPO export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row."""
-    return write_with(db, options, "dpo", RULE, "dpo", describe(options), _select(options), out, hf_dir, progress)
+    return write_with(db, options, selector(options), "dpo", describe(options), out, hf_dir, progress)

@@ -1,6 +1,14 @@
-"""What SFT and DPO exports share: the length check, one read snapshot, planning, and writing with lineage."""
+"""What SFT and DPO exports share: the length check, one read snapshot, blocks merged in id order, lineage.
+
+An export reads its examples in one snapshot of the database and selects them in blocks of
+consecutive ids (exports.block): in this process for small exports, in worker processes that
+read the same snapshot for large ones (exports.parallel). Either way the blocks are merged in id
+order by one Tally, which decides duplicates and counts, so both paths write the same bytes and
+the same counts, and plan_with computes exactly what write_with writes.
+"""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -12,15 +20,17 @@ from sqlite_utils import Database
 
 from db.reviews import log_position
 from db.runs import finish_run, start_run
+from exports import block, parallel
+from exports.block import Block
 from exports.errors import EmptyExportError
 from exports.length import ESTIMATE_NAME, TokenCounter
 from exports.lineage import Manifest, record_export
+from exports.rules import SourceRow
 from exports.sink import HfSink, JsonlSink
-from exports.source import count_in_scope, outside_scope, read_snapshot, scopes_of
+from exports.source import Source, count_in_scope, outside_scope, read_snapshot, scopes_of
 from exports.tally import ExportPlan, Tally
 
 Progress = Callable[[int, int], None]  # (examples considered so far, examples in scope)
-CHUNK = 1000  # examples per batch (tokenizer calls and progress reports)
 
 
 class Options(Protocol):
@@ -53,47 +63,62 @@ class LengthCheck:
         return self.counter.name if self.counter else ESTIMATE_NAME
 
 
-@dataclass
-class Selection:
-    """The state one export run reads from: its options, counts so far, length check and progress."""
+@dataclass(frozen=True)
+class Selector:
+    """One kind of export: what it reads and how it makes a Block of a run of its rows.
 
-    db: Database
-    tally: Tally
-    length: LengthCheck
-    total: int
-    progress: Progress | None
+    sft.selector and dpo.selector build one from the options, here and in worker processes alike.
+    """
 
-    def report(self) -> None:
-        """Tell the progress callback how far the selection is."""
-        if self.progress is not None:
-            self.progress(self.tally.considered, self.total)
+    kind: str  # sft | dpo
+    rule: str  # the ablation, or the DPO pairing rule
+    source: Source
+    build: Callable[[Database, LengthCheck, list[SourceRow]], Block]
 
 
-Selector = Callable[[Selection], Iterator[list[str]]]  # yields the lines of each chunk of examples
-
-
-def chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+def chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Lists of up to size items from rows."""
     rows = iter(rows)
     while chunk := list(itertools.islice(rows, size)):
         yield chunk
 
 
-def _select(db: Database, options: Options, kind: str, rule: str, selector: Selector,
-            progress: Progress | None, length: LengthCheck) -> tuple[Selection, int, Iterator[list[str]]]:
-    position = log_position(db)
-    selection = Selection(db, Tally(kind, rule), length, count_in_scope(db, options.splits, options.datasets),
-                          progress)
-    return selection, position, selector(selection)
+def length_check(options: Options) -> LengthCheck:
+    """The length check of the options (loads the tokenizer, if one is given)."""
+    return LengthCheck(options.max_tokens, TokenCounter(options.tokenizer) if options.tokenizer else None)
 
 
-def _finish(selection: Selection, options: Options, length: LengthCheck, position: int) -> ExportPlan:
+def _blocks_here(db: Database, selector: Selector, length: LengthCheck) -> Iterator[Block]:
+    for chunk in chunks(selector.source.rows(db), block.BLOCK_EXAMPLES):
+        yield selector.build(db, length, chunk)
+
+
+def _finish(db: Database, tally: Tally, options: Options, length: LengthCheck, position: int) -> ExportPlan:
     """Resolve cross-split copies (inside the snapshot) and return the counts."""
-    tally = selection.tally
-    outside = outside_scope(selection.db, options.splits, options.datasets, tally.first_copy)
+    outside = outside_scope(db, options.splits, options.datasets, tally.first_copy)
     ids = [i for pair in tally.later_copies for i in pair] + [tally.first_copy[row[3]] for row in outside]
-    tally.find_cross_split(scopes_of(selection.db, ids), outside)
+    tally.find_cross_split(scopes_of(db, ids), outside)
     return tally.plan(length_measure=length.name, max_tokens=length.max_tokens, review_log_position=position)
+
+
+def _run(db: Database, options: Options, selector: Selector, length: LengthCheck, progress: Progress | None,
+         write: Callable[[bytes], None] | None) -> ExportPlan:
+    """Select every block in one snapshot, merging them in order; write gets each block's lines (None: plan)."""
+    workers = parallel.workers_for(db, count_in_scope(db, options.splits, options.datasets))
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(parallel.Pool(db, workers)) if workers else None  # holds writers off
+        stack.enter_context(read_snapshot(db))
+        position = log_position(db)  # the first read fixes the snapshot
+        total = count_in_scope(db, options.splits, options.datasets)
+        tally = Tally(selector.kind, selector.rule)
+        blocks = pool.blocks(selector, options, total) if pool else _blocks_here(db, selector, length)
+        for selected in blocks:
+            data = tally.merge(selected)
+            if write is not None:
+                write(data)
+            if progress is not None:
+                progress(tally.considered, total)
+        return _finish(db, tally, options, length, position)
 
 
 def _nothing_message(plan: ExportPlan) -> str:
@@ -104,49 +129,38 @@ def _nothing_message(plan: ExportPlan) -> str:
     return f"Nothing to export: all {plan.considered} examples were left out ({reasons}).{hint}"
 
 
-def length_check(options: Options) -> LengthCheck:
-    """The length check of the options (loads the tokenizer, if one is given)."""
-    return LengthCheck(options.max_tokens, TokenCounter(options.tokenizer) if options.tokenizer else None)
-
-
-def plan_with(db: Database, options: Options, kind: str, rule: str, selector: Selector,
-              progress: Progress | None = None) -> ExportPlan:
+def plan_with(db: Database, options: Options, selector: Selector, progress: Progress | None = None) -> ExportPlan:
     """Run a selection without writing and return its counts."""
-    length = length_check(options)
-    with read_snapshot(db):
-        selection, position, chunks_of_lines = _select(db, options, kind, rule, selector, progress, length)
-        for _ in chunks_of_lines:
-            pass
-        return _finish(selection, options, length, position)
+    return _run(db, options, selector, length_check(options), progress, None)
 
 
-def write_with(db: Database, options: Options, kind: str, rule: str, fmt: str, rule_text: str, selector: Selector,
-               out: Path | None, hf_dir: Path | None, progress: Progress | None = None) -> Manifest:
+def write_with(db: Database, options: Options, selector: Selector, fmt: str, rule_text: str, out: Path | None,
+               hf_dir: Path | None, progress: Progress | None = None) -> Manifest:
     """Run a selection into a JSONL file (out) or a Hugging Face dataset folder (hf_dir), with its lineage."""
     if (out is None) == (hf_dir is None):
         raise ValueError("give exactly one of out (a .jsonl file) and hf_dir (a dataset folder)")
     sink: JsonlSink | HfSink = JsonlSink(out) if out is not None else HfSink(hf_dir, fmt)  # type: ignore[arg-type]
     try:
         length = length_check(options)
-        run_id = start_run(db, "export", {"kind": kind, "path": str(sink.path), "format": fmt,
+        run_id = start_run(db, "export", {"kind": selector.kind, "path": str(sink.path), "format": fmt,
                                           "storage": sink.storage, **options.as_dict()})
     except BaseException:
         sink.abort()
         raise
     try:
-        with read_snapshot(db):
-            selection, position, chunks_of_lines = _select(db, options, kind, rule, selector, progress, length)
-            if options.shuffle_seed is not None:
-                shuffled = [line for lines in chunks_of_lines for line in lines]
-                random.Random(options.shuffle_seed).shuffle(shuffled)
-                chunks_of_lines = iter([shuffled])
-            for lines in chunks_of_lines:
-                sink.write(lines)
-            plan = _finish(selection, options, length, position)
+        if options.shuffle_seed is None:
+            plan = _run(db, options, selector, length, progress, sink.write)
+        else:
+            blocks: list[bytes] = []
+            plan = _run(db, options, selector, length, progress, blocks.append)
+            lines = b"".join(blocks).splitlines(keepends=True)
+            del blocks
+            random.Random(options.shuffle_seed).shuffle(lines)
+            sink.write(b"".join(lines))
         if not plan.rows:
             raise EmptyExportError(_nothing_message(plan))
         sink.finish()
-        return record_export(db, sink=sink, plan=plan, kind=kind, fmt=fmt, rule_text=rule_text,
+        return record_export(db, sink=sink, plan=plan, kind=selector.kind, fmt=fmt, rule_text=rule_text,
                              options=options.as_dict(), run_id=run_id)
     except BaseException as exc:
         sink.abort()

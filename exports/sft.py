@@ -1,22 +1,22 @@
 """SFT exports: one training row per selected example, in the [INST] text or chat-messages layout.
 
-The selection rules are in exports.rules (module docstring); duplicates, length and lineage in
+The selection rules are in exports.rules (module docstring); blocks, duplicates and lineage in
 exports.engine. Headless: the CLI (`nlistral export sft`) and the review app's export screen are
 thin layers over plan_sft and write_sft.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from exports.engine import Progress, Selection, Selector, chunks, plan_with, write_with
+from exports.block import Block, BlockBuilder
+from exports.engine import LengthCheck, Progress, Selector, plan_with, write_with
 from exports.lineage import Manifest
 from exports.lines import sft_lines, sft_text
 from exports.options import SftOptions
-from exports.rules import sft_rule
-from exports.source import source_query, stream_rows
+from exports.rules import SourceRow, sft_rule
+from exports.source import Source
 from exports.tally import ExportPlan
 
 RULE_TEXT = {
@@ -38,53 +38,50 @@ def describe(options: SftOptions) -> str:
             + f"; splits {scope}; at most {options.max_tokens} tokens; duplicates written once")
 
 
-def _select(options: SftOptions) -> Selector:
+def selector(options: SftOptions) -> Selector:
+    """How an SFT export with these options reads its examples and selects a block of them."""
     layout = sft_lines(options.fmt)
     pick = sft_rule(options.ablation, include_bias=options.include_bias, use_relabels=options.use_relabels,
                     reviewed_only=options.reviewed_only)
-    reflections = {"reflected": "latest", "curated": "reviewed"}.get(options.ablation)
-    sql, args = source_query(options.splits, options.datasets, reflections=reflections,
-                             review=options.ablation == "curated")
+    source = Source(options.splits, options.datasets, reflections={"reflected": "latest", "curated": "reviewed"}.get(
+        options.ablation), review=options.ablation == "curated")
 
-    def lines(selection: Selection) -> Iterator[list[str]]:
-        tally, counter, limit = selection.tally, selection.length.counter, selection.length.max_tokens
-        build, take, leave_out = layout.line_and_estimate, tally.take, tally.leave_out
-        for chunk in chunks(stream_rows(selection.db, sql, args)):
-            written: list[str] = []
-            measure_later = []  # with a tokenizer: lengths are counted per chunk, in one call
-            for row in chunk:
-                target = pick(row)
-                if isinstance(target, str):
-                    leave_out(row.id, target)
-                    continue
-                line, estimate = build(row.id, row.premise, row.hypothesis, target.thought, target.label)
-                if counter is not None:
-                    measure_later.append((row, target, line))
-                elif estimate > limit:
+    def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
+        block = BlockBuilder()
+        encoded, take, leave_out = layout.encoded, block.take, block.leave_out
+        counter, limit = length.counter, length.max_tokens
+        measure_later = []  # with a tokenizer: lengths are counted per block, in one call
+        for row in rows:
+            target = pick(row)
+            if target.__class__ is str:
+                leave_out(row.id, target)  # type: ignore[arg-type]
+                continue
+            line, estimate = encoded(row.id, row.premise, row.hypothesis, target.thought, target.label,  # type: ignore[union-attr]
+                                     limit)
+            if counter is not None:
+                measure_later.append((row, target, line))
+            elif estimate > limit:
+                leave_out(row.id, "too_long")
+            else:
+                take(row, line, target.label, target.source, target.model)  # type: ignore[union-attr]
+        if measure_later:
+            texts = [sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
+            for (row, target, line), length_ in zip(measure_later, counter.count(texts), strict=True):  # type: ignore[union-attr]
+                if length_ > limit:
                     leave_out(row.id, "too_long")
-                elif take(row, target.label, target.source, target.model):
-                    written.append(line)
-            if measure_later:
-                texts = [sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
-                for (row, target, line), length in zip(measure_later, counter.count(texts), strict=True):  # type: ignore[union-attr]
-                    if length > limit:
-                        leave_out(row.id, "too_long")
-                    elif take(row, target.label, target.source, target.model):
-                        written.append(line)
-            tally.considered += len(chunk)
-            selection.report()
-            yield written
+                else:
+                    take(row, line, target.label, target.source, target.model)
+        return block.finish(len(rows))
 
-    return lines
+    return Selector("sft", options.ablation, source, build)
 
 
 def plan_sft(db: Database, options: SftOptions, progress: Progress | None = None) -> ExportPlan:
     """The counts an SFT export with these options would have, without writing anything."""
-    return plan_with(db, options, "sft", options.ablation, _select(options), progress)
+    return plan_with(db, options, selector(options), progress)
 
 
 def write_sft(db: Database, options: SftOptions, out: Path | None = None, hf_dir: Path | None = None,
               progress: Progress | None = None) -> Manifest:
     """Write an SFT export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row."""
-    return write_with(db, options, "sft", options.ablation, options.fmt, describe(options), _select(options),
-                      out, hf_dir, progress)
+    return write_with(db, options, selector(options), options.fmt, describe(options), out, hf_dir, progress)

@@ -13,7 +13,7 @@ from typing import Any
 from exports.errors import ExportTargetError
 from exports.lines import PROVENANCE_FIELDS
 
-_FLUSH_CHARS = 1 << 22
+_FLUSH_BYTES = 1 << 22
 
 
 def _temporary(path: Path) -> Path:
@@ -44,22 +44,22 @@ class JsonlSink:
         self._tmp = _temporary(self.path)
         self._fh = self._tmp.open("wb")
         self._hash = hashlib.sha256()
-        self._buffer: list[str] = []
-        self._chars = 0
+        self._buffer: list[bytes] = []
+        self._size = 0
         self.sha256 = self.content_sha256 = ""
 
-    def write(self, lines: list[str]) -> None:
-        """Add lines (each ending in a newline)."""
-        self._buffer.extend(lines)
-        self._chars += sum(map(len, lines))
-        if self._chars > _FLUSH_CHARS:
+    def write(self, data: bytes) -> None:
+        """Add lines (UTF-8, each ending in a newline)."""
+        self._buffer.append(data)
+        self._size += len(data)
+        if self._size > _FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
-        data = "".join(self._buffer).encode()
-        self._hash.update(data)
-        self._fh.write(data)
-        self._buffer, self._chars = [], 0
+        for data in self._buffer:
+            self._hash.update(data)
+            self._fh.write(data)
+        self._buffer, self._size = [], 0
 
     def finish(self) -> None:
         """Write out what is buffered and fix the hashes (the file keeps its temporary name)."""
@@ -115,10 +115,10 @@ class HfSink:
         self._hash = hashlib.sha256()
         self.sha256 = self.content_sha256 = ""
 
-    def write(self, lines: list[str]) -> None:
-        """Add lines (each ending in a newline): each dataset row is exactly its line's JSON."""
-        self._hash.update("".join(lines).encode())
-        self._rows.extend(map(json.loads, lines))
+    def write(self, data: bytes) -> None:
+        """Add lines (UTF-8, each ending in a newline): each dataset row is exactly its line's JSON."""
+        self._hash.update(data)
+        self._rows.extend(map(json.loads, data.splitlines()))
 
     def finish(self) -> None:
         """Build and save the dataset under the temporary name; fix the hashes."""

@@ -1,9 +1,13 @@
-"""Reading what an export considers: one streaming query in one read snapshot, and the split index."""
+"""Reading what an export considers: rows streamed in one read snapshot, and the split index."""
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import operator
 from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from sqlite_utils import Database
@@ -48,46 +52,85 @@ def scope_filter(splits: Sequence[str], datasets: Sequence[str]) -> tuple[str, l
     return clause, args
 
 
-def source_query(splits: Sequence[str], datasets: Sequence[str], *, reflections: str | None,
-                 review: bool, provenance: bool = False) -> tuple[str, list[Any]]:
-    """The query for SourceRow: reflections is 'reviewed', 'latest' or None (not needed).
+@dataclass(frozen=True)
+class Source:
+    """What an export reads: one SourceRow per example of the splits and datasets, in id order, streamed.
 
-    Columns a rule does not need come back NULL (fewer values to convert keeps the stream fast).
+    reflections: 'reviewed', 'latest' or None (not needed); review: the review state; provenance:
+    the DPO columns. Every column costs each row a round trip through Python's sqlite3 (NULL or
+    not), so columns a rule does not need are left out of the query and filled with None, and the
+    review state, which few examples have, is read by a second query over the reviewed examples
+    alone (in the same snapshot) and joined to the rows by id.
     """
-    where, args = scope_filter(splits, datasets)
-    if reflections is None:
-        refl_cols, refl_join = "NULL, NULL, NULL, NULL", ""
-    else:
-        expr = _REVIEWED_REFLECTION if reflections == "reviewed" else _LATEST_REFLECTION
-        refl_cols = "r.id, r.thought_process, r.predicted_label, r.model"
-        refl_join = f"LEFT JOIN generations r ON r.id = {expr}"
-    review_cols = _REVIEW_COLUMNS if review else "NULL, NULL, NULL, NULL, NULL"
-    extra = _PROVENANCE_COLUMNS if provenance else "NULL, NULL, NULL, NULL"
-    review_join = "LEFT JOIN review_state s ON s.example_id = e.id" if review or provenance else ""
-    sql = f"""
-        SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash,
-               e.thought_id, t.thought_process, t.predicted_label, t.model,
-               {refl_cols}, {review_cols}, {extra}
-        FROM examples e
-        LEFT JOIN generations t ON t.id = e.thought_id
-        {refl_join}
-        {review_join}
-        WHERE {where}
-        ORDER BY e.id
-    """
-    return sql, args
+
+    splits: tuple[str, ...]
+    datasets: tuple[str, ...]
+    reflections: str | None
+    review: bool
+    provenance: bool = False
+
+    def rows(self, db: Database, id_range: tuple[int, int] | None = None) -> Iterator[SourceRow]:
+        """The rows, optionally only those with first <= id < end of id_range=(first, end)."""
+        where, args = scope_filter(self.splits, self.datasets)
+        if id_range is not None:
+            where += " AND e.id >= ? AND e.id < ?"
+            args.extend(id_range)
+        if self.reflections is None:  # with the provenance columns, the query keeps its full width
+            refl_cols, refl_join = (", NULL, NULL, NULL, NULL", "") if self.provenance else ("", "")
+            tail = () if self.provenance else (None,) * 4
+        else:
+            expr = _REVIEWED_REFLECTION if self.reflections == "reviewed" else _LATEST_REFLECTION
+            refl_cols, refl_join, tail = ", r.id, r.thought_process, r.predicted_label, r.model", (
+                f"LEFT JOIN generations r ON r.id = {expr}"), ()
+        review_cols = f", {_REVIEW_COLUMNS}, {_PROVENANCE_COLUMNS}" if self.provenance else ""
+        cursor = db.conn.execute(f"""
+            SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash,
+                   e.thought_id, t.thought_process, t.predicted_label, t.model{refl_cols}{review_cols}
+            FROM examples e
+            LEFT JOIN generations t ON t.id = e.thought_id
+            {refl_join}
+            {"LEFT JOIN review_state s ON s.example_id = e.id" if self.provenance else ""}
+            WHERE {where}
+            ORDER BY e.id
+        """, args)
+        try:
+            if self.provenance:
+                yield from map(_as_source_row, cursor)
+                return
+            nothing = tail + (None,) * 9  # the review state and the provenance columns
+            reviews = {
+                example_id: (*tail, *state, None, None, None, None)
+                for example_id, *state in db.execute(
+                    f"SELECT e.id, {_REVIEW_COLUMNS} FROM review_state s CROSS JOIN examples e "
+                    f"ON e.id = s.example_id WHERE {where}", args)
+            } if self.review else {}
+            rows: Iterator[tuple[Any, ...]] = cursor
+            if reviews:
+                rows, ids = itertools.tee(cursor)
+                rest: Iterator[tuple[Any, ...]] = map(reviews.get, map(operator.itemgetter(0), ids), repeat(nothing))
+            else:
+                rest = repeat(nothing)
+            yield from map(_as_source_row, map(operator.add, rows, rest))  # C all the way: no Python frame per row
+        finally:
+            cursor.close()
 
 
 _as_source_row = functools.partial(tuple.__new__, SourceRow)  # SourceRow._make without a Python frame per row
 
 
-def stream_rows(db: Database, sql: str, args: Sequence[Any]) -> Iterator[SourceRow]:
-    """The rows of a source query, one at a time (the cursor streams; nothing is loaded whole)."""
-    cursor = db.conn.cursor()
-    try:
-        yield from map(_as_source_row, cursor.execute(sql, list(args)))
-    finally:
-        cursor.close()
+def id_bounds(db: Database, splits: Sequence[str], datasets: Sequence[str]) -> tuple[int, int] | None:
+    """The first and last example id in the splits and datasets (None when there is none)."""
+    where, args = scope_filter(splits, datasets)
+    ends = [db.execute(f"SELECT e.id FROM examples e WHERE {where} ORDER BY e.id {order} LIMIT 1", args).fetchone()
+            for order in ("ASC", "DESC")]
+    return None if ends[0] is None else (ends[0][0], ends[1][0])
+
+
+def fingerprint(db: Database) -> tuple[int, int, int, int]:
+    """The last ids of the append-only tables: two connections in one snapshot read the same values."""
+    return tuple(db.execute(  # type: ignore[return-value]
+        "SELECT (SELECT coalesce(max(id), 0) FROM examples), (SELECT coalesce(max(id), 0) FROM generations), "
+        "(SELECT coalesce(max(id), 0) FROM review_events), (SELECT coalesce(max(id), 0) FROM runs)").fetchone())
 
 
 def count_in_scope(db: Database, splits: Sequence[str], datasets: Sequence[str]) -> int:

@@ -1,13 +1,11 @@
-"""Counting an export as it is selected: what goes in (by label, source, model, split), what is left out and why."""
+"""Counting an export as its blocks come in: what goes in (by label, source, model, split), what is left out and why."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports.rules import SourceRow
-
-MAX_IDS_PER_REASON = 1000  # example ids kept per left-out reason (the counts are always complete)
+from exports.block import Block, Key, LeftOut
 
 
 @dataclass(frozen=True)
@@ -72,40 +70,52 @@ class ExportPlan:
 
 
 class Tally:
-    """Accumulates an ExportPlan row by row; decides duplicates (the first written copy of a pair wins)."""
+    """Accumulates an ExportPlan block by block; decides duplicates (the first written copy of a pair wins)."""
 
     def __init__(self, kind: str, rule: str):
         self.kind, self.rule = kind, rule
         self.considered = 0
         self.examples = 0
-        self.written: Counter[tuple[int, str, str, str, str]] = Counter()  # (label, source, model, dataset, split)
-        self.left_out: Counter[str] = Counter()
-        self.left_out_ids: dict[str, list[int]] = {}
+        self.written: Counter[Key] = Counter()
+        self.left_out = LeftOut()
         self.cross_split: list[CrossSplit] = []
         self.first_copy: dict[str, int] = {}  # content_hash -> the example id written for it
         self.later_copies: list[tuple[int, int]] = []  # (written id, left-out duplicate id)
 
-    def leave_out(self, example_id: int, reason: str, n: int = 1) -> None:
-        """Count an example (or n pairs of it) left out for a reason."""
-        self.left_out[reason] += n
-        ids = self.left_out_ids.setdefault(reason, [])
-        if len(ids) < MAX_IDS_PER_REASON and (not ids or ids[-1] != example_id):
-            ids.append(example_id)
+    def merge(self, block: Block) -> bytes:
+        """Count in the next block (blocks come in id order); its lines, less the duplicates of pairs written before."""
+        self.considered += block.considered
+        self.left_out.merge(block.left_out)
+        hashes = block.hashes
+        if self.first_copy.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):  # C-speed common case
+            self.first_copy.update(zip(hashes, block.ids))
+            self.examples += len(hashes)
+            self._count(block.key_table, block.keys)
+            return block.data
+        return self._merge_copies(block)
 
-    def take(self, row: SourceRow, label: int, source: str, model: str, rows: int = 1) -> bool:
-        """Count an example's rows as written, unless its pair was written already (then: duplicate)."""
-        first = self.first_copy.setdefault(row.content_hash, row.id)
-        if first != row.id:
-            self.leave_out(row.id, "duplicate")
-            self.later_copies.append((first, row.id))
-            return False
-        self.examples += 1
-        self.written[(label, source, model, row.dataset, row.split)] += rows
-        return True
+    def _merge_copies(self, block: Block) -> bytes:
+        lines = block.data.splitlines(keepends=True)  # JSON escapes every line break inside a record
+        per_example = block.lines_per_example or [1] * len(block.ids)
+        kept: list[bytes] = []
+        keys: list[int] = []
+        start = 0
+        for example_id, content_hash, n in zip(block.ids, block.hashes, per_example, strict=True):
+            first = self.first_copy.setdefault(content_hash, example_id)
+            if first == example_id:
+                self.examples += 1
+                kept.extend(lines[start:start + n])
+                keys.extend(block.keys[start:start + n])
+            else:
+                self.left_out.add(example_id, "duplicate")
+                self.later_copies.append((first, example_id))
+            start += n
+        self._count(block.key_table, keys)
+        return b"".join(kept)
 
-    def add(self, label: int, source: str, model: str, row: SourceRow) -> None:
-        """Count one more row of an example already taken (DPO: several pairs per example)."""
-        self.written[(label, source, model, row.dataset, row.split)] += 1
+    def _count(self, table: list[Key], keys: list[int]) -> None:
+        for index, n in Counter(keys).items():
+            self.written[table[index]] += n
 
     def find_cross_split(self, copies: dict[int, tuple[str, str]], outside: list[tuple[int, str, str, str]]) -> None:
         """Note written pairs also stored under another split: left-out copies and rows outside the export.
@@ -138,8 +148,8 @@ class Tally:
         return ExportPlan(
             kind=self.kind, rule=self.rule, considered=self.considered, rows=sum(self.written.values()),
             examples=self.examples, by_label=by_label, by_source=by_source, by_model=by_model,
-            by_split=by_split, left_out=dict(sorted(self.left_out.items())),
-            left_out_ids={k: self.left_out_ids[k] for k in sorted(self.left_out_ids)},
+            by_split=by_split, left_out=dict(sorted(self.left_out.counts.items())),
+            left_out_ids={k: self.left_out.ids[k] for k in sorted(self.left_out.ids)},
             cross_split=tuple(self.cross_split), length_measure=length_measure, max_tokens=max_tokens,
             review_log_position=review_log_position, warnings=tuple(warnings),
         )

@@ -1,0 +1,178 @@
+"""Large exports select their blocks in worker processes that all read the snapshot the caller reads.
+
+One snapshot for all: the parent takes the write lock (BEGIN IMMEDIATE on a connection of its
+own) before its connection's first read, starts the workers, and releases the lock only once each
+worker has begun its read transaction and read. No commit can fall in between, so every reader
+sees the same state; each worker's first read (exports.source.fingerprint) is checked against the
+parent's. Other writers wait on the busy timeout meanwhile (about the time two Pythons take to
+start, a quarter of a second).
+
+The id span of the export is cut into ranges of about BLOCK_EXAMPLES examples, dealt to the workers
+in turn (range k to worker k mod n). A worker (`python -m exports.block_worker`) reads a pickled
+Job on stdin and writes pickled messages on stdout: ("ready", fingerprint), then per range its
+("block", Block) messages and ("end", None); or ("failed", message). The parent reads the ranges in
+order, so merging the blocks (exports.tally) sees the examples in id order, exactly as the
+one-process path does.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from db.connection import BUSY_TIMEOUT_MS
+from exports import block
+from exports.block import Block
+from exports.errors import ExportError
+from exports.lineage import database_path
+from exports.source import fingerprint, id_bounds
+
+if TYPE_CHECKING:
+    from exports.engine import Options, Selector
+
+# Below this many examples in scope an export runs in one process: starting workers (about 0.3 s)
+# costs more than they save, and the review app's exports of tens of rows start at once.
+PARALLEL_MIN_EXAMPLES = 50_000
+MAX_WORKERS = 4
+_ROOT = str(Path(__file__).resolve().parent.parent)  # the folder that holds the exports package
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker process selects: its id ranges, [first, end), in order."""
+
+    path: str
+    kind: str
+    options: Any  # SftOptions | DpoOptions
+    ranges: list[tuple[int, int]]
+    block_examples: int
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def workers_for(db: Database, examples: int) -> int:
+    """How many worker processes an export of this many examples uses (0: it selects in this process)."""
+    cpus = usable_cpus()
+    if examples < PARALLEL_MIN_EXAMPLES or cpus < 2 or db.conn.in_transaction or not database_path(db):
+        return 0  # an in-memory database or an open transaction cannot be shared with other processes
+    return min(cpus, MAX_WORKERS)
+
+
+def id_ranges(db: Database, options: Options, examples: int, workers: int) -> list[tuple[int, int]]:
+    """The id span of the export's scope cut into ranges [first, end) of about BLOCK_EXAMPLES examples."""
+    bounds = id_bounds(db, options.splits, options.datasets)
+    if bounds is None:
+        return []
+    first, last = bounds
+    width = math.ceil((last - first + 1) / max(workers, math.ceil(examples / block.BLOCK_EXAMPLES)))
+    return [(start, min(start + width, last + 1)) for start in range(first, last + 1, width)]
+
+
+def open_reader(path: str) -> Database:
+    """A connection for reading only (the parent has applied the migrations), with the store's busy timeout."""
+    return Database(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000))
+
+
+def receive(stream: IO[bytes]) -> tuple[str, Any]:
+    """The next message from a worker, or ("gone", None) when it stopped without a word."""
+    try:
+        return pickle.load(stream)  # type: ignore[no-any-return]
+    except EOFError:
+        return "gone", None
+
+
+class Pool:
+    """The write lock and the worker processes of one export (module docstring)."""
+
+    def __init__(self, db: Database, workers: int):
+        self.db, self.workers = db, workers
+        self.path = database_path(db)
+        self._lock: sqlite3.Connection | None = None
+        self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def __enter__(self) -> Pool:
+        self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            self._lock.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self.release()
+            raise ExportError(f"{self.path} stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000} s "
+                              f"({exc}); export again when that import or run is done.") from None
+        return self
+
+    def release(self) -> None:
+        """Let other writers commit again."""
+        if self._lock is not None:
+            if self._lock.in_transaction:
+                self._lock.execute("ROLLBACK")  # nothing was written under it
+            self._lock.close()
+            self._lock = None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+        for child, errors in self._children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            assert child.stdout is not None
+            child.stdout.close()
+            errors.close()
+
+    def _start(self, job: Job) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+        errors = tempfile.TemporaryFile()  # a worker's stderr: shown only if it fails
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
+        child = subprocess.Popen([sys.executable, "-m", "exports.block_worker"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors, env=env)
+        self._children.append((child, errors))
+        assert child.stdin is not None
+        try:
+            child.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # it stopped at once: the first read reports how
+        return child, errors
+
+    def _next(self, child: subprocess.Popen[bytes], errors: IO[bytes]) -> tuple[str, Any]:
+        """The next message of a worker; a failed or vanished worker raises ExportError."""
+        assert child.stdout is not None
+        kind, payload = receive(child.stdout)
+        if kind == "failed":
+            raise ExportError(f"An export worker failed: {payload}")
+        if kind == "gone":
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise ExportError(f"An export worker stopped unexpectedly (exit code {child.wait()}): "
+                              f"{' | '.join(tail) or 'no message'}. Nothing was written; export again.")
+        return kind, payload
+
+    def blocks(self, selector: Selector, options: Options, examples: int) -> Iterator[Block]:
+        """The blocks of the export in id order (call inside the caller's snapshot, after its first read)."""
+        ranges = id_ranges(self.db, options, examples, self.workers)
+        mine = fingerprint(self.db)
+        n = min(self.workers, len(ranges))
+        children = [self._start(Job(self.path, selector.kind, options, ranges[w::n], block.BLOCK_EXAMPLES))
+                    for w in range(n)]
+        for child, errors in children:
+            _, theirs = self._next(child, errors)
+            if tuple(theirs) != mine:
+                raise ExportError(f"An export worker read another state of the database ({theirs} != {mine}); "
+                                  "export again.")
+        self.release()
+        for k in range(len(ranges)):
+            child, errors = children[k % n]
+            while (message := self._next(child, errors))[0] == "block":
+                yield message[1]
