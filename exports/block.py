@@ -49,13 +49,18 @@ class Block:
     """The selection of a run of consecutive examples (module docstring)."""
 
     considered: int  # examples in the run
-    data: bytes  # the lines of the examples taken, UTF-8, in id order, each ending in "\n"
+    lines: list[bytes]  # the lines of the examples taken, UTF-8, in id order, each ending in "\n" (or them joined)
     ids: list[int]  # the examples taken, one entry each
     hashes: list[str]  # their content hashes
     lines_per_example: list[int] | None  # None: one line each (SFT)
     keys: list[int]  # per line: its index in key_table
     key_table: list[Key]
     left_out: LeftOut
+
+    @property
+    def data(self) -> bytes:
+        """The lines in one piece."""
+        return b"".join(self.lines)
 
 
 class BlockBuilder:
@@ -90,5 +95,5 @@ class BlockBuilder:
         index: dict[Key, int] = {}
         keys = [index.setdefault(key, len(index)) for key in self._keys]
         several = any(n != 1 for n in self._per_example)
-        return Block(considered, b"".join(self._lines), self._ids, self._hashes,
+        return Block(considered, self._lines, self._ids, self._hashes,
                      self._per_example if several else None, keys, list(index), self.left_out)

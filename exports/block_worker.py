@@ -1,6 +1,7 @@
 """A worker process of a large export (see exports/parallel.py); run with -m."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import pickle
@@ -11,6 +12,7 @@ import traceback
 from typing import IO, Any
 
 from exports import dpo, sft
+from exports.block import Block
 from exports.engine import chunks, length_check
 from exports.parallel import Job, open_reader
 from exports.source import fingerprint, read_snapshot
@@ -19,25 +21,32 @@ SELECTORS = {"sft": sft.selector, "dpo": dpo.selector}
 
 
 class Sender:
-    """Pickled messages up a pipe from a thread of their own, so selecting goes on while the parent reads."""
+    """Messages up a pipe (exports.parallel.receive reads them) from a thread of their own, so selecting goes
+    on while the parent reads; a block's lines follow its pickled rest as they are, never joined or copied whole."""
 
     def __init__(self, stream: IO[bytes]):
         self._stream = stream
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)  # at most two blocks wait
+        self._queue: queue.Queue[tuple[bytes, list[bytes]] | None] = queue.Queue(maxsize=2)  # two blocks wait
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
+        while (message := self._queue.get()) is not None:
+            head, lines = message
             try:
-                self._stream.write(data)
+                self._stream.write(head)
+                self._stream.writelines(lines)
                 self._stream.flush()
             except OSError:  # the parent is gone: nobody reads any more
                 os._exit(1)
 
-    def send(self, message: tuple[str, Any]) -> None:
+    def send(self, kind: str, payload: Any = None) -> None:
         """Queue a message (waits while two are queued)."""
-        self._queue.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        lines: list[bytes] = []
+        if isinstance(payload, Block):
+            lines, payload = payload.lines, dataclasses.replace(payload, lines=[])
+        head = pickle.dumps((kind, payload, sum(map(len, lines))), protocol=pickle.HIGHEST_PROTOCOL)
+        self._queue.put((head, lines))
 
     def close(self) -> None:
         """Send what is queued and stop."""
@@ -47,7 +56,7 @@ class Sender:
 
 def main() -> None:
     """Read the job on stdin; send ready, then each range's blocks and its end, up stdout."""
-    out = os.fdopen(os.dup(1), "wb")
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the messages
     job: Job = pickle.load(sys.stdin.buffer)
     gc.disable()  # a short-lived process that makes no reference cycles: collecting would only cost time
@@ -55,16 +64,16 @@ def main() -> None:
     try:
         db = open_reader(job.path)
         with read_snapshot(db):
-            sender.send(("ready", fingerprint(db)))  # the first read: the parent holds other writers off till now
+            sender.send("ready", fingerprint(db))  # the first read: the parent holds other writers off till now
             selector = SELECTORS[job.kind](job.options)
             length = length_check(job.options)
             for first, end in job.ranges:
                 for rows in chunks(selector.source.rows(db, (first, end)), job.block_examples):
-                    sender.send(("block", selector.build(db, length, rows)))
-                sender.send(("end", None))
+                    sender.send("block", selector.build(db, length, rows))
+                sender.send("end")
     except Exception as exc:
         traceback.print_exc()
-        sender.send(("failed", f"{type(exc).__name__}: {exc}"))
+        sender.send("failed", f"{type(exc).__name__}: {exc}")
     finally:
         sender.close()
 

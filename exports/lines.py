@@ -25,6 +25,8 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)  # exactly json.dumps(..., ensur
 _PREMISE, _HYPOTHESIS, _THOUGHT = "\ue000", "\ue001", "\ue002"  # JSON leaves private-use characters as they are
 _ID = 918_273_645
 _ESCAPED = bytes(range(32)) + b'"\\'  # what JSON escapes (ensure_ascii=False)
+_ESCAPES_TO_NUL = bytes(0 if b in _ESCAPED else 1 for b in range(256))  # a table: counting them needs no setup
+_SEPARATOR = "\x7f"
 # The keys of a DPO record's provenance, in order, with their types (for the Hugging Face features).
 PROVENANCE_FIELDS = {
     "dataset": "string", "split": "string", "source_id": "string", "gold_label": "int64",
@@ -70,6 +72,21 @@ def dpo_line(example_id: int, premise: str, hypothesis: str, chosen: tuple[str, 
     return _ENCODER.encode(record) + "\n"
 
 
+def _edges(pieces: list[str]) -> list[str]:
+    """What stands for the pieces around the texts where those are counted: each piece's characters next to a text.
+
+    A piece longer than two keeps its first and last character with a separator between them
+    (neither letter, space nor escaped), so every run of spaces across a border is the run in the
+    text, and the counts of these few characters are taken off again.
+    """
+    first, middle, before, last = pieces
+    return [first[-1:], *(p if len(p) <= 2 else f"{p[0]}{_SEPARATOR}{p[-1]}" for p in (middle, before)), last[:1]]
+
+
+def _escaped(text: str) -> int:
+    return text.encode().translate(_ESCAPES_TO_NUL).count(0)
+
+
 def _split3(text: str) -> list[str] | None:
     """The constant pieces around the three placeholders, or None unless each occurs once, in order."""
     if [c for c in text if c in (_PREMISE, _HYPOTHESIS, _THOUGHT)] != [_PREMISE, _HYPOTHESIS, _THOUGHT]:
@@ -91,11 +108,11 @@ class SftLines:
 
     def __init__(self, fmt: str):
         self.fmt = fmt
-        self._line: dict[int, list[str]] = {}  # label -> head before the id, then the pieces around the texts
+        # label -> the line's pieces (head before the id, then around the texts), the edges of the text's
+        # pieces around the texts (see _edges), and the counts the text has besides the counted data
+        self._plan: dict[int, tuple[str, ...]] = {}
+        self._counts: dict[int, tuple[int, int, int]] = {}
         self._text: dict[int, list[str]] = {}  # label -> the training text's pieces around the texts
-        # label -> (letters and others of the text's constant pieces, whether a space run can cross each of the
-        # six borders between a constant piece and a text: it ends / starts with a space)
-        self._counts: dict[int, tuple[int, int, tuple[bool, ...]]] = {}
         self.compiled = False
         for label in (0, 1):
             head, found, tail = sft_line(_ID, _PREMISE, _HYPOTHESIS, _THOUGHT, label, fmt).partition(str(_ID))
@@ -103,11 +120,13 @@ class SftLines:
             text_pieces = _split3(sft_text(_PREMISE, _HYPOTHESIS, _THOUGHT, label))
             if line_pieces is None or text_pieces is None:
                 return
-            self._line[label], self._text[label] = [head, *line_pieces], text_pieces
-            stats = [part_stats(p) for p in text_pieces]
-            t0, t1, t2, t3 = text_pieces
-            borders = (t0[-1:] == " ", t1[:1] == " ", t1[-1:] == " ", t2[:1] == " ", t2[-1:] == " ", t3[:1] == " ")
-            self._counts[label] = (sum(s.letters for s in stats), sum(s.others for s in stats), borders)
+            edges = _edges(text_pieces)
+            text, counted = [part_stats(p) for p in text_pieces], [part_stats(e) for e in edges]
+            self._text[label] = text_pieces
+            self._plan[label] = (head, *line_pieces, *edges)
+            self._counts[label] = (sum(t.letters for t in text) - sum(c.letters for c in counted),
+                                   sum(t.others for t in text) - sum(c.others for c in counted),
+                                   sum(_escaped(e) for e in edges))
         self.compiled = True
         self.compiled = all(self._agrees(*probe, label) for probe in _PROBES for label in (0, 1))
 
@@ -123,31 +142,27 @@ class SftLines:
         """The UTF-8 JSONL line of a row and the length estimate of its training text (exports.length).
 
         Given a limit, the estimate may be a bound instead, always on the same side of the limit as
-        the exact one: repeated spaces inside the texts are counted only where they could decide.
+        the exact one: repeated spaces are counted only where they could decide.
         """
         if not self.compiled:
             return (sft_line(example_id, premise, hypothesis, thought, label, self.fmt).encode(),
                     estimate_tokens(sft_text(premise, hypothesis, thought, label)))
-        # The three texts in one pass; the NUL separators count as two "other" bytes, taken off again.
-        data = f"{premise}\0{hypothesis}\0{thought}".encode()
+        head, c0, c1, c2, c3, e0, e1, e2, e3 = self._plan[label]
+        letters, others, escaped = self._counts[label]
+        # The three texts between the edges of the pieces around them, counted in one pass.
+        data = f"{e0}{premise}{e1}{hypothesis}{e2}{thought}{e3}".encode()
         rest = data.translate(None, LETTERS)
-        if len(rest) - len(rest.translate(None, _ESCAPED)) != 2 or not (premise and hypothesis and thought):
-            return self._escaping(example_id, premise, hypothesis, thought, label)  # or an empty text
-        letters, others, borders = self._counts[label]
+        if rest.translate(_ESCAPES_TO_NUL).count(0) != escaped:  # a text holds something JSON escapes
+            return self._escaping(example_id, premise, hypothesis, thought, label)
         spaces = rest.count(b" ")
-        others += len(rest) - spaces - 2 + (
-            (borders[0] and premise[0] == " ") + (borders[1] and premise[-1] == " ")
-            + (borders[2] and hypothesis[0] == " ") + (borders[3] and hypothesis[-1] == " ")
-            + (borders[4] and thought[0] == " ") + (borders[5] and thought[-1] == " "))
-        estimate = tokens(letters + len(data) - len(rest), others)  # all but the repeated spaces inside the texts
+        estimate = tokens(letters + len(data) - len(rest), others + len(rest) - spaces)  # less repeated spaces
         if (limit is None or estimate <= limit < estimate + spaces) and b"  " in data:
             estimate += repeated_spaces(data)  # at most one per space, so only a limit in that span needs them
-        head, c0, c1, c2, c3 = self._line[label]
         return f"{head}{example_id}{c0}{premise}{c1}{hypothesis}{c2}{thought}{c3}".encode(), estimate
 
     def _escaping(self, example_id: int, premise: str, hypothesis: str, thought: str,
                   label: int) -> tuple[bytes, int]:
-        head, c0, c1, c2, c3 = self._line[label]
+        head, c0, c1, c2, c3 = self._plan[label][:5]
         t0, t1, t2, t3 = self._text[label]
         once = encode_basestring(thought)[1:-1]  # the thought as it stands inside the target JSON
         twice = once.replace("\\", "\\\\").replace('"', '\\"')  # inside the line (no control characters left)

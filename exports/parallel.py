@@ -9,8 +9,9 @@ start, a quarter of a second).
 
 The id span of the export is cut into ranges of about BLOCK_EXAMPLES examples, dealt to the workers
 in turn (range k to worker k mod n). A worker (`python -m exports.block_worker`) reads a pickled
-Job on stdin and writes pickled messages on stdout: ("ready", fingerprint), then per range its
-("block", Block) messages and ("end", None); or ("failed", message). The parent reads the ranges in
+Job on stdin and writes messages on stdout, each a pickled (kind, payload, size) and then size
+bytes of lines: ("ready", fingerprint), then per range its ("block", Block) messages and
+("end", None); or ("failed", message). The parent reads the ranges in
 order, so merging the blocks (exports.tally) sees the examples in id order, exactly as the
 one-process path does.
 """
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 # costs more than they save, and the review app's exports of tens of rows start at once.
 PARALLEL_MIN_EXAMPLES = 50_000
 MAX_WORKERS = 4
+_EXIT_WAIT_S = 10
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder that holds the exports package
 
 
@@ -88,11 +90,16 @@ def open_reader(path: str) -> Database:
 
 
 def receive(stream: IO[bytes]) -> tuple[str, Any]:
-    """The next message from a worker, or ("gone", None) when it stopped without a word."""
+    """The next message from a worker (block_worker.Sender), or ("gone", None) when it stopped without a word."""
     try:
-        return pickle.load(stream)  # type: ignore[no-any-return]
+        kind, payload, size = pickle.load(stream)
     except EOFError:
         return "gone", None
+    if size:
+        payload.lines = [stream.read(size)]
+        if len(payload.lines[0]) != size:
+            return "gone", None
+    return kind, payload
 
 
 class Pool:
@@ -103,6 +110,7 @@ class Pool:
         self.path = database_path(db)
         self._lock: sqlite3.Connection | None = None
         self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self._finished = False  # every worker has sent its last range
 
     def __enter__(self) -> Pool:
         self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -124,10 +132,13 @@ class Pool:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
+        done = kind is None and self._finished  # then the workers are exiting on their own
         for child, errors in self._children:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
+            try:
+                child.wait(timeout=_EXIT_WAIT_S if done else 0)
+            except subprocess.TimeoutExpired:
+                child.kill()  # the export failed or stopped: its workers stop too
+                child.wait()
             assert child.stdout is not None
             child.stdout.close()
             errors.close()
@@ -176,3 +187,4 @@ class Pool:
             child, errors = children[k % n]
             while (message := self._next(child, errors))[0] == "block":
                 yield message[1]
+        self._finished = True

@@ -32,6 +32,7 @@ with no side left (a thought that was right all along) is `no_pair`.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -94,25 +95,30 @@ class Target(NamedTuple):
     model: str
 
 
+# Target(text, label, source, generation_id, model) without the Python frame of the named tuple's __new__:
+# a rule builds one per example, a million times in a large export.
+_target = functools.partial(tuple.__new__, Target)
+
+
 def thought_target(row: SourceRow) -> Target | None:
     """The current thought as generated, or None when there is none or it did not parse."""
     if row.thought_id is None or row.thought_label is None or row.thought_text is None:
         return None
-    return Target(row.thought_text, row.thought_label, "thought", row.thought_id, row.thought_model or "")
+    return _target((row.thought_text, row.thought_label, "thought", row.thought_id, row.thought_model or ""))
 
 
 def reflection_target(row: SourceRow) -> Target | None:
     """The current reflection's improved thought, or None when there is none or it did not parse."""
     if row.reflection_id is None or row.reflection_label is None or row.reflection_text is None:
         return None
-    return Target(row.reflection_text, row.reflection_label, "reflection", row.reflection_id,
-                  row.reflection_model or "")
+    return _target((row.reflection_text, row.reflection_label, "reflection", row.reflection_id,
+                    row.reflection_model or ""))
 
 
 def reaching(row: SourceRow, label: int, relabelled: bool = False) -> Target | str:
     """The thought if it has `label`, else the reflection if it does, else the reason neither is used."""
     if row.thought_label == label and row.thought_text is not None:  # a label implies a stored thought
-        return Target(row.thought_text, label, "thought", row.thought_id, row.thought_model or "")
+        return _target((row.thought_text, label, "thought", row.thought_id, row.thought_model or ""))
     if row.reflection_id is None:
         if row.thought_id is None:
             return "no_thought"
@@ -127,7 +133,7 @@ def reaching(row: SourceRow, label: int, relabelled: bool = False) -> Target | s
     return "relabel_mismatch" if relabelled else "label_not_gold"
 
 
-def curated_target(row: SourceRow, *, include_bias: bool, use_relabels: bool, reviewed_only: bool) -> Target | str:
+def curated_target(row: SourceRow, include_bias: bool, use_relabels: bool, reviewed_only: bool) -> Target | str:
     """The curated rule (module docstring) for one labelled example."""
     status = row.status or "pending"
     if status == "rejected":
@@ -143,7 +149,7 @@ def curated_target(row: SourceRow, *, include_bias: bool, use_relabels: bool, re
     if status == "edited":
         if row.edited_label != label:
             return "relabel_mismatch" if relabelled else "edit_not_gold"
-        return Target(row.edited_thought or "", label, "edit", None, HUMAN)
+        return _target((row.edited_thought or "", label, "edit", None, HUMAN))
     return reaching(row, label, relabelled)
 
 
@@ -154,7 +160,7 @@ def sft_rule(ablation: str, *, include_bias: bool = False, use_relabels: bool = 
     def curated(row: SourceRow) -> Target | str:
         if row.gold is None:
             return "unlabelled"
-        return curated_target(row, include_bias=include_bias, use_relabels=use_relabels, reviewed_only=reviewed_only)
+        return curated_target(row, include_bias, use_relabels, reviewed_only)
 
     def reflected(row: SourceRow) -> Target | str:
         return "unlabelled" if row.gold is None else reaching(row, row.gold)

@@ -175,3 +175,22 @@ def test_progress_reaches_the_total(seed_db):
     seen: list[tuple[int, int]] = []
     plan_sft(seed_db, SftOptions(), progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (100, 100)
+
+
+def test_the_written_part_is_handed_to_the_kernel_as_it_goes(seed_db, tmp_path, monkeypatch):
+    """A large export asks the kernel to write back and drop what it wrote (page cache), with the same bytes."""
+    import os
+
+    import exports.sink as sink
+
+    plain = write_sft(seed_db, SftOptions(), out=tmp_path / "plain.jsonl")
+    advised: list[tuple[int, int, int]] = []
+    monkeypatch.setattr("exports.block.BLOCK_EXAMPLES", 10)  # ten writes
+    monkeypatch.setattr(sink, "_FLUSH_BYTES", 1000)
+    monkeypatch.setattr(sink, "_DROP_BYTES", 5000)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, start, length, advice: advised.append((start, length, advice)),
+                        raising=False)
+    dropped = write_sft(seed_db, SftOptions(), out=tmp_path / "dropped.jsonl")
+    assert Path(dropped.path).read_bytes() == Path(plain.path).read_bytes() and dropped.sha256 == plain.sha256
+    assert len(advised) > 3 and all(start == 0 and advice == os.POSIX_FADV_DONTNEED for start, _, advice in advised)
+    assert [length for _, length, _ in advised] == sorted(length for _, length, _ in advised)

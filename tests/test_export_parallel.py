@@ -1,7 +1,6 @@
 """Large exports select in worker processes: the same bytes and counts as one process, from one snapshot."""
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 import subprocess
@@ -138,6 +137,22 @@ def test_workers_write_the_same_bytes_and_counts_as_one_process(mixed_db, tmp_pa
     assert any(c["cross_split"] for c in counts) and all(e.rows for e in exports)
 
 
+@pytest.mark.slow
+def test_workers_measure_with_a_tokenizer_and_feed_a_dataset_folder_the_same_rows(mixed_db, tmp_path, monkeypatch,
+                                                                                 in_workers):
+    """Each worker loads the tokenizer itself; a dataset folder gets the same lines as the JSON Lines file."""
+    from pipeline.tiny_model import build_tokenizer
+
+    build_tokenizer().save_pretrained(tmp_path / "tok")
+    options = SftOptions(ablation="curated", fmt="messages", tokenizer=str(tmp_path / "tok"), max_tokens=300)
+    with monkeypatch.context() as one:
+        _in_one_process(one)
+        alone = write_sft(mixed_db, options, out=tmp_path / "one.jsonl")
+    shared = write_sft(mixed_db, options, hf_dir=tmp_path / "ds")
+    assert len(in_workers) == 2 and alone.counts["left_out"]["too_long"] > 0
+    assert shared.content_sha256 == alone.sha256 and shared.counts == alone.counts
+
+
 def test_a_writer_waits_until_every_worker_has_read_and_a_later_commit_is_not_seen(mixed_db, tmp_path,
                                                                                     monkeypatch, in_workers):
     path = str(tmp_path / "test.db")
@@ -264,9 +279,22 @@ def test_left_outs_merged_block_by_block_equal_one_running_count():
     assert all(len(ids) == 1000 for ids in whole.ids.values())
 
 
-def test_a_block_travels_as_plain_data():
-    import pickle
+def test_a_block_travels_up_the_pipe_whole():
+    import os
 
-    block = Block(2, b'{"id": 1}\n', [1], ["h"], None, [0], [(1, "thought", "m", "d", "train")], LeftOut())
-    assert pickle.loads(pickle.dumps(block)) == block
-    assert json.loads(block.data) == {"id": 1}
+    from exports.block_worker import Sender
+
+    lines = [b'{"id": 1}\n', '{"id": 2, "t": "é"}\n'.encode()]
+    block = Block(3, lines, [1, 2], ["h1", "h2"], None, [0, 0], [(1, "thought", "m", "d", "train")], LeftOut())
+    block.left_out.add(3, "pending")
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as out:
+        sender = Sender(out)
+        sender.send("block", block)
+        sender.send("end")
+        sender.close()
+    with os.fdopen(read_end, "rb") as stream:
+        kind, received = parallel.receive(stream)
+        assert (kind, received.data, received.left_out) == ("block", b"".join(lines), block.left_out)
+        assert [received.ids, received.hashes, received.key_table] == [block.ids, block.hashes, block.key_table]
+        assert parallel.receive(stream) == ("end", None) and parallel.receive(stream) == ("gone", None)
