@@ -1,6 +1,7 @@
 """Benchmark: export 1,000,000 curated SFT rows from a database built for it, and report rows per second.
 
-Usage: python benchmarks/export_speed.py [--rows 1000000] [--workdir DIR] [--repeat 3] [--canonical]
+Usage: python benchmarks/export_speed.py [--rows 1000000] [--workdir DIR] [--repeat 3] [--reuse]
+       [--serial | --canonical]
 Target (2-core development machine): >= 100,000 rows/s for `--ablation curated --format inst`.
 
 The database is built outside the timed part, with direct SQL (this script only): examples pair the
@@ -8,10 +9,16 @@ distinct premises and hypotheses of SICK (train + test, ../shared/data/external)
 is distinct; each has a thought (a seed-sample thought or reflection text), 30 % disagree with gold and
 have a reflection that reaches it, and a few hundred carry review decisions (accept, edit) recorded
 through db.reviews. The search index is not filled (exports do not read it). Every row fits the
-default 512-token limit, so all of them are written. --canonical times the uncompiled line layout
-(exports.lines.sft_line per row) for comparison. Prints one JSON line at the end, with wall and CPU
-time per run and the 1-minute load average before each (the machine is shared: CPU time shows what the
-export itself costs).
+default 512-token limit, so all of them are written.
+
+Each timed export runs in a fresh Python process (as a user's `nlistral export sft` does), so its
+CPU time (its own plus its worker processes') and peak memory are the export's alone: peak RSS
+(getrusage; it counts the database pages SQLite maps, shared and reclaimable) and peak heap
+(resident anonymous memory, sampled from /proc every 20 ms). --serial
+times the one-process path (exports.parallel.PARALLEL_MIN_EXAMPLES raised above the row count);
+--canonical times the one-process path with the uncompiled line layout (exports.lines.sft_line per
+row). Prints one JSON line at the end, with wall and CPU time per run and the 1-minute load
+average before each (the machine is shared: CPU time shows what the export itself costs).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import csv
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,34 +101,92 @@ def build(db_path: Path, rows: int) -> None:
     db.conn.close()
 
 
-def time_export(db_path: Path, out: Path, canonical: bool) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and rows of one curated inst export (a fresh connection, as a user's run has)."""
-    from db import open_db
-    from exports import SftOptions, lines, sft, write_sft
+def _anon_mb(pid: str) -> float:
+    """Resident anonymous memory of a process (its heap; RSS also counts the database pages SQLite maps)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
-    if canonical:
+
+class AnonPeaks:
+    """Samples the resident anonymous memory of this process and of its children every 20 ms (Linux)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.parent = self.worker = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.parent = max(self.parent, _anon_mb("self"))
+            for task in Path("/proc/self/task").iterdir():
+                for child in (task / "children").read_text().split():
+                    self.worker = max(self.worker, _anon_mb(child))
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+
+
+def time_export(db_path: Path, out: Path, mode: str) -> dict[str, float]:
+    """One curated inst export in this process (a fresh connection, as a user's run has): its costs."""
+    import resource
+
+    from db import open_db
+    from exports import SftOptions, lines, parallel, sft, write_sft
+
+    if mode in ("serial", "canonical"):
+        parallel.PARALLEL_MIN_EXAMPLES = 1 << 62
+    if mode == "canonical":
         layout = lines.SftLines("inst")
         layout.compiled = False  # every line through lines.sft_line (formats + json.dumps)
         sft.sft_lines = lambda fmt: layout  # type: ignore[assignment]
     db = open_db(db_path)
+    peaks = AnonPeaks()
     wall, cpu = time.perf_counter(), time.process_time()
     manifest = write_sft(db, SftOptions(ablation="curated", fmt="inst", splits=("train",)), out=out)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peaks.stop()
     db.conn.close()
-    return wall, cpu, manifest.rows
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "cpu": cpu, "cpu_workers": workers.ru_utime + workers.ru_stime, "rows": manifest.rows,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "worker_rss_mb": workers.ru_maxrss / 1024,
+            "anon_mb": peaks.parent, "worker_anon_mb": peaks.worker}
+
+
+def time_in_child(db_path: Path, out: Path, mode: str) -> dict[str, float]:
+    """time_export in a fresh Python process."""
+    done = subprocess.run([sys.executable, __file__, "--one", str(db_path), str(out), mode], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--one"]:  # the timed export, in its own process (see time_in_child)
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(time_export(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--canonical", action="store_true", help="time the uncompiled line layout instead")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--serial", action="store_true", help="time the one-process path")
+    mode.add_argument("--canonical", action="store_true", help="time the one-process path, uncompiled line layout")
     parser.add_argument("--reuse", action="store_true", help="keep a database already built in --workdir")
     args = parser.parse_args()
     if not (SHARED / "external").exists():
         sys.exit(f"skipped: {SHARED} not found (the benchmark reads the shared data)")
     sys.path.insert(0, str(ROOT))
+    layout = "canonical" if args.canonical else "serial" if args.serial else "default"
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nlistral-export-"))
     work.mkdir(parents=True, exist_ok=True)
     db_path, out = work / f"bench-{args.rows}.db", work / "curated.jsonl"
@@ -130,21 +196,27 @@ def main() -> None:
         started = time.perf_counter()
         build(db_path, args.rows)
         print(f"built {db_path} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    walls, cpus, loads = [], [], []
+    runs, loads = [], []
     for _ in range(args.repeat):
         loads.append(round(os.getloadavg()[0], 2))
-        wall, cpu, written = time_export(db_path, out, args.canonical)
-        if written != args.rows:
-            sys.exit(f"expected {args.rows} rows written, got {written}: the build leaves some out")
-        walls.append(wall)
-        cpus.append(cpu)
-        print(f"{written} rows in {wall:.2f} s ({cpu:.2f} s CPU): {written / wall:,.0f} rows/s", file=sys.stderr)
-    median = statistics.median(walls)
+        run = time_in_child(db_path, out, layout)
+        if run["rows"] != args.rows:
+            sys.exit(f"expected {args.rows} rows written, got {run['rows']}: the build leaves some out")
+        runs.append(run)
+        print(f"{args.rows} rows in {run['wall']:.2f} s ({run['cpu']:.2f} s CPU + {run['cpu_workers']:.2f} s in "
+              f"workers): {args.rows / run['wall']:,.0f} rows/s", file=sys.stderr)
+    walls = [r["wall"] for r in runs]
+    cpus = [r["cpu"] + r["cpu_workers"] for r in runs]
     print(json.dumps({
-        "rows": args.rows, "layout": "canonical" if args.canonical else "compiled",
+        "rows": args.rows, "layout": layout,
         "wall_s": [round(w, 2) for w in walls], "cpu_s": [round(c, 2) for c in cpus],
-        "rows_per_s_median": round(args.rows / median), "rows_per_s_best": round(args.rows / min(walls)),
+        "cpu_parent_s": [round(r["cpu"], 2) for r in runs], "cpu_workers_s": [round(r["cpu_workers"], 2) for r in runs],
+        "rows_per_s_median": round(args.rows / statistics.median(walls)), "rows_per_s_best": round(args.rows / min(walls)),
         "rows_per_cpu_s_best": round(args.rows / min(cpus)), "load_average_1min": loads,
+        "peak_rss_mb": round(max(r["rss_mb"] for r in runs)),
+        "peak_worker_rss_mb": round(max(r["worker_rss_mb"] for r in runs)),
+        "peak_heap_mb": round(max(r["anon_mb"] for r in runs)),
+        "peak_worker_heap_mb": round(max(r["worker_anon_mb"] for r in runs)),
         "file_mb": round(out.stat().st_size / 1e6), "target_rows_per_s": 100_000,
     }))
 
