@@ -141,9 +141,11 @@ def time_export(db_path: Path, out: Path, mode: str) -> dict[str, float]:
     import resource
 
     from db import open_db
-    from exports import SftOptions, lines, parallel, sft, write_sft
+    from exports import SftOptions, lines, sft, write_sft
 
     if mode in ("serial", "canonical"):
+        from exports import parallel
+
         parallel.PARALLEL_MIN_EXAMPLES = 1 << 62
     if mode == "canonical":
         layout = lines.SftLines("inst")

@@ -16,9 +16,21 @@ Large exports select in worker processes (exports.parallel); small ones in the c
 import db  # noqa: F401  (first: it loads sqlite-utils without pandas / numpy, which a worker's start would pay for)
 from exports.dpo import describe as describe_dpo
 from exports.dpo import plan_dpo, write_dpo
-from exports.errors import EmptyExportError, ExportError, ExportOptionError, ExportTargetError, TokenizerLoadError
+from exports.errors import (
+    EmptyExportError,
+    ExportError,
+    ExportOptionError,
+    ExportTargetError,
+    TokenizerLoadError,
+)
 from exports.lineage import ExportRecord, Manifest, list_exports, manifest_path
-from exports.options import ABLATIONS, DEFAULT_MAX_TOKENS, SFT_FORMATS, DpoOptions, SftOptions
+from exports.options import (
+    ABLATIONS,
+    DEFAULT_MAX_TOKENS,
+    SFT_FORMATS,
+    DpoOptions,
+    SftOptions,
+)
 from exports.rules import REASONS
 from exports.sft import describe as describe_sft
 from exports.sft import plan_sft, write_sft

@@ -9,15 +9,16 @@ import queue
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 from exports import dpo, sft
 from exports.block import Block
-from exports.engine import chunks, length_check
+from exports.engine import Selector, chunks, length_check
 from exports.parallel import Job, open_reader
 from exports.source import fingerprint, read_snapshot
 
-SELECTORS = {"sft": sft.selector, "dpo": dpo.selector}
+SELECTORS: dict[str, Callable[[Any], Selector]] = {"sft": sft.selector, "dpo": dpo.selector}
 
 
 class Sender:
@@ -71,7 +72,7 @@ def main() -> None:
                 for rows in chunks(selector.source.rows(db, (first, end)), job.block_examples):
                     sender.send("block", selector.build(db, length, rows))
                 sender.send("end")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (whatever stops a worker is reported to the parent)
         traceback.print_exc()
         sender.send("failed", f"{type(exc).__name__}: {exc}")
     finally:

@@ -27,7 +27,13 @@ from exports.length import ESTIMATE_NAME, TokenCounter
 from exports.lineage import Manifest, record_export
 from exports.rules import SourceRow
 from exports.sink import HfSink, JsonlSink
-from exports.source import Source, count_in_scope, outside_scope, read_snapshot, scopes_of
+from exports.source import (
+    Source,
+    count_in_scope,
+    outside_scope,
+    read_snapshot,
+    scopes_of,
+)
 from exports.tally import ExportPlan, Tally
 
 Progress = Callable[[int, int], None]  # (examples considered so far, examples in scope)
@@ -104,7 +110,7 @@ def _finish(db: Database, tally: Tally, options: Options, length: LengthCheck, p
 def _run(db: Database, options: Options, selector: Selector, length: LengthCheck, progress: Progress | None,
          write: Callable[[bytes], None] | None) -> ExportPlan:
     """Select every block in one snapshot, merging them in order; write gets each block's lines (None: plan)."""
-    workers = parallel.workers_for(db, count_in_scope(db, options.splits, options.datasets))
+    workers = parallel.workers_for(db, options)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(parallel.Pool(db, workers)) if workers else None  # holds writers off
         stack.enter_context(read_snapshot(db))

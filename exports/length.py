@@ -14,9 +14,9 @@ estimate errs on the long side there too.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
-import re
 
 from exports.errors import TokenizerLoadError
 

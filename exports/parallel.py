@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from sqlite_utils import Database
 
@@ -37,7 +37,7 @@ from exports import block
 from exports.block import Block
 from exports.errors import ExportError
 from exports.lineage import database_path
-from exports.source import fingerprint, id_bounds
+from exports.source import count_in_scope, fingerprint, id_bounds
 
 if TYPE_CHECKING:
     from exports.engine import Options, Selector
@@ -66,11 +66,13 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def workers_for(db: Database, examples: int) -> int:
-    """How many worker processes an export of this many examples uses (0: it selects in this process)."""
+def workers_for(db: Database, options: Options) -> int:
+    """How many worker processes an export with these options uses (0: it selects in this process)."""
     cpus = usable_cpus()
-    if examples < PARALLEL_MIN_EXAMPLES or cpus < 2 or db.conn.in_transaction or not database_path(db):
+    if cpus < 2 or db.conn.in_transaction or not database_path(db):
         return 0  # an in-memory database or an open transaction cannot be shared with other processes
+    if count_in_scope(db, options.splits, options.datasets, at_most=PARALLEL_MIN_EXAMPLES) < PARALLEL_MIN_EXAMPLES:
+        return 0
     return min(cpus, MAX_WORKERS)
 
 
@@ -112,7 +114,7 @@ class Pool:
         self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self._finished = False  # every worker has sent its last range
 
-    def __enter__(self) -> Pool:
+    def __enter__(self) -> Self:
         self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             self._lock.execute("BEGIN IMMEDIATE")
@@ -144,7 +146,7 @@ class Pool:
             errors.close()
 
     def _start(self, job: Job) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
-        errors = tempfile.TemporaryFile()  # a worker's stderr: shown only if it fails
+        errors = tempfile.TemporaryFile()  # noqa: SIM115  (a worker's stderr, read if it fails; closed in __exit__)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         child = subprocess.Popen([sys.executable, "-m", "exports.block_worker"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=errors, env=env)

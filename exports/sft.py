@@ -53,17 +53,16 @@ def selector(options: SftOptions) -> Selector:
         measure_later = []  # with a tokenizer: lengths are counted per block, in one call
         for row in rows:
             target = pick(row)
-            if target.__class__ is str:
-                leave_out(row.id, target)  # type: ignore[arg-type]
+            if isinstance(target, str):
+                leave_out(row.id, target)
                 continue
-            line, estimate = encoded(row.id, row.premise, row.hypothesis, target.thought, target.label,  # type: ignore[union-attr]
-                                     limit)
+            line, estimate = encoded(row.id, row.premise, row.hypothesis, target.thought, target.label, limit)
             if counter is not None:
                 measure_later.append((row, target, line))
             elif estimate > limit:
                 leave_out(row.id, "too_long")
             else:
-                take(row, line, target.label, target.source, target.model)  # type: ignore[union-attr]
+                take(row, line, target.label, target.source, target.model)
         if measure_later:
             texts = [sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
             for (row, target, line), length_ in zip(measure_later, counter.count(texts), strict=True):  # type: ignore[union-attr]

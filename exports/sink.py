@@ -132,7 +132,11 @@ class HfSink:
     def finish(self) -> None:
         """Build and save the dataset under the temporary name; fix the hashes."""
         from datasets import Dataset
-        from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+        from datasets.utils.logging import (
+            disable_progress_bar,
+            enable_progress_bar,
+            is_progress_bar_enabled,
+        )
 
         shown = is_progress_bar_enabled()
         disable_progress_bar()  # the export draws its own progress

@@ -133,10 +133,13 @@ def fingerprint(db: Database) -> tuple[int, int, int, int]:
         "(SELECT coalesce(max(id), 0) FROM review_events), (SELECT coalesce(max(id), 0) FROM runs)").fetchone())
 
 
-def count_in_scope(db: Database, splits: Sequence[str], datasets: Sequence[str]) -> int:
-    """How many examples the splits and datasets hold (the total for a progress bar)."""
+def count_in_scope(db: Database, splits: Sequence[str], datasets: Sequence[str], at_most: int | None = None) -> int:
+    """How many examples the splits and datasets hold (the total for a progress bar), counting up to at_most."""
     where, args = scope_filter(splits, datasets)
-    return db.execute(f"SELECT count(*) FROM examples e WHERE {where}", args).fetchone()[0]
+    if at_most is None:
+        return db.execute(f"SELECT count(*) FROM examples e WHERE {where}", args).fetchone()[0]
+    return db.execute(f"SELECT count(*) FROM (SELECT 1 FROM examples e WHERE {where} LIMIT ?)",
+                      [*args, at_most]).fetchone()[0]
 
 
 def outside_scope(db: Database, splits: Sequence[str], datasets: Sequence[str],

@@ -9,8 +9,18 @@ import pytest
 
 from db import open_db
 from db.runs import list_runs
-from exports import (DpoOptions, EmptyExportError, ExportOptionError, ExportTargetError, SftOptions,
-                     TokenizerLoadError, list_exports, manifest_path, plan_sft, write_sft)
+from exports import (
+    DpoOptions,
+    EmptyExportError,
+    ExportOptionError,
+    ExportTargetError,
+    SftOptions,
+    TokenizerLoadError,
+    list_exports,
+    manifest_path,
+    plan_sft,
+    write_sft,
+)
 from exports.sink import JsonlSink, dir_sha256
 from pipeline.importing import import_file
 
@@ -181,7 +191,7 @@ def test_the_written_part_is_handed_to_the_kernel_as_it_goes(seed_db, tmp_path, 
     """A large export asks the kernel to write back and drop what it wrote (page cache), with the same bytes."""
     import os
 
-    import exports.sink as sink
+    from exports import sink
 
     plain = write_sft(seed_db, SftOptions(), out=tmp_path / "plain.jsonl")
     advised: list[tuple[int, int, int]] = []

@@ -1,6 +1,7 @@
 """Large exports select in worker processes: the same bytes and counts as one process, from one snapshot."""
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import subprocess
@@ -12,8 +13,17 @@ from db import write_tx
 from db.examples import NewExample, example_row, insert_examples
 from db.generations import add_generations
 from db.reviews import log_position, record
-from exports import (DpoOptions, ExportError, SftOptions, list_exports, parallel, plan_dpo, plan_sft, write_dpo,
-                     write_sft)
+from exports import (
+    DpoOptions,
+    ExportError,
+    SftOptions,
+    list_exports,
+    parallel,
+    plan_dpo,
+    plan_sft,
+    write_dpo,
+    write_sft,
+)
 from exports.block import Block, LeftOut
 
 # Awkward text: everything JSON escapes, non-ASCII, separators, markup, runs of spaces at the edges.
@@ -51,22 +61,25 @@ def mixed_db(db):
             continue  # no thought yet
         text = _text(rnd, 600) if kind > 0.97 else _text(rnd, rnd.randint(0, 40))  # some far over 512 tokens
         label = None if kind < 0.08 else gold if kind < 0.65 else 1 - gold
-        thoughts.append(dict(example_id=example_id, kind="thought", model=rnd.choice(["m1", "m2"]), backend="test",
-                             thought_process=text if label is not None else None, predicted_label=label,
-                             parse_status="ok" if label is not None else "failed", dedupe_key=f"t{example_id}"))
+        thoughts.append({"example_id": example_id, "kind": "thought", "model": rnd.choice(["m1", "m2"]),
+                         "backend": "test", "thought_process": text if label is not None else None,
+                         "predicted_label": label, "parse_status": "ok" if label is not None else "failed",
+                         "dedupe_key": f"t{example_id}"})
     add_generations(db, thoughts)
     current = db.execute("SELECT id, thought_id, thought_label, gold_label FROM examples "
                          "WHERE thought_id IS NOT NULL").fetchall()
-    reflections = [dict(example_id=i, kind="reflection", parent_id=t, model="r", backend="test",
-                        thought_process=_text(rnd, rnd.randint(1, 30)), predicted_label=gold if rnd.random() < 0.85
-                        else 1 - gold, parse_status="ok", dedupe_key=f"r{i}")
+    reflections = [{"example_id": i, "kind": "reflection", "parent_id": t, "model": "r", "backend": "test",
+                    "thought_process": _text(rnd, rnd.randint(1, 30)),
+                    "predicted_label": gold if rnd.random() < 0.85 else 1 - gold, "parse_status": "ok",
+                    "dedupe_key": f"r{i}"}
                    for i, t, label, gold in current if label != gold and rnd.random() < 0.8]
     add_generations(db, reflections)
     reflected = [i for i, t, label, gold in current if label != gold]
+    thought_of = {i: t for i, t, _, _ in current}
     for i in reflected[:6]:  # a second version for some, and a chosen one
-        add_generations(db, [dict(example_id=i, kind="reflection", parent_id=dict((r[0], r[1]) for r in current)[i],
-                                  model="r2", backend="test", thought_process=f"second {i}", predicted_label=golds[i],
-                                  parse_status="ok", dedupe_key=f"r2{i}")])
+        add_generations(db, [{"example_id": i, "kind": "reflection", "parent_id": thought_of[i], "model": "r2",
+                              "backend": "test", "thought_process": f"second {i}", "predicted_label": golds[i],
+                              "parse_status": "ok", "dedupe_key": f"r2{i}"}])
     ids = list(range(1, 301))
     record(db, "accept", ids[::7], reviewer="ana")
     record(db, "reject", ids[3::11], reviewer="ana")
@@ -235,7 +248,10 @@ def test_small_exports_start_no_process(mixed_db, tmp_path, monkeypatch):
         raise AssertionError("a small export started a process")
 
     monkeypatch.setattr(parallel.subprocess, "Popen", refuse)
-    assert parallel.workers_for(mixed_db, parallel.PARALLEL_MIN_EXAMPLES - 1) == 0
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 301)  # the train split holds 300
+    assert parallel.workers_for(mixed_db, SftOptions()) == 0
+    assert parallel.workers_for(mixed_db, SftOptions(splits=("train", "dev"))) == 2
     assert write_sft(mixed_db, SftOptions(), out=tmp_path / "small.jsonl").rows > 0
 
 
@@ -243,13 +259,14 @@ def test_no_workers_inside_a_transaction_or_for_a_database_in_memory(mixed_db, m
     from db import open_db
 
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
-    assert parallel.workers_for(mixed_db, 10**6) == 2
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 10)
+    assert parallel.workers_for(mixed_db, SftOptions()) == 2
     with write_tx(mixed_db):
-        assert parallel.workers_for(mixed_db, 10**6) == 0
+        assert parallel.workers_for(mixed_db, SftOptions()) == 0
     memory = open_db(":memory:")
-    assert parallel.workers_for(memory, 10**6) == 0
+    assert parallel.workers_for(memory, SftOptions()) == 0
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
-    assert parallel.workers_for(mixed_db, 10**6) == 0
+    assert parallel.workers_for(mixed_db, SftOptions()) == 0
 
 
 @pytest.mark.parametrize("first, last, examples, workers", [(1, 1, 1, 2), (1, 1000, 1000, 2), (5, 17, 3, 4),
@@ -259,7 +276,7 @@ def test_id_ranges_cover_the_span_once_in_order(db, monkeypatch, first, last, ex
     monkeypatch.setattr("exports.block.BLOCK_EXAMPLES", 100)
     ranges = parallel.id_ranges(db, SftOptions(), examples, workers)
     assert ranges[0][0] == first and ranges[-1][1] == last + 1
-    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(ranges))
     assert len(ranges) >= min(workers, last - first + 1)
 
 
