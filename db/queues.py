@@ -32,6 +32,7 @@ QUEUE_TITLES = {
     "model_errors": "model errors",
 }
 DECIDED = ("accepted", "rejected", "edited")
+_LISTED = (*DECIDED, "bias_flagged", "model_errors")  # queues whose members a statement lists first
 _DISAGREE = "e.thought_label != e.gold_label"
 # Examples whose latest prediction (of one evaluate run when the filter names it) failed to parse or
 # differs from gold. Not correlated with the outer row, so SQLite builds the id list once.
@@ -42,13 +43,24 @@ _PREDICTION_WRONG = (
     "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
     "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label)))"
 )
+# The same rule tested row by row (for narrowing a given list of ids, e.g. a chunk of search matches).
+_PREDICTION_WRONG_ROW = (
+    "EXISTS (SELECT 1 FROM generations p WHERE p.example_id = e.id AND p.kind = 'prediction'{run_p} "
+    "AND p.id = (SELECT max(q.id) FROM generations q WHERE q.example_id = e.id AND q.kind = 'prediction'{run_q}) "
+    "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
+    "OR (e.gold_label IS NOT NULL AND p.predicted_label != e.gold_label)))"
+)
 # Examples matching a search (the pair or one generation holds every word): for whole-set reads
 # (counts, positions, bulk ids); pages walk the matches in id order instead (_search_rows).
 _SEARCH = f"e.id IN (SELECT rowid >> {search.SHIFT} FROM search_fts WHERE search_fts MATCH ?)"
 # A page with search text reads matching ids in chunks: the first of _FIRST_CHUNK (or twice the page),
 # each next one 4x larger up to _MAX_CHUNK (narrowed by the queue in one statement: SQLite allows
-# 32,766 parameters).
-_FIRST_CHUNK, _MAX_CHUNK = 64, 16_384
+# 32,766 parameters). After _SWITCH ids, a queue _SPARSER times sparser than the matches is walked
+# instead, each member tested against the index (a test costs about as much as reading 16 matches).
+_FIRST_CHUNK, _MAX_CHUNK, _SWITCH, _SPARSER = 64, 16_384, 4_096, 16
+# Whether the example e holds the search (one seek per term within its rowids).
+_PROBE = (f"EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid >= e.id << {search.SHIFT} "
+          f"AND rowid < (e.id + 1) << {search.SHIFT})")
 _ROW_COLUMNS = (
     "e.id, e.gold_label, e.thought_label, e.reflection_id IS NOT NULL, e.parse_failed, "
     "coalesce(r.status, 'pending'), r.bias_category IS NOT NULL, r.suggested_label, substr(e.hypothesis, 1, 120)"
@@ -122,8 +134,12 @@ class Facets:
     evaluate_runs: tuple[int, ...]
 
 
-def queue_sql(queue: str, run_id: int | None = None) -> tuple[str | None, list[Any]]:
-    """The WHERE condition (over `examples e`) that defines a queue (None: every example), with its parameters."""
+def queue_sql(queue: str, run_id: int | None = None, per_row: bool = False) -> tuple[str | None, list[Any]]:
+    """The WHERE condition (over `examples e`) that defines a queue (None: every example), with its parameters.
+
+    per_row: written to test given rows (lookups per row) rather than to list the queue's members
+    (which a statement builds once, however few rows it then tests).
+    """
     if queue == "all":
         return None, []
     if queue == "disagreements":
@@ -134,16 +150,21 @@ def queue_sql(queue: str, run_id: int | None = None) -> tuple[str | None, list[A
         return ("NOT EXISTS (SELECT 1 FROM review_state r0 WHERE r0.example_id = e.id "
                 "AND r0.status != 'pending')"), []
     if queue in DECIDED:
+        if per_row:
+            return "EXISTS (SELECT 1 FROM review_state r1 WHERE r1.example_id = e.id AND r1.status = ?)", [queue]
         return "e.id IN (SELECT example_id FROM review_state WHERE status = ?)", [queue]
     if queue == "bias_flagged":
+        if per_row:
+            return ("EXISTS (SELECT 1 FROM review_state r1 WHERE r1.example_id = e.id "
+                    "AND r1.bias_category IS NOT NULL)"), []
         return "e.id IN (SELECT example_id FROM review_state WHERE bias_category IS NOT NULL)", []
     if queue == "parse_failures":
         return "e.parse_failed = 1", []
     if queue == "model_errors":
+        rule = _PREDICTION_WRONG_ROW if per_row else _PREDICTION_WRONG
         if run_id is None:
-            return _PREDICTION_WRONG.format(run_p="", run_q=""), []
-        sql = _PREDICTION_WRONG.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?")
-        return sql, [run_id, run_id]
+            return rule.format(run_p="", run_q=""), []
+        return rule.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?"), [run_id, run_id]
     raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
 
 
@@ -163,9 +184,9 @@ def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
     return terms, args
 
 
-def where_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
-    """Every condition of a filter, over `examples e` (an empty list: every example)."""
-    q_sql, q_args = queue_sql(f.queue, f.run_id)
+def where_terms(f: QueueFilter, per_row: bool = False) -> tuple[list[str], list[Any]]:
+    """Every condition of a filter, over `examples e` (an empty list: every example); per_row as in queue_sql."""
+    q_sql, q_args = queue_sql(f.queue, f.run_id, per_row)
     terms, args = facet_terms(f)
     return ([q_sql] if q_sql else []) + terms, [*q_args, *args]
 
@@ -179,38 +200,75 @@ def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit:
     if fts_query(f.search):
         return _search_rows(db, f, bound, order == "DESC", limit)
     terms, args = where_terms(f)
-    sql = (
-        f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
-        f"{_where(terms, f'e.id {cmp} ?')} ORDER BY e.id {order} LIMIT ?"
-    )
-    return _to_rows(db.execute(sql, [*args, bound, limit]).fetchall())
+    return _select_rows(db, terms, args, f"e.id {cmp} ?", [bound], order == "DESC", limit)
 
 
 def _search_rows(db: Database, f: QueueFilter, bound: int, descending: bool, limit: int) -> list[QueueRow]:
     """Rows past bound of a filter with search text: walk the matches in id order, chunk by chunk.
 
     Each chunk of matching ids (read from the index, which stops after it) is narrowed by the queue
-    and facets; chunks grow until the page is full, so a dense queue reads a few hundred matches and
-    a sparse one reads on, as far as it must.
+    and facets; chunks grow until the page is full, so a dense queue reads a few hundred matches.
+    When many matches gave few rows and the queue is much sparser than the matches, the rest of
+    the page walks the queue instead, testing each member against the index.
     """
     query = search.match_query(db, f.search)
-    terms, args = where_terms(f.replace(search=""))
-    order = "DESC" if descending else "ASC"
+    bare = f.replace(search="")
+    terms, args = where_terms(bare, per_row=True)
     rows: list[QueueRow] = []
-    size = min(max(2 * limit, _FIRST_CHUNK), _MAX_CHUNK)
+    first, read, size = None, 0, min(max(2 * limit, _FIRST_CHUNK), _MAX_CHUNK)
     while len(rows) < limit:
-        found = search.matching_ids(db, query, None if descending else bound, bound if descending else None,
-                                    size, descending)
-        if not found:
-            break
-        marks = ",".join("?" * len(found))
-        sql = (f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
-               f"{_where(terms, f'e.id IN ({marks})')} ORDER BY e.id {order} LIMIT ?")
-        rows += _to_rows(db.execute(sql, [*args, *found, limit - len(rows)]).fetchall())
+        after, before = (None, bound) if descending else (bound, None)
+        found = search.matching_ids(db, query, after, before, size, descending)
+        if found:
+            rows += _select_rows(db, terms, args, f"e.id IN ({','.join('?' * len(found))})", found, descending,
+                                 limit - len(rows))
         if len(found) < size:
             break
-        bound, size = found[-1], min(4 * size, _MAX_CHUNK)
+        first = found[0] if first is None else first
+        bound, read, size = found[-1], read + len(found), min(4 * size, _MAX_CHUNK)
+        if len(rows) < limit and read >= _SWITCH:
+            probe = _queue_probe(db, bare, query, bound, descending, read / max(1, abs(bound - first)))
+            if probe:
+                rows += _to_rows(db.execute(probe[0], [*probe[1], limit - len(rows)]).fetchall())
+                break
     return rows
+
+
+def _select_rows(db: Database, terms: list[str], args: list[Any], extra: str, extra_args: list[Any],
+                 descending: bool, limit: int) -> list[QueueRow]:
+    sql, sql_args = _select_sql(terms, args, extra, extra_args, descending)
+    return _to_rows(db.execute(sql, [*sql_args, limit]).fetchall())
+
+
+def _select_sql(terms: list[str], args: list[Any], extra: str, extra_args: list[Any],
+                descending: bool) -> tuple[str, list[Any]]:
+    sql = (f"SELECT {_ROW_COLUMNS} FROM examples e LEFT JOIN review_state r ON r.example_id = e.id "
+           f"{_where(terms, extra)} ORDER BY e.id {'DESC' if descending else 'ASC'} LIMIT ?")
+    return sql, [*args, *extra_args]
+
+
+def _queue_probe(db: Database, f: QueueFilter, query: str, bound: int, descending: bool,
+                 match_density: float) -> tuple[str, list[Any]] | None:
+    """The statement that walks the queue past bound testing each member, when that is the cheaper way.
+
+    It is when the queue's next members lie _SPARSER times further apart than the matches (a queue
+    listed from review_state or predictions is taken as sparse: its list bounds the walk, and
+    listing it twice would cost more than testing it), SQLite can read the queue in id order (so
+    LIMIT stops the walk) and no prefix term is left in the query (FTS5 would merge its whole
+    document list for every member tested).
+    """
+    terms, args = where_terms(f)
+    if not terms or "*" in query:
+        return None
+    cmp = "<" if descending else ">"
+    if f.queue not in _LISTED:
+        ahead_sql, ahead_args = _select_sql(terms, args, f"e.id {cmp} ?", [bound], descending)
+        ahead = [r[0] for r in db.execute(ahead_sql, [*ahead_args, 64])]
+        if len(ahead) == 64 and 64 / abs(ahead[-1] - bound) * _SPARSER >= match_density:
+            return None
+    sql, sql_args = _select_sql(terms, args, f"e.id {cmp} ? AND {_PROBE}", [bound, query], descending)
+    plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", [*sql_args, 1]))
+    return None if "ORDER BY" in plan else (sql, sql_args)
 
 
 def _to_rows(raw: list[tuple[Any, ...]]) -> list[QueueRow]:
