@@ -143,13 +143,18 @@ def test_search_reads_pairs_and_generated_text(reviewed):
     assert set(narrowed) <= set(ids(store, QueueFilter(queue="disagreements")))
 
 
+@pytest.mark.parametrize("route", ["walk the matches", "then test queue members"])
 @pytest.mark.parametrize("queue", QUEUES)
-def test_a_search_within_each_queue_pages_counts_and_positions(reviewed, queue, monkeypatch):
-    store, _, _ = reviewed
+def test_a_search_within_each_queue_pages_counts_and_positions(reviewed, queue, route, monkeypatch):
+    store, _, (run1, _) = reviewed
     monkeypatch.setattr(queues_module, "_FIRST_CHUNK", 1)  # chunks of 2, 8, 32 ids: several per page
-    for text in ("the", "step", "a man", "Zoë", "nothing-matches-this"):
-        f = QueueFilter(queue=queue, search=text)
-        expected = sorted(set(_expected(store, queue)) & set(search(store, text, limit=1000)))
+    if route != "walk the matches":  # switch after the first chunk, however dense the queue
+        monkeypatch.setattr(queues_module, "_SWITCH", 1)
+        monkeypatch.setattr(queues_module, "_SPARSER", 0)
+    run_id = run1 if queue == "model_errors" else None
+    for text in ("the", "was", "before", "a man", "Zoë", "nothing-matches-this"):
+        f = QueueFilter(queue=queue, search=text, run_id=run_id)
+        expected = sorted(set(_expected(store, queue, run_id)) & set(search(store, text, limit=1000)))
         assert ids(store, f) == expected and count(store, f) == len(expected)
         assert counts(store, f)[queue] == len(expected)
         forward, after = [], None
