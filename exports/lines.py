@@ -109,9 +109,9 @@ class SftLines:
     def __init__(self, fmt: str):
         self.fmt = fmt
         # label -> the line's pieces (head before the id, then around the texts), the edges of the text's
-        # pieces around the texts (see _edges), and the counts the text has besides the counted data
-        self._plan: dict[int, tuple[str, ...]] = {}
-        self._counts: dict[int, tuple[int, int, int]] = {}
+        # pieces around the texts (see _edges), the letters and others the text has besides the counted
+        # data, and the escaped characters of the edges
+        self._plan: dict[int, tuple[Any, ...]] = {}
         self._text: dict[int, list[str]] = {}  # label -> the training text's pieces around the texts
         self.compiled = False
         for label in (0, 1):
@@ -123,10 +123,10 @@ class SftLines:
             edges = _edges(text_pieces)
             text, counted = [part_stats(p) for p in text_pieces], [part_stats(e) for e in edges]
             self._text[label] = text_pieces
-            self._plan[label] = (head, *line_pieces, *edges)
-            self._counts[label] = (sum(t.letters for t in text) - sum(c.letters for c in counted),
-                                   sum(t.others for t in text) - sum(c.others for c in counted),
-                                   sum(_escaped(e) for e in edges))
+            self._plan[label] = (head, *line_pieces, *edges,
+                                 sum(t.letters for t in text) - sum(c.letters for c in counted),
+                                 sum(t.others for t in text) - sum(c.others for c in counted),
+                                 sum(_escaped(e) for e in edges))
         self.compiled = True
         self.compiled = all(self._agrees(*probe, label) for probe in _PROBES for label in (0, 1))
 
@@ -147,8 +147,7 @@ class SftLines:
         if not self.compiled:
             return (sft_line(example_id, premise, hypothesis, thought, label, self.fmt).encode(),
                     estimate_tokens(sft_text(premise, hypothesis, thought, label)))
-        head, c0, c1, c2, c3, e0, e1, e2, e3 = self._plan[label]
-        letters, others, escaped = self._counts[label]
+        head, c0, c1, c2, c3, e0, e1, e2, e3, letters, others, escaped = self._plan[label]
         # The three texts between the edges of the pieces around them, counted in one pass.
         data = f"{e0}{premise}{e1}{hypothesis}{e2}{thought}{e3}".encode()
         rest = data.translate(None, LETTERS)

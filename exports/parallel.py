@@ -1,11 +1,11 @@
 """Large exports select their blocks in worker processes that all read the snapshot the caller reads.
 
-One snapshot for all: the parent takes the write lock (BEGIN IMMEDIATE on a connection of its
-own) before its connection's first read, starts the workers, and releases the lock only once each
-worker has begun its read transaction and read. No commit can fall in between, so every reader
-sees the same state; each worker's first read (exports.source.fingerprint) is checked against the
-parent's. Other writers wait on the busy timeout meanwhile (about the time two Pythons take to
-start, a quarter of a second).
+One snapshot for all: the parent starts the workers (they import while they wait for their job),
+takes the write lock (BEGIN IMMEDIATE on a connection of its own) before its own connection's first
+read, sends the jobs, and releases the lock only once each worker has begun its read transaction
+and read. No commit can fall in between, so every reader sees the same state; each worker's first
+read (exports.source.fingerprint) is checked against the parent's. Other writers wait on the busy
+timeout meanwhile: for the parent's counts and the workers' first reads, tens of milliseconds.
 
 The id span of the export is cut into ranges of about BLOCK_EXAMPLES examples, dealt to the workers
 in turn (range k to worker k mod n). A worker (`python -m exports.block_worker`) reads a pickled
@@ -111,17 +111,20 @@ class Pool:
         self.db, self.workers = db, workers
         self.path = database_path(db)
         self._lock: sqlite3.Connection | None = None
-        self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []  # (process, its stderr)
         self._finished = False  # every worker has sent its last range
 
     def __enter__(self) -> Self:
+        self._children = [self._start() for _ in range(self.workers)]  # they import while waiting for a job
         self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             self._lock.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            self.release()
-            raise ExportError(f"{self.path} stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000} s "
-                              f"({exc}); export again when that import or run is done.") from None
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise ExportError(f"{self.path} stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000} s "
+                                  f"({exc}); export again when that import or run is done.") from None
+            raise
         return self
 
     def release(self) -> None:
@@ -145,19 +148,22 @@ class Pool:
             child.stdout.close()
             errors.close()
 
-    def _start(self, job: Job) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    def _start(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         errors = tempfile.TemporaryFile()  # noqa: SIM115  (a worker's stderr, read if it fails; closed in __exit__)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         child = subprocess.Popen([sys.executable, "-m", "exports.block_worker"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=errors, env=env)
         self._children.append((child, errors))
+        return child, errors
+
+    @staticmethod
+    def _send(child: subprocess.Popen[bytes], job: Job) -> None:
         assert child.stdin is not None
         try:
             child.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
             child.stdin.close()
         except BrokenPipeError:
-            pass  # it stopped at once: the first read reports how
-        return child, errors
+            pass  # it stopped already: its first message (none) says how
 
     def _next(self, child: subprocess.Popen[bytes], errors: IO[bytes]) -> tuple[str, Any]:
         """The next message of a worker; a failed or vanished worker raises ExportError."""
@@ -176,9 +182,9 @@ class Pool:
         """The blocks of the export in id order (call inside the caller's snapshot, after its first read)."""
         ranges = id_ranges(self.db, options, examples, self.workers)
         mine = fingerprint(self.db)
-        n = min(self.workers, len(ranges))
-        children = [self._start(Job(self.path, selector.kind, options, ranges[w::n], block.BLOCK_EXAMPLES))
-                    for w in range(n)]
+        children, n = self._children, len(self._children)
+        for w, (child, _) in enumerate(children):
+            self._send(child, Job(self.path, selector.kind, options, ranges[w::n], block.BLOCK_EXAMPLES))
         for child, errors in children:
             _, theirs = self._next(child, errors)
             if tuple(theirs) != mine:

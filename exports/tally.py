@@ -86,22 +86,17 @@ class Tally:
         """Count in the next block (blocks come in id order); its lines, less the duplicates of pairs written before."""
         self.considered += block.considered
         self.left_out.merge(block.left_out)
-        hashes = block.hashes
-        if self.first_copy.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):  # C-speed common case
-            self.first_copy.update(zip(hashes, block.ids))
-            self.examples += len(hashes)
+        firsts = list(map(self.first_copy.setdefault, block.hashes, block.ids))  # the id written for each pair
+        if firsts == block.ids:  # no pair written before: the common case, at C speed
+            self.examples += len(firsts)
             self._count(block.key_table, block.keys)
             return block.data
-        return self._merge_copies(block)
-
-    def _merge_copies(self, block: Block) -> bytes:
         lines = block.data.splitlines(keepends=True)  # JSON escapes every line break inside a record
         per_example = block.lines_per_example or [1] * len(block.ids)
         kept: list[bytes] = []
         keys: list[int] = []
         start = 0
-        for example_id, content_hash, n in zip(block.ids, block.hashes, per_example, strict=True):
-            first = self.first_copy.setdefault(content_hash, example_id)
+        for example_id, first, n in zip(block.ids, firsts, per_example, strict=True):
             if first == example_id:
                 self.examples += 1
                 kept.extend(lines[start:start + n])

@@ -106,8 +106,8 @@ def in_workers(monkeypatch):
     started: list[subprocess.Popen[bytes]] = []
     start = parallel.Pool._start
 
-    def counted(self, job):
-        child = start(self, job)
+    def counted(self):
+        child = start(self)
         started.append(child[0])
         return child
 
@@ -173,16 +173,15 @@ def test_a_writer_waits_until_every_worker_has_read_and_a_later_commit_is_not_se
         _in_one_process(one)
         before = write_sft(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "before.jsonl")
     blocked: list[bool] = []
-    start, release = parallel.Pool._start, parallel.Pool.release
+    send, release = parallel.Pool._send, parallel.Pool.release
 
-    def start_then_try_to_write(self, job):
-        child = start(self, job)
+    def send_then_try_to_write(child, job):
+        send(child, job)
         try:
             sqlite3.connect(path, timeout=0).execute("BEGIN IMMEDIATE")
             blocked.append(False)
         except sqlite3.OperationalError as exc:
             blocked.append("locked" in str(exc))
-        return child
 
     def release_then_commit(self):
         holding = self._lock is not None
@@ -192,13 +191,26 @@ def test_a_writer_waits_until_every_worker_has_read_and_a_later_commit_is_not_se
             record(other, "reject", [1, 2, 3], reviewer="bob")
             other.conn.close()
 
-    monkeypatch.setattr(parallel.Pool, "_start", start_then_try_to_write)
+    monkeypatch.setattr(parallel.Pool, "_send", staticmethod(send_then_try_to_write))
     monkeypatch.setattr(parallel.Pool, "release", release_then_commit)
     during = write_sft(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "during.jsonl")
     assert blocked == [True, True]
     assert during.review_log_position == before.review_log_position < log_position(mixed_db)
     assert Path(during.path).read_bytes() == Path(before.path).read_bytes()
     assert during.counts == before.counts
+
+
+def test_a_writer_that_keeps_the_lock_gets_a_clear_error_and_no_workers_linger(mixed_db, tmp_path, monkeypatch,
+                                                                               in_workers):
+    monkeypatch.setattr(parallel, "BUSY_TIMEOUT_MS", 100)
+    other = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(ExportError, match="stayed locked by another writer"):
+            plan_sft(mixed_db, SftOptions())
+    finally:
+        other.execute("ROLLBACK")
+    assert len(in_workers) == 2 and all(child.poll() is not None for child in in_workers)
 
 
 def test_a_worker_that_reads_another_state_is_refused(mixed_db, tmp_path, monkeypatch, in_workers):
