@@ -144,7 +144,7 @@ def evict_page_cache(db_path: Path) -> None:
 
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str, float]:

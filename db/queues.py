@@ -388,7 +388,7 @@ def ids(db: Database, f: QueueFilter) -> list[int]:
 
 def facets(db: Database) -> Facets:
     """The datasets, splits, thought models and evaluate runs present in the store."""
-    col = lambda sql: tuple(r[0] for r in db.execute(sql).fetchall())  # noqa: E731
+    col = lambda sql: tuple(r[0] for r in db.execute(sql).fetchall())
     return Facets(
         datasets=col("SELECT DISTINCT dataset FROM examples ORDER BY 1"),
         splits=col("SELECT DISTINCT split FROM examples ORDER BY 1"),

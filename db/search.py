@@ -141,7 +141,7 @@ def index_generations(db: Database, after_id: int) -> None:
             "runaway re-run: check the command that added them."
         ) from None
     db.execute(
-        f"""
+        """
         INSERT INTO search_fts (rowid, first, second)
         SELECT n.rowid_, coalesce(g.thought_process, ''), coalesce(g.error_analysis, '')
         FROM temp.search_new n JOIN generations g ON g.id = n.generation_id ORDER BY n.rowid_

@@ -10,7 +10,8 @@ import unicodedata
 
 import pytest
 
-from db import open_db, search as search_module, write_tx
+from db import open_db, write_tx
+from db import search as search_module
 from db.examples import NewExample, example_row, insert_examples
 from db.generations import add_generations, refresh_derived
 from db.schema import migrations
@@ -78,9 +79,9 @@ def _pairs(db, *pairs: tuple[str, str]) -> list[int]:
 
 
 def _thought(example_id: int, text: str, analysis: str | None = None, key: str | None = None) -> dict:
-    return dict(example_id=example_id, kind="reflection" if analysis else "thought", model="m", backend="import",
-                thought_process=text, error_analysis=analysis, predicted_label=1, parse_status="ok",
-                dedupe_key=key or f"{example_id}:{text}:{analysis}")
+    return {"example_id": example_id, "kind": "reflection" if analysis else "thought", "model": "m",
+            "backend": "import", "thought_process": text, "error_analysis": analysis, "predicted_label": 1,
+            "parse_status": "ok", "dedupe_key": key or f"{example_id}:{text}:{analysis}"}
 
 
 @pytest.mark.parametrize("text", ["step", "the", "t", "a man", "Zoë", "zoe", "therefore the", "BBCode", "bold",
