@@ -60,7 +60,8 @@ def add_generations(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[int
         new_ids = [r[0] for r in db.execute("SELECT id FROM generations WHERE id > ? ORDER BY id", [before])]
         if new_ids:
             index_generations(db, before)
-            refresh_derived(db, f"SELECT DISTINCT example_id FROM generations WHERE id > {int(before)}")
+            # No DISTINCT: it would make SQLite scan the whole (example_id, ...) index instead of the id range.
+            refresh_derived(db, f"SELECT example_id FROM generations WHERE id > {int(before)}")
     return new_ids
 
 
