@@ -42,9 +42,10 @@ from exports.source import count_in_scope, fingerprint, id_bounds
 if TYPE_CHECKING:
     from exports.engine import Options, Selector
 
-# Below this many examples in scope an export runs in one process: starting workers (about 0.3 s)
-# costs more than they save, and the review app's exports of tens of rows start at once.
-PARALLEL_MIN_EXAMPLES = 50_000
+# Below this many examples in scope an export runs in one process: starting workers costs more than
+# they save (benchmarks/results/export_speed.md: one process is faster at 50,000, two workers at
+# 100,000), and the review app's exports of tens of rows start at once.
+PARALLEL_MIN_EXAMPLES = 75_000
 MAX_WORKERS = 4
 _EXIT_WAIT_S = 10
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder that holds the exports package
