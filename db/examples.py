@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 from sqlite_utils import Database
@@ -58,9 +59,10 @@ class InsertResult:
     first_new_id: int | None
 
 
+# Numbered parameters: an ExampleRow binds whole, its line (?1) unused, so no row is copied to drop it.
 _INSERT = (
     "INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset, split, source_id) DO NOTHING"
+    "VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (dataset, split, source_id) DO NOTHING"
 )
 _STAGE = "temp._new_examples"
 
@@ -75,14 +77,18 @@ def insert_examples(db: Database, batches: Iterable[Sequence[ExampleRow]]) -> In
     """
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
     total, added, staged = 0, 0, []
+    last = before
     for batch in batches:
-        last = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-        cur = db.conn.executemany(_INSERT, [row[1:] for row in batch])
+        cur = db.conn.executemany(_INSERT, batch)
         total, added = total + len(batch), added + cur.rowcount
         staged.append(batch)
         if added == total:
             staged.clear()  # nothing skipped so far: no need to keep the rows
-        index_examples(db, last)
+        now = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
+        # Every row of the batch stored, as ids last+1 .. now: index them from the batch in hand.
+        whole = cur.rowcount == len(batch) == now - last
+        index_examples(db, last, zip(map(itemgetter(4), batch), map(itemgetter(5), batch)) if whole else None)
+        last = now
     conflicts = _find_conflicts(db, staged, before) if added < total else []
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
 

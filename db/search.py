@@ -8,8 +8,10 @@ Contentless (examples are immutable and generations append-only: nothing is ever
 """
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
+from collections.abc import Iterable
 
 from sqlite_utils import Database
 
@@ -105,10 +107,20 @@ def search(db: Database, text: str, limit: int = 100) -> list[int]:
     return matching_ids(db, match_query(db, text), limit=limit)
 
 
-def index_examples(db: Database, after_id: int) -> None:
-    """Add the pairs of examples with id above after_id to the index (call in their write transaction)."""
-    db.execute(f"INSERT INTO search_fts (rowid, first, second) SELECT id << {SHIFT}, premise, hypothesis "
-               "FROM examples WHERE id > ? ORDER BY id", [after_id])
+def index_examples(db: Database, after_id: int, pairs: Iterable[tuple[str, str]] | None = None) -> None:
+    """Add the pairs of examples with id above after_id to the index (call in their write transaction).
+
+    pairs, when the caller holds them, are those examples' (premise, hypothesis) in id order, for ids
+    after_id + 1, after_id + 2, ... with no gaps: then the table is not read back (a second less per
+    million pairs).
+    """
+    if pairs is None:
+        db.execute(f"INSERT INTO search_fts (rowid, first, second) SELECT id << {SHIFT}, premise, hypothesis "
+                   "FROM examples WHERE id > ? ORDER BY id", [after_id])
+        return
+    rowids = itertools.count((after_id + 1) << SHIFT, 1 << SHIFT)
+    db.conn.executemany("INSERT INTO search_fts (rowid, first, second) VALUES (?, ?, ?)",
+                        ((rowid, *pair) for rowid, pair in zip(rowids, pairs)))
 
 
 def index_generations(db: Database, after_id: int) -> None:

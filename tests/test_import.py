@@ -95,6 +95,25 @@ def test_reimporting_adds_nothing(seed_db, shared_data):
     assert _counts(seed_db) == before
 
 
+def test_every_imported_pair_is_indexed_under_its_own_id(db, tmp_path):
+    from db.search import search
+
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+    def rows(ids: list[int]) -> str:
+        return "id,premise,hypothesis,label\n" + "".join(
+            f"{i},Premise {words[i]}word.,Hypothesis {words[i]}hyp.,{i % 2}\n" for i in ids)
+
+    import_file(db, _write(tmp_path / "a_train.csv", rows([0, 1, 2])))  # every row new: indexed from the batch
+    # Rows 0-2 again, unchanged and skipped, then 3-5 new: indexed by reading the new rows back.
+    report = import_file(db, _write(tmp_path / "a_train.csv", rows([0, 1, 2, 3, 4, 5])))
+    assert (report.examples_added, report.examples_unchanged) == (3, 3)
+    ids = dict(db.execute("SELECT source_id, id FROM examples").fetchall())
+    for i, word in enumerate(words):
+        assert search(db, f"{word}word") == search(db, f"{word}hyp") == [ids[str(i)]], word
+    assert db.execute("SELECT count(*) FROM search_terms WHERE term LIKE '%word'").fetchone()[0] == 6
+
+
 def test_default_names_come_from_the_file_name():
     assert default_names(Path("rte_dev.csv")) == ("rte", "dev")
     assert default_names(Path("x/sample_thoughts.json")) == ("sample", "train")
@@ -119,6 +138,26 @@ def test_jsonl_with_ids_and_the_nli_label_map(db, tmp_path):
     assert report.format == "jsonl" and report.examples_added == 3
     assert db.execute("SELECT source_id, gold_label FROM examples ORDER BY id").fetchall() == [
         ("a1", 1), ("a2", 0), ("a3", 0)]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_unicode_line_separators_inside_json_strings_are_text(db, tmp_path, monkeypatch, parallel):
+    from pipeline.importing import core
+
+    monkeypatch.setattr(core, "PARALLEL_MIN_BYTES", 0 if parallel else 1 << 40)
+    # JSON allows these raw inside strings (ensure_ascii=False writes them so); only "\n" ends a record.
+    premise = "Line\u2028separator, paragraph\u2029separator, NEL\x85 and form\x0cfeed."
+    rows = [{"premise": premise, "hypothesis": "A text.\r", "label": 1}, {"premise": "A", "hypothesis": "B", "label": 0}]
+    path = _write(tmp_path / "seps.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows))
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    report = import_file(db, path)
+    assert report.examples_added == 2 and not report.rejected
+    assert db.execute("SELECT premise, hypothesis FROM examples ORDER BY id").fetchall() == [
+        (premise, "A text.\r"), ("A", "B")]
+    csv_path = _write(tmp_path / "quoted.csv", 'premise,hypothesis,label\n"Multi\nline\u2028 premise",B\u2029,1\nC,D,0\n')
+    assert import_file(db, csv_path).examples_added == 2
+    assert db.execute("SELECT premise, hypothesis FROM examples WHERE dataset = 'quoted' AND source_id = '0'"
+                      ).fetchone() == ("Multi\nline\u2028 premise", "B\u2029")
 
 
 def test_custom_label_map_and_whitespace_kept(db, tmp_path):

@@ -51,6 +51,18 @@ def test_inst_and_messages_exports_give_identical_training_rows(tmp_path, tokeni
     assert data.encode_sft(inst, tokenizer, 512).rows == data.encode_sft(chat, tokenizer, 512).rows
 
 
+def test_line_separators_inside_the_json_strings_stay_text(tmp_path):
+    # Exports write ensure_ascii=False, so U+2028 and friends arrive raw; only "\n" ends a record.
+    pairs = [("A sign\u2028reads: open.", "A sign\x85is\u2029there.", "Step 1: the sign\x0creads open.", 1)]
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": inst_text(user_prompt(p, h), cot_target(t, y))},
+                                       ensure_ascii=False) + "\n" for i, (p, h, t, y) in enumerate(pairs)),
+                    encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    (record,) = data.read_sft(path)
+    assert record.prompt == user_prompt(*pairs[0][:2]) and record.target == cot_target(*pairs[0][2:])
+
+
 def test_exactly_one_bos_reaches_the_model(tmp_path, tokenizer):
     rows = data.encode_sft(data.read_sft(_inst_file(tmp_path)), tokenizer, 512).rows
     for row in rows:

@@ -16,7 +16,7 @@ from db.runs import finish_run, start_run
 from db.tx import write_tx
 from pipeline.importing.errors import BadRow, ImportFailed, RowProblem
 from pipeline.importing.parallel import PARALLEL_MIN_BYTES, rows_in_child
-from pipeline.importing.readers import Record, csv_records, default_names, detect_format, jsonl_records, read_head, read_text
+from pipeline.importing.readers import Record, csv_records, default_names, detect_format, jsonl_records, read_head, text_lines
 from pipeline.importing.validate import Target, example_batches, inconsistent, pair
 from pipeline.parsing import label_value
 
@@ -75,7 +75,7 @@ def import_file(
         run_id = start_run(db, "import", {"path": str(path), "format": fmt, "dataset": report.dataset,
                                           "split": report.split, "model": model, "skip_bad": skip_bad})
         if fmt == "seed-reflections":
-            _import_reflections(db, jsonl_records(path, read_text(path)), report, target, run_id, bad)
+            _import_reflections(db, jsonl_records(path, text_lines(path)), report, target, run_id, bad)
         else:
             _import_pairs_and_thoughts(db, path, fmt, report, target, run_id, bad, progress)
         bad.sort(key=lambda b: b.line)
@@ -107,9 +107,9 @@ def _import_pairs_and_thoughts(db: Database, path: Path, fmt: str, report: Impor
     if thoughts is None and path.stat().st_size >= PARALLEL_MIN_BYTES:
         batches = rows_in_child(path, fmt, required, target, bad)
     else:
-        text = read_text(path)
-        records = (csv_records(path, text, required, target.dataset, target.split, target.unlabelled)
-                   if fmt == "csv" else jsonl_records(path, text))
+        lines = text_lines(path)
+        records = (csv_records(path, lines, required, target.dataset, target.split, target.unlabelled)
+                   if fmt == "csv" else jsonl_records(path, lines))
         batches = example_batches(records, target, bad, thoughts)
     result = insert_examples(db, _reporting(batches, progress))
     report.examples_added, report.examples_unchanged = result.added, result.unchanged

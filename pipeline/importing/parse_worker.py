@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.importing.errors import BadRow, ImportFailed
 from pipeline.importing.parallel import send
-from pipeline.importing.readers import csv_records, jsonl_records, read_text
+from pipeline.importing.readers import csv_records, jsonl_records, text_lines
 from pipeline.importing.validate import example_batches
 
 
@@ -17,9 +17,9 @@ def main() -> None:
     path, fmt, required, target = pickle.loads(sys.stdin.buffer.read())
     file = Path(path)
     try:
-        text = read_text(file)
-        records = (csv_records(file, text, required, target.dataset, target.split, target.unlabelled)
-                   if fmt == "csv" else jsonl_records(file, text))
+        lines = text_lines(file)
+        records = (csv_records(file, lines, required, target.dataset, target.split, target.unlabelled)
+                   if fmt == "csv" else jsonl_records(file, lines))
         bad: list[BadRow] = []
         for batch in example_batches(records, target, bad):
             send(out, ("rows", batch))

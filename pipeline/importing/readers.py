@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,26 @@ def check_path(path: Path) -> None:
         raise ImportFailed(path, [], f"{path}: is a directory; give the path of a CSV or JSON Lines file.")
 
 
-def read_text(path: Path) -> str:
-    """The whole file as text (UTF-8, a BOM dropped), or ImportFailed naming the first bad line."""
+def text_lines(path: Path) -> Iterator[str]:
+    """The file's lines, decoded as they are read (UTF-8, a BOM dropped), line ends kept.
+
+    Only "\\n", "\\r\\n" and "\\r" end a line (as csv wants, and as JSON Lines means: JSON strings
+    may hold U+2028 and the like raw). Bad UTF-8 raises ImportFailed naming the line.
+    """
     check_path(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield from fh
+    except UnicodeDecodeError:
+        _raise_encoding_error(path)
+        raise
+
+
+def _raise_encoding_error(path: Path) -> None:
+    """ImportFailed naming the first line of path that is not valid UTF-8 (the stream decoder knows no lines)."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportFailed(
@@ -75,7 +89,7 @@ def read_text(path: Path) -> str:
 
 
 def read_head(path: Path) -> str:
-    """The first lines of the file, enough to detect its format (encoding is checked by read_text)."""
+    """The first lines of the file, enough to detect its format (encoding is checked by text_lines)."""
     check_path(path)
     with path.open("rb") as fh:
         head = fh.read(HEAD_BYTES)
@@ -86,7 +100,7 @@ def detect_format(path: Path, text: str) -> str:
     """csv by extension; otherwise by the fields of the first JSON record."""
     if path.suffix.lower() in (".csv", ".tsv"):
         return "csv"
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    first = next((ln for ln in text.split("\n") if ln.strip()), "")
     try:
         obj = json.loads(first)
     except json.JSONDecodeError:
@@ -104,10 +118,11 @@ def detect_format(path: Path, text: str) -> str:
     return "jsonl"
 
 
-def csv_records(path: Path, text: str, required: list[str], dataset: str, split: str,
+def csv_records(path: Path, lines: Iterable[str], required: list[str], dataset: str, split: str,
                 unlabelled: bool) -> Iterator[NewExample | Record | BadRow]:
-    """CSV rows: plain valid rows straight as NewExample (the fast path), the rest as records to check."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """CSV rows (lines as text_lines gives them): plain valid rows straight as NewExample (the fast
+    path), the rest as records to check."""
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
@@ -155,10 +170,12 @@ def csv_line(values: list[str]) -> str:
     return out.getvalue()
 
 
-def jsonl_records(path: Path, text: str) -> Iterator[Record | BadRow]:
-    """One Record per non-blank line, or a BadRow for a line that is not a JSON object."""
+def jsonl_records(path: Path, lines: Iterable[str]) -> Iterator[Record | BadRow]:
+    """One Record per non-blank line (lines as text_lines gives them), or a BadRow for a line that is
+    not a JSON object."""
     index = -1
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, ending in enumerate(lines, start=1):
+        line = ending.rstrip("\r\n")
         if not line.strip():
             continue
         index += 1

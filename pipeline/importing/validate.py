@@ -12,6 +12,7 @@ from pipeline.labels import LabelError, gold_label
 from pipeline.parsing import concluded_label, label_value, parse_thought
 
 BATCH = 20_000
+FIRST_BATCH = 2_000  # small, so the writer starts while the rest is parsed
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def example_batches(records: Iterator[NewExample | Record | BadRow], target: Tar
     """Validated example rows in batches; rejected rows go to bad, and (for thought files) the
     thought of each good record to thoughts."""
     batch: list[ExampleRow] = []
+    size = FIRST_BATCH
     for rec in records:
         if isinstance(rec, NewExample):
             batch.append(example_row(rec))
@@ -75,9 +77,9 @@ def example_batches(records: Iterator[NewExample | Record | BadRow], target: Tar
         else:
             bad.append(rec)
             continue
-        if len(batch) == BATCH:
+        if len(batch) == size:
             yield batch
-            batch = []
+            batch, size = [], BATCH
     if batch:
         yield batch
 

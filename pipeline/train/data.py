@@ -127,7 +127,9 @@ def _lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
             raise DataError(f"{path}: not a datasets folder written by `nlistral export --hf`: {exc}") from None
         return [(f"{path}[{i}]", dict(row)) for i, row in enumerate(rows)]
     try:
-        raw = path.read_text(encoding="utf-8").splitlines()
+        # Only "\n" ends a record: str.splitlines() would also split at U+2028 and the like, which
+        # JSON strings (written with ensure_ascii=False) may hold raw.
+        raw = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     out = []
