@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -35,8 +36,12 @@ def check_sqlite_file(path: Path) -> None:
         )
 
 
-def open_db(path: str | Path | None = None) -> Database:
-    """Open (creating and migrating if needed) the database at path, in WAL mode with a busy timeout."""
+def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None = None) -> Database:
+    """Open (creating and migrating if needed) the database at path, in WAL mode with a busy timeout.
+
+    notify, if given, is told before an existing store is upgraded (which can take a while on a
+    large one); each upgrade step is one transaction, so an interrupted upgrade changes nothing.
+    """
     path = Path(path) if path is not None else default_db_path()
     check_sqlite_file(path)
     if path.parent and not path.parent.exists():
@@ -50,7 +55,13 @@ def open_db(path: str | Path | None = None) -> Database:
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA cache_size = -65536")
-        if migrations.pending(db):
+        pending = migrations.pending(db)
+        if pending:
+            if notify is not None and db["examples"].exists():
+                n = db.execute("SELECT count(*) FROM examples").fetchone()[0]
+                notify(f"Upgrading {path} ({n:,} example{'' if n == 1 else 's'}) to the current schema: "
+                       f"{', '.join(m.name for m in pending)}. On a large store this can take a minute; "
+                       "interrupting it changes nothing.")
             migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         conn.close()

@@ -37,6 +37,6 @@ def open_store(path: Path) -> Database:
     from db.connection import open_db
 
     try:
-        return open_db(path)
+        return open_db(path, notify=lambda message: err_console.print(message, markup=False))
     except StoreError as exc:
         fail(str(exc), 2)

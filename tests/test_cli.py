@@ -117,3 +117,23 @@ def test_help_is_fast_and_imports_nothing_heavy():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_upgrading_an_existing_store_says_so_first(tmp_path):
+    from db import open_db
+
+    path = tmp_path / "old.db"
+    db = open_db(path)  # then made to look like a store from before the last migration
+    db.execute("INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
+               "VALUES ('d', 's', '1', 'A heron stands.', 'A bird waits.', 1, 'h')")
+    db.executescript("DROP TABLE search_fts; DROP TABLE search_terms; "
+                     "DELETE FROM _sqlite_migrations WHERE name = 'm004_one_search_index';")
+    db.conn.close()
+    result = runner.invoke(app, ["stats", "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"Upgrading {path} (1 example) to the current schema: m004_one_search_index." in " ".join(
+        result.stderr.split())
+    again = runner.invoke(app, ["stats", "--db", str(path)])
+    assert "Upgrading" not in again.stderr
+    fresh = runner.invoke(app, ["stats", "--db", str(tmp_path / "new.db")])  # a new file is created silently
+    assert fresh.exit_code == 0 and "Upgrading" not in fresh.stderr
