@@ -294,6 +294,8 @@ def test_two_process_launch_records_one_run(exports, tmp_path, db_path):
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("completed: adapter in") == 1  # only the main process reports
+    assert done.stdout.count("Hardware:") == done.stdout.count("Data:") == 1
+    assert "destroy_process_group() was not called" not in done.stderr
     runs = list_runs(open_db(db_path), "train")
     assert [r["status"] for r in runs] == ["completed"] and "2 process(es)" in runs[0]["config"]["hardware"]
     events = _events(out / "train_log.jsonl")

@@ -63,6 +63,8 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
                  echo: Callable[[str], None] = print) -> RunResult:
     """Train one adapter as configured; never raises for a failed run (see RunResult.status)."""
     hw = detect()
+    if not hw.is_main:  # one process of a multi-GPU launch speaks for all of them
+        echo = _silent
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config_path)
     config.output_dir = str(output_dir)
     _check_output_dir(output_dir, resume)
@@ -84,8 +86,7 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
     log = JsonlLog(log_path if hw.is_main else None)
     log.write({"event": "start", "run_id": run_id, "method": config.method, "output_dir": str(output_dir),
                "config": record})
-    if hw.is_main:
-        echo(f"run {run_id if run_id is not None else '-'}: logging to {log_path}")
+    echo(f"run {run_id if run_id is not None else '-'}: logging to {log_path}")
     result = RunResult(status="failed", output_dir=output_dir, log_path=log_path, run_id=run_id)
     try:
         cancel = CancelOnSignal()
@@ -114,7 +115,20 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
                        error=result.error)
         if store is not None:
             store.conn.close()
+        _leave_process_group()
     return result
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def _leave_process_group() -> None:
+    """End this process's part in a multi-GPU launch (torch warns, and NCCL may leak, otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _train(config: TrainConfig, hw: Hardware, sources: tuple, output_dir: Path, resume: bool,
