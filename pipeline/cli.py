@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store
 
 app = typer.Typer(
     name="nlistral",
@@ -67,6 +67,7 @@ def import_cmd(
     the line and the fix. Importing the same file again adds nothing.
     """
     from pipeline.importing import FORMATS, ImportFailed, import_file
+    from pipeline.importing.readers import line_count
     from pipeline.labels import LabelError, parse_label_map
 
     if fmt not in FORMATS:
@@ -76,17 +77,21 @@ def import_cmd(
     except LabelError as exc:
         raise typer.BadParameter(str(exc), param_hint="--label-map") from None
     store = open_store(db)
+    lines = line_count(path)
     try:
-        result = import_file(store, path, dataset=dataset, split=split, fmt=fmt, model=model,
-                             label_map=mapping, skip_bad=skip_bad, unlabelled=unlabelled, report_path=report)
+        with ProgressBar(f"importing {path.name} (lines)") as bar:
+            result = import_file(store, path, dataset=dataset, split=split, fmt=fmt, model=model,
+                                 label_map=mapping, skip_bad=skip_bad, unlabelled=unlabelled, report_path=report,
+                                 progress=lambda line: bar.update(line, lines))
     except ImportFailed as exc:
         fail(str(exc))
     what = f" and {result.generations_added} {result.kind}s" if result.kind else ""
     console.print(
         f"{result.path}: {result.format} into {result.dataset}/{result.split}: "
-        f"{result.examples_added} new examples{what}", markup=False)
+        f"{result.examples_added} new example{'' if result.examples_added == 1 else 's'}{what}", markup=False)
     if result.examples_unchanged:
-        console.print(f"  {result.examples_unchanged} examples were already there, unchanged.", markup=False)
+        console.print(f"  {result.examples_unchanged} example{' was' if result.examples_unchanged == 1 else 's were'} "
+                      "already there, unchanged.", markup=False)
     if result.generations_unchanged:
         console.print(f"  {result.generations_unchanged} {result.kind}s were already there, unchanged.", markup=False)
     if result.rejected:

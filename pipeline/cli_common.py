@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,3 +40,35 @@ def open_store(path: Path) -> Database:
         return open_db(path, notify=lambda message: err_console.print(message, markup=False))
     except StoreError as exc:
         fail(str(exc), 2)
+
+
+class ProgressBar:
+    """A transient progress bar on stderr for long work: update(done, total) moves it, note(message)
+    prints a line above it (literally, never as markup). Quiet (for --json) it shows nothing; off a
+    terminal Rich draws nothing either."""
+
+    def __init__(self, what: str, quiet: bool = False):
+        self.what, self.quiet = what, quiet
+        self._bar: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        if not self.quiet:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn(self.what, markup=False), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=None)
+        return self
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def note(self, message: str) -> None:
+        (self._bar.console if self._bar is not None else err_console).print(message, markup=False, highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

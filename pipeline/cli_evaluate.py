@@ -1,15 +1,13 @@
 """`nlistral evaluate` and `nlistral compare` (heavy imports stay inside the commands)."""
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -76,12 +74,10 @@ def evaluate(
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from None
     store = open_store(db)
-    with _progress() as (bar, task):
+    with ProgressBar("evaluating") as bar:
         try:
-            result = run_evaluation(
-                store, options, resume=resume, json_path=json_out,
-                notify=lambda message: bar.console.print(message, markup=False, highlight=False),
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
+            result = run_evaluation(store, options, resume=resume, json_path=json_out, notify=bar.note,
+                                    progress=bar.update)
         except (EvaluationError, LoadError, MergeError) as exc:
             fail(str(exc))
     console.print(render_summary(result.summary))
@@ -110,13 +106,3 @@ def compare(
         console.print_json(json.dumps(comparison.as_dict()))
     else:
         console.print(render_comparison(comparison, show))
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[tuple[Any, Any]]:
-    """A Rich progress bar over examples: (bar, task id)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
-        yield bar, bar.add_task("evaluate", total=None)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, open_store
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store
 
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
                                                 "is written beside it).")]
@@ -137,12 +137,12 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
              + (f" of {', '.join(options.datasets)}" if options.datasets else "")
              + f". This database holds: {held}. Pass --split (and --dataset).")
     try:
-        with _progress(as_json) as progress:
+        with ProgressBar("selecting", quiet=as_json) as bar:
             if dry_run:
-                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, progress)
+                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, bar.update)
             else:
                 writer = write_sft if kind == "sft" else write_dpo
-                manifest = writer(store, options, out=out, hf_dir=hf, progress=progress)
+                manifest = writer(store, options, out=out, hf_dir=hf, progress=bar.update)
     except ExportError as exc:
         fail(str(exc))
     if dry_run:
@@ -158,28 +158,6 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
         console.print(f"Wrote {manifest.rows} {'rows' if kind == 'sft' else 'pairs'} to {manifest.path}\n"
                       f"  sha256 {manifest.sha256}\n  manifest {manifest.manifest} (export {manifest.export_id}, "
                       f"review log at {manifest.review_log_position})", markup=False)
-
-
-class _progress:
-    """A progress bar over the examples considered (none with --json)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __enter__(self) -> Any:
-        if self.quiet:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("selecting", total=None)
-        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
-            self.bar.stop()
 
 
 def _print_plan(counts: dict[str, Any]) -> None:

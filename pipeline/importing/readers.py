@@ -75,6 +75,15 @@ def text_lines(path: Path) -> Iterator[str]:
         raise
 
 
+def line_count(path: Path) -> int | None:
+    """How many lines the file has (for a progress bar), or None if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
 def _raise_encoding_error(path: Path) -> None:
     """ImportFailed naming the first line of path that is not valid UTF-8 (the stream decoder knows no lines)."""
     data = path.read_bytes()
