@@ -147,14 +147,16 @@ def test_unicode_line_separators_inside_json_strings_are_text(db, tmp_path, monk
     monkeypatch.setattr(core, "PARALLEL_MIN_BYTES", 0 if parallel else 1 << 40)
     # JSON allows these raw inside strings (ensure_ascii=False writes them so); only "\n" ends a record.
     premise = "Line\u2028separator, paragraph\u2029separator, NEL\x85 and form\x0cfeed."
-    rows = [{"premise": premise, "hypothesis": "A text.\r", "label": 1}, {"premise": "A", "hypothesis": "B", "label": 0}]
+    rows = [{"premise": premise, "hypothesis": "A text.\r", "label": 1},
+            {"premise": "A", "hypothesis": "B", "label": 0}]
     path = _write(tmp_path / "seps.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows))
     assert "\u2028" in path.read_text(encoding="utf-8")
     report = import_file(db, path)
     assert report.examples_added == 2 and not report.rejected
     assert db.execute("SELECT premise, hypothesis FROM examples ORDER BY id").fetchall() == [
         (premise, "A text.\r"), ("A", "B")]
-    csv_path = _write(tmp_path / "quoted.csv", 'premise,hypothesis,label\n"Multi\nline\u2028 premise",B\u2029,1\nC,D,0\n')
+    csv_path = _write(tmp_path / "quoted.csv",
+                      'premise,hypothesis,label\n"Multi\nline\u2028 premise",B\u2029,1\nC,D,0\n')
     assert import_file(db, csv_path).examples_added == 2
     assert db.execute("SELECT premise, hypothesis FROM examples WHERE dataset = 'quoted' AND source_id = '0'"
                       ).fetchone() == ("Multi\nline\u2028 premise", "B\u2029")

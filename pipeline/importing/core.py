@@ -16,7 +16,15 @@ from db.runs import finish_run, start_run
 from db.tx import write_tx
 from pipeline.importing.errors import BadRow, ImportFailed, RowProblem
 from pipeline.importing.parallel import PARALLEL_MIN_BYTES, rows_in_child
-from pipeline.importing.readers import Record, csv_records, default_names, detect_format, jsonl_records, read_head, text_lines
+from pipeline.importing.readers import (
+    Record,
+    csv_records,
+    default_names,
+    detect_format,
+    jsonl_records,
+    read_head,
+    text_lines,
+)
 from pipeline.importing.validate import Target, example_batches, inconsistent, pair
 from pipeline.parsing import label_value
 
