@@ -44,15 +44,15 @@ def open_store(path: Path) -> Database:
 
 class ProgressBar:
     """A transient progress bar on stderr for long work: update(done, total) moves it, note(message)
-    prints a line above it (literally, never as markup). Quiet (for --json) it shows nothing; off a
-    terminal Rich draws nothing either."""
+    prints a line above it (literally, never as markup). Quiet (for --json) or off a terminal it
+    shows nothing (notes are still printed)."""
 
     def __init__(self, what: str, quiet: bool = False):
         self.what, self.quiet = what, quiet
         self._bar: Any = None
 
     def __enter__(self) -> ProgressBar:
-        if not self.quiet:
+        if not self.quiet and err_console.is_terminal:  # off a terminal Rich would still print a newline
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
