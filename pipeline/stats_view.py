@@ -26,9 +26,12 @@ def render_stats(s: dict[str, Any]) -> Group:
                      str(sum(c.values())))
     parts.append(data)
 
-    thought = Table(title="Thought model against gold (current thought per example)", title_justify="left")
-    for col in ("model", "n", "accuracy", "precision", "recall", "F1", "mismatches", "parse failures"):
-        thought.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
+    thought = Table(title="Thought model against gold (current thought per example)", title_justify="left",
+                    caption="wrong: the thought's label differs from gold; failed: it did not parse",
+                    caption_justify="left")
+    thought.add_column("model", overflow="fold")
+    for col in ("n", "accuracy", "precision", "recall", "F1", "wrong", "failed"):  # short: 80 columns hold them
+        thought.add_column(col, justify="right", no_wrap=True)
     for model, m in s["thought_by_model"].items():
         thought.add_row(Text(str(model)), str(m["n"]), _pct(m["accuracy"]), _pct(m["precision"]),
                         _pct(m["recall"]), _pct(m["f1"]), str(m["mismatches"]), str(m["failed"]))
@@ -49,7 +52,8 @@ def render_stats(s: dict[str, Any]) -> Group:
         f"Generations: {s['thoughts']} thoughts, {s['reflections']} reflections, {s['predictions']} predictions, "
         f"{s['judgements']} judge scores.\n"
         f"Reflections cover {s['mismatches_with_reflection']} of {s['mismatches']} mismatches "
-        f"({_pct(s['reflection_coverage'])}); {s['reflections_label_not_gold']} reflections reach a label "
+        f"({_pct(s['reflection_coverage'])}); {s['reflections_label_not_gold']} "
+        f"{'reflection reaches' if s['reflections_label_not_gold'] == 1 else 'reflections reach'} a label "
         f"other than gold; {s['reflection_parse_failures']} failed to parse."
     ))
 
