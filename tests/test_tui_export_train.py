@@ -128,3 +128,23 @@ async def test_training_can_be_cancelled(demo_db_path, tmp_path):
         assert screen.exit_code == 130 and "cancelled" in screen_text(app)
         steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
         assert max(steps) < 500
+
+
+async def test_an_export_written_after_the_training_screen_opened_is_offered(demo_db_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with running(demo_db_path, SIZE) as (app, pilot):
+        await pilot.press("T")  # opened once (and kept installed) before any export exists
+        await settle(app, pilot)
+        assert "no exports yet" in screen_text(app)
+        await pilot.press("escape", "E")
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        await pilot.press("y")
+        await settle(app, pilot)
+        await pilot.press("escape", "T")
+        await settle(app, pilot)
+        box = app.screen.query_one("#train-exports")
+        assert "no exports yet" not in screen_text(app)
+        assert box.option_count == 1 and "sft-reflected.jsonl" in str(box.get_option_at_index(0).prompt)

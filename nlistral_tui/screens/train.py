@@ -98,8 +98,10 @@ class TrainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._load_lists()
         self.set_interval(TAIL_S, self._tail)
+
+    def on_screen_resume(self) -> None:
+        self._load_lists()  # each time it is shown: the screen stays installed while exports are written
 
     def on_unmount(self) -> None:
         if self.process is not None and self.process.returncode is None:
