@@ -13,7 +13,6 @@ from db.schema import migrations
 
 DEFAULT_DB = "nlistral.db"
 BUSY_TIMEOUT_MS = 15_000
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def default_db_path() -> Path:
@@ -21,19 +20,18 @@ def default_db_path() -> Path:
     return Path(os.environ.get("NLISTRAL_DB") or DEFAULT_DB)
 
 
-def check_sqlite_file(path: Path) -> None:
-    """Raise NotADatabaseError unless path is absent, empty, or an SQLite file."""
+def check_path(path: Path) -> None:
+    """Raise NotADatabaseError if path is a directory.
+
+    Only stat, never open: POSIX locks belong to the process and go away when ANY descriptor of the
+    file is closed, so reading the file here (say, to check its header) while another connection of
+    this process has it open would drop that connection's locks. Another process closing its
+    connection would then take itself for the last user, checkpoint and delete the WAL, and this
+    process's later commits would go into a deleted file (sqlite.org/howtocorrupt.html, 2.2).
+    Whether the file is an SQLite database, SQLite itself tells (SQLITE_NOTADB).
+    """
     if path.is_dir():
         raise NotADatabaseError(f"{path} is a directory; give --db the path of a database file.")
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb") as fh:
-        head = fh.read(len(_SQLITE_MAGIC))
-    if head != _SQLITE_MAGIC:
-        raise NotADatabaseError(
-            f"{path} is not an SQLite database. Point --db (or NLISTRAL_DB) at an nlistral "
-            "database, or at a path that does not exist yet to create a new one."
-        )
 
 
 def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None = None) -> Database:
@@ -43,7 +41,7 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
     large one); each upgrade step is one transaction, so an interrupted upgrade changes nothing.
     """
     path = Path(path) if path is not None else default_db_path()
-    check_sqlite_file(path)
+    check_path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
@@ -65,5 +63,10 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
             migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise NotADatabaseError(
+                f"{path} is not an SQLite database. Point --db (or NLISTRAL_DB) at an nlistral "
+                "database, or at a path that does not exist yet to create a new one."
+            ) from None
         raise NotADatabaseError(f"{path} could not be opened as an SQLite database: {exc}.") from exc
     return db

@@ -258,8 +258,16 @@ def test_not_a_database(tmp_path):
     from db import NotADatabaseError
 
     fake = _write(tmp_path / "notes.db", "just some text, not SQLite\n")
+    for _ in range(2):
+        with pytest.raises(NotADatabaseError, match="is not an SQLite database"):
+            open_db(fake)
+    assert fake.read_text() == "just some text, not SQLite\n"  # left as it was, nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+    long_text = _write(tmp_path / "long.db", "x" * 5000)
     with pytest.raises(NotADatabaseError, match="is not an SQLite database"):
-        open_db(fake)
+        open_db(long_text)
+    with pytest.raises(NotADatabaseError, match="is a directory"):
+        open_db(tmp_path)
 
 
 def test_skip_bad_imports_good_rows_and_writes_a_report(db, tmp_path):

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,25 @@ def test_a_second_process_reads_while_an_import_writes(tmp_path):
     assert reader.returncode == 0, err
     reads, low, high, distinct = map(int, out.split())
     assert reads > 3 and (low, high, distinct) == (0, 200_000, 2)  # before and after; never a partial import
+
+
+def test_opening_a_second_connection_keeps_other_processes_from_deleting_the_wal(db_path):
+    """POSIX locks belong to the process and go away when ANY descriptor of the file is closed. The app
+    opens a connection per thread; if opening one read the file through Python (to check its header),
+    the close dropped the locks of the connections already open, so another process closing its
+    connection believed it was the last one, checkpointed and deleted the WAL, and every later commit
+    of this process went into a deleted file (https://www.sqlite.org/howtocorrupt.html, 2.2)."""
+    from db.runs import list_runs, start_run
+
+    first = open_db(db_path)
+    start_run(first, "import", {})
+    open_db(db_path)  # a second connection in this process (as a new app thread makes)
+    reader = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM runs').fetchone(); c.close()"
+    subprocess.run([sys.executable, "-c", reader, str(db_path)], check=True, timeout=60)
+    assert Path(f"{db_path}-wal").exists()  # this process still has the database open
+    start_run(first, "export", {})  # committed after the other process came and went
+    later = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
+                            ".execute('SELECT group_concat(kind) FROM runs').fetchone()[0])", str(db_path)],
+                           capture_output=True, text=True, check=True, timeout=60)
+    assert later.stdout.strip() == "import,export"
+    assert len(list_runs(first)) == 2
