@@ -79,36 +79,41 @@ def record(
     return group
 
 
+# A step's decisions carry its reviewer (undo and redo events have no example).
+_MADE_BY = ("EXISTS (SELECT 1 FROM review_events e WHERE e.group_id = g.group_id AND e.example_id IS NOT NULL "
+            "AND e.reviewer = ?)")
+
+
 def undo(db: Database, *, reviewer: str) -> int:
-    """Undo the latest active step (of any reviewer); returns its group id."""
+    """Undo this reviewer's latest active step (never another reviewer's); returns its group id."""
     with write_tx(db):
-        row = db.execute("SELECT max(group_id) FROM review_groups WHERE active = 1").fetchone()
-        if row[0] is None:
+        row = db.execute(f"SELECT g.group_id FROM review_groups g WHERE g.active = 1 AND {_MADE_BY} "
+                         "ORDER BY g.group_id DESC LIMIT 1", [reviewer]).fetchone()
+        if row is None:
+            if db.execute("SELECT 1 FROM review_groups WHERE active = 1 LIMIT 1").fetchone():
+                raise NothingToUndoError(f"Nothing of {reviewer}'s to undo: the steps still active were made by "
+                                         "other reviewers (undo takes back only your own).")
             raise NothingToUndoError("Nothing to undo: every decision in the review log is already undone.")
         _flip(db, row[0], "undo", reviewer, active=0)
     return row[0]
 
 
 def redo(db: Database, *, reviewer: str) -> int:
-    """Redo the most recently undone step, unless a new decision was made since; returns its group id."""
+    """Redo this reviewer's most recently undone step, unless they made a new decision since; returns its group id."""
     with write_tx(db):
         last_decision = db.execute(
-            "SELECT coalesce(max(id), 0) FROM review_events WHERE action NOT IN ('undo', 'redo')"
+            "SELECT coalesce(max(id), 0) FROM review_events WHERE action NOT IN ('undo', 'redo') AND reviewer = ?",
+            [reviewer],
         ).fetchone()[0]
         row = db.execute(
-            "SELECT group_id FROM review_groups WHERE active = 0 AND changed_at_event > ? "
-            "ORDER BY changed_at_event DESC LIMIT 1",
-            [last_decision],
+            f"SELECT g.group_id FROM review_groups g WHERE g.active = 0 AND g.changed_at_event > ? AND {_MADE_BY} "
+            "ORDER BY g.changed_at_event DESC LIMIT 1",
+            [last_decision, reviewer],
         ).fetchone()
         if row is None:
             raise NothingToRedoError("Nothing to redo: no step was undone since the last decision.")
         _flip(db, row[0], "redo", reviewer, active=1)
     return row[0]
-
-
-def can_undo(db: Database) -> bool:
-    """Whether undo would do something."""
-    return db.execute("SELECT 1 FROM review_groups WHERE active = 1 LIMIT 1").fetchone() is not None
 
 
 def state(db: Database, example_id: int) -> ReviewState:
