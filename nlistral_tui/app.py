@@ -34,7 +34,7 @@ class NlistralApp(App[None]):
     def __init__(self, db_path: Path, settings: Settings | None = None, *, settings_error: str | None = None,
                  start_filter: QueueFilter | None = None) -> None:
         super().__init__()
-        self.store = Store(db_path)
+        self.store = Store(db_path, on_wait=self._store_busy)
         self.settings = settings or Settings()
         self.reviewer = reviewer_name(self.settings)
         self.keymap = dict(self.settings.keymap)
@@ -60,6 +60,10 @@ class NlistralApp(App[None]):
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 1000)
+
+    def _store_busy(self) -> None:  # on the writer thread, each time a write waits again
+        self.call_from_thread(self.notify, "Another process is writing to the store (an import?). Your decisions "
+                              "are kept in order and saved as soon as it finishes.", severity="warning", timeout=8)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

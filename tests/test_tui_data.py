@@ -130,3 +130,30 @@ def test_review_stats_balance_and_pace(store):
     stats = review_stats(store)
     assert [r[:2] for r in stats.by_reviewer] == [("ann", 2), ("bob", 1)] and stats.median_seconds == 4.0
     assert sum(n for _day, n in stats.per_day) == 3 and stats.store["examples"] == 45
+
+
+def test_a_decision_waits_for_another_process_holding_the_write_lock(demo_db_path, monkeypatch):
+    """A long import in another process holds the write lock past the busy timeout: the app's
+    decision waits (and says so) instead of failing, and is saved once the lock is free."""
+    import asyncio
+    import sqlite3
+    import threading
+    import time
+
+    from db import connection
+    from db.reviews import state
+    from nlistral_tui.data.store import Store
+
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("nlistral_tui.data.store.WRITE_WAIT_S", 30)  # a broken wait fails instead of hanging
+    other = sqlite3.connect(demo_db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(1.0, lambda: other.execute("COMMIT")).start()
+    waits: list[float] = []
+    store = Store(demo_db_path, on_wait=lambda: waits.append(time.monotonic()))
+    started = time.monotonic()
+    group = asyncio.run(store.write(lambda db: record_step(db, "accept", [1], reviewer="r", payload=None,
+                                                           seconds=None, reload=[1], run_id=None).group))
+    store.close()
+    assert group is not None and time.monotonic() - started >= 0.9 and waits
+    assert state(open_db(demo_db_path), 1).status == "accepted"

@@ -3,7 +3,9 @@ and one reader thread for what a key press waits on (its connection's page cache
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,13 +16,19 @@ from sqlite_utils import Database
 from db.connection import open_db
 
 T = TypeVar("T")
+# Another process may hold the write lock longer than the busy timeout (a large import is one
+# transaction): a write then waits in turns of the busy timeout, up to this long, before it fails.
+WRITE_WAIT_S = 600
 
 
 class Store:
     """Opens the database lazily in each thread that uses it (sqlite3 refuses cross-thread use)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_wait: Callable[[], None] | None = None) -> None:
+        """on_wait is called (on the writer thread) each time a write finds the store locked by
+        another process and waits again."""
         self.path = Path(path)
+        self.on_wait = on_wait
         self._local = threading.local()
         self._opening = threading.Lock()  # one thread at a time creates / migrates a new file
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlistral-writer")
@@ -35,9 +43,24 @@ class Store:
         return db
 
     async def write(self, fn: Callable[[Database], T]) -> T:
-        """Run fn on the writer thread: writes run one at a time, in the order they were asked for."""
+        """Run fn on the writer thread: writes run one at a time, in the order they were asked for.
+
+        fn must write in one transaction (write_tx): when the store stays locked by another process
+        past the busy timeout, nothing was written and fn runs again, later writes queued behind it.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, lambda: fn(self.db()))
+        return await loop.run_in_executor(self._writer, lambda: self._write_waiting(fn))
+
+    def _write_waiting(self, fn: Callable[[Database], T]) -> T:
+        deadline = time.monotonic() + WRITE_WAIT_S
+        while True:
+            try:
+                return fn(self.db())
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                if self.on_wait is not None:
+                    self.on_wait()
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         """Run fn on the reader thread (short reads a key press waits on: rows, details)."""
