@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from sqlite_utils import Database
+
+T = TypeVar("T")
+# How long a write keeps waiting, in turns of the busy timeout, while another process holds the
+# write lock (a large import is one transaction) before it gives up.
+LOCKED_WAIT_S = 600
 
 
 @contextlib.contextmanager
@@ -36,3 +44,17 @@ def write_tx(db: Database) -> Iterator[Database]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def when_unlocked(write: Callable[[], T], *, on_wait: Callable[[], None] | None = None) -> T:
+    """Run write (one write transaction) again each time it finds the store locked by another process
+    past the busy timeout (nothing was written then), for up to LOCKED_WAIT_S; on_wait is told each time."""
+    deadline = time.monotonic() + LOCKED_WAIT_S
+    while True:
+        try:
+            return write()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if on_wait is not None:
+                on_wait()

@@ -25,6 +25,7 @@ from db.generations import add_generation, dedupe_key
 from db.examples import get_example
 from db.records import Generation
 from db.runs import finish_run, start_run
+from db.tx import when_unlocked
 from pipeline.client import ApiError, AuthError, ClientConfigError, Endpoint, MistralChat, estimate_cost, resolve_endpoint
 from pipeline.metrics import BinaryMetrics
 from pipeline.parsing import Parsed, parse_judge, parse_reflection, parse_thought
@@ -382,13 +383,14 @@ def _store(db: Database, task: Task, reply: Any, opts: StageOptions, run_id: int
               "attempts": reply.attempts}
     if problems:
         params["parse_problems"] = problems
-    generation = add_generation(
+    # A paid answer is never dropped because another process (a large import) holds the write lock.
+    generation = when_unlocked(lambda: add_generation(
         db, example_id=task.example_id, kind=opts.stage, parent_id=task.parent_id, model=opts.model,
         backend="mistral", prompt_version=opts.prompt.version, params=params, thought_process=parsed.thought,
         predicted_label=parsed.label, error_analysis=parsed.error_analysis, score=parsed.score,
         rationale=parsed.rationale, raw_response=reply.text, parse_status=parsed.status, flags=list(parsed.flags),
         tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, latency_ms=round(reply.latency_ms, 1),
-        cost_usd=cost, run_id=run_id, dedupe_key=task.dedupe_key)
+        cost_usd=cost, run_id=run_id, dedupe_key=task.dedupe_key))
     if generation is None:  # another run stored the same answer first
         counters.already_stored += 1
         return None

@@ -315,3 +315,33 @@ def test_prompt_versions_follow_the_text_and_values_are_inserted_verbatim() -> N
                          (REFLECTION, ("error_analysis", "improved_thought_process", "predicted_label")),
                          (JUDGE, ("score", "rationale"))):
         assert all(f'"{k}"' in prompt.system for k in keys)
+
+
+def test_answers_wait_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMistral, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large import in another process holds the write lock longer than the busy timeout: the paid
+    answers wait and are stored, none lost, none asked for twice."""
+    import sqlite3
+    import threading
+    import time
+
+    from db import connection
+
+    path = make_db(tmp_path / "g.db")
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("db.tx.LOCKED_WAIT_S", 30)
+
+    def hold_the_lock() -> None:
+        other = sqlite3.connect(path, isolation_level=None, timeout=30)
+        while not other.execute("SELECT count(*) FROM runs WHERE kind = 'generate'").fetchone()[0]:
+            time.sleep(0.01)
+        other.execute("BEGIN IMMEDIATE")
+        time.sleep(1.0)
+        other.execute("COMMIT")
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    result = run_stage(path, stage_options("thought", settings(fake.url)))
+    holder.join()
+    assert result.status == "completed" and result.counters.stored == 12
+    assert len(thoughts(path)) == 12 and fake.duplicates() == 0 and len(fake.snapshot()) == 12

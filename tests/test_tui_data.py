@@ -145,7 +145,7 @@ def test_a_decision_waits_for_another_process_holding_the_write_lock(demo_db_pat
     from nlistral_tui.data.store import Store
 
     monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 100)
-    monkeypatch.setattr("nlistral_tui.data.store.WRITE_WAIT_S", 30)  # a broken wait fails instead of hanging
+    monkeypatch.setattr("db.tx.LOCKED_WAIT_S", 30)  # a broken wait fails instead of hanging
     other = sqlite3.connect(demo_db_path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     threading.Timer(1.0, lambda: other.execute("COMMIT")).start()

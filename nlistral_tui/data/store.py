@@ -3,9 +3,7 @@ and one reader thread for what a key press waits on (its connection's page cache
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,11 +12,9 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from db.connection import open_db
+from db.tx import when_unlocked
 
 T = TypeVar("T")
-# Another process may hold the write lock longer than the busy timeout (a large import is one
-# transaction): a write then waits in turns of the busy timeout, up to this long, before it fails.
-WRITE_WAIT_S = 600
 
 
 class Store:
@@ -52,15 +48,7 @@ class Store:
         return await loop.run_in_executor(self._writer, lambda: self._write_waiting(fn))
 
     def _write_waiting(self, fn: Callable[[Database], T]) -> T:
-        deadline = time.monotonic() + WRITE_WAIT_S
-        while True:
-            try:
-                return fn(self.db())
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                if self.on_wait is not None:
-                    self.on_wait()
+        return when_unlocked(lambda: fn(self.db()), on_wait=self.on_wait)
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         """Run fn on the reader thread (short reads a key press waits on: rows, details)."""

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from db.generations import add_generations, dedupe_key
 from db.records import Example
 from db.runs import finish_run, get_run, reopen_run, start_run
-from db.tx import write_tx
+from db.tx import when_unlocked
 from pipeline.evaluate.loading import LoadedModel, load_model
 from pipeline.evaluate.overlap import find_overlaps
 from pipeline.evaluate.prompts import encode_prompt, forced_label_prefix, prompt_text, prompt_version
@@ -228,8 +228,9 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
                 "tokens_out": len(out.token_ids), "latency_ms": 1000 * batch.seconds / len(batch.indices),
                 "run_id": run_id, "dedupe_key": dedupe_key("prediction", run_id, example.id),
             })
-        with write_tx(db):  # one commit per batch: an interruption loses at most the batch in flight
-            add_generations(db, rows)
+        # One commit per batch: an interruption loses at most the batch in flight. add_generations is
+        # one transaction; it waits while another process (a large import) holds the write lock.
+        when_unlocked(lambda: add_generations(db, rows))
         stored += len(rows)
         progress(stored)
     return stored
