@@ -286,12 +286,21 @@ def test_compare_lists_metrics_and_the_examples_that_differ(demo, tokenizer, tmp
     a, _ = _run(demo, tokenizer, _script(examples, wrong={0}), tmp_path, limit=8)
     b, _ = _run(demo, tokenizer, _script(examples, wrong={1}, garbage={2}), tmp_path, limit=8)
     c = compare_runs(demo, a.run_id, b.run_id)
+    assert c.prompt_a == c.prompt_b == "thought and label"
     assert [d.example_id for d in c.differences] == [examples[i].id for i in (0, 1, 2)]
     assert (c.only_a_right, c.only_b_right, c.common) == (2, 1, 8)
     assert dict((n, (x, y)) for n, x, y in c.metrics)["accuracy"] == (pytest.approx(7 / 8), pytest.approx(6 / 8))
     assert c.differences[2].label_b is None
     with pytest.raises(EvaluationError, match="no run 999"):
         compare_runs(demo, a.run_id, 999)
+
+
+def test_compare_names_how_each_run_prompted():
+    from pipeline.evaluate.compare import prompt_mode
+
+    assert prompt_mode({"with_thought": True, "shuffle_thoughts": False}) == "thought and label"
+    assert prompt_mode({"with_thought": False, "shuffle_thoughts": False}) == "label only (--no-thought)"
+    assert prompt_mode({"with_thought": True, "shuffle_thoughts": True}).endswith("(--shuffle-thoughts)")
 
 
 def test_options_refuse_impossible_combinations():

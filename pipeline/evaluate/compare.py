@@ -32,6 +32,8 @@ class Comparison:
     run_b: int
     model_a: str
     model_b: str
+    prompt_a: str
+    prompt_b: str
     metrics: list[tuple[str, float | None, float | None]]
     n_a: int
     n_b: int
@@ -52,6 +54,7 @@ class Comparison:
         """JSON-ready form."""
         return {
             "run_a": self.run_a, "run_b": self.run_b, "model_a": self.model_a, "model_b": self.model_b,
+            "prompt_a": self.prompt_a, "prompt_b": self.prompt_b,
             "metrics": {name: {"a": a, "b": b} for name, a, b in self.metrics},
             "n_a": self.n_a, "n_b": self.n_b, "common": self.common,
             "only_a_right": self.only_a_right, "only_b_right": self.only_b_right, "mcnemar_p": self.mcnemar_p,
@@ -85,13 +88,22 @@ def compare_runs(db: Database, run_a: int, run_b: int) -> Comparison:
         only_b += right_b and not right_a
         if la != lb:
             differences.append(Difference(example_id, gold, la, lb, hypothesis or ""))
+    configs = [get_run(db, run_id)["config"] for run_id in (run_a, run_b)]
     return Comparison(
-        run_a, run_b, _model(db, run_a), _model(db, run_b),
+        run_a, run_b, *(_model(c) for c in configs), *(prompt_mode(c) for c in configs),
         [(name, a.get(name), b.get(name)) for name in METRIC_ROWS],
         a.get("n", 0), b.get("n", 0), len(rows), only_a, only_b, differences,
     )
 
 
-def _model(db: Database, run_id: int) -> str:
-    config = get_run(db, run_id)["config"]
+def _model(config: dict[str, Any]) -> str:
     return str(config.get("adapter") or config.get("base") or "?")
+
+
+def prompt_mode(config: dict[str, Any]) -> str:
+    """How an evaluate run asked: for a thought and a label, for the label only, or after another example's thought."""
+    if config.get("shuffle_thoughts"):
+        return "another example's thought (--shuffle-thoughts)"
+    if config.get("with_thought") is False:
+        return "label only (--no-thought)"
+    return "thought and label"

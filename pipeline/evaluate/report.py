@@ -58,6 +58,7 @@ def render_comparison(c: Comparison, limit: int) -> Group:
     table.add_column(f"run {c.run_b}", justify="right")
     table.add_column("b - a", justify="right")
     table.add_row("model", Text(c.model_a, overflow="fold"), Text(c.model_b, overflow="fold"), "")
+    table.add_row("prompt", Text(c.prompt_a, overflow="fold"), Text(c.prompt_b, overflow="fold"), "")
     table.add_row("examples", str(c.n_a), str(c.n_b), "")
     for name, a, b in c.metrics:
         delta = "-" if a is None or b is None else f"{100 * (b - a):+.1f}"
