@@ -85,6 +85,8 @@ def import_cmd(
                                  progress=lambda line: bar.update(line, lines))
     except ImportFailed as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"Interrupted: nothing from {path} was imported (an import is one transaction).", 130)
     what = f" and {result.generations_added} {result.kind}s" if result.kind else ""
     console.print(
         f"{result.path}: {result.format} into {result.dataset}/{result.split}: "

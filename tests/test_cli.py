@@ -137,3 +137,29 @@ def test_upgrading_an_existing_store_says_so_first(tmp_path):
     assert "Upgrading" not in again.stderr
     fresh = runner.invoke(app, ["stats", "--db", str(tmp_path / "new.db")])  # a new file is created silently
     assert fresh.exit_code == 0 and "Upgrading" not in fresh.stderr
+
+
+def test_ctrl_c_during_a_large_import_writes_nothing_and_says_so(tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    data = tmp_path / "big.csv"
+    with data.open("w") as fh:  # large enough for the parser process, and to take a few seconds
+        fh.write("premise,hypothesis,label\n")
+        for i in range(400_000):
+            fh.write(f"A person number {i} walks a dog along the river,Someone is outside {i},{i % 2}\n")
+    db = tmp_path / "x.db"
+    command = [sys.executable, "-c", "from pipeline.cli import main; main()", "import", str(data), "--db", str(db)]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 30
+    while not db.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Interrupted: nothing from" in out and "Traceback" not in out
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM examples").fetchone()[0] == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from pipeline.importing.validate import example_batches
 
 def main() -> None:
     """Read the job on stdin; parse and validate the file, sending batches up stdout."""
+    # Ctrl-C reaches the whole process group: the importing process decides (it rolls back and
+    # stops this one), so this one does not die with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
     path, fmt, required, target = pickle.loads(sys.stdin.buffer.read())
     file = Path(path)
