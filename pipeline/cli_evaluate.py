@@ -80,6 +80,9 @@ def evaluate(
                                     progress=bar.update)
         except (EvaluationError, LoadError, MergeError) as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            fail("Interrupted: the predictions of finished batches are stored; run the same command with "
+                 "--resume to continue.", 130)
     console.print(render_summary(result.summary))
     console.print(f"Metrics written to {result.json_path}; predictions stored under run {result.run_id}.",
                   markup=False)

@@ -145,6 +145,8 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
                 manifest = writer(store, options, out=out, hf_dir=hf, progress=bar.update)
     except ExportError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail("Interrupted: nothing was written (an export goes to a temporary name and is renamed when done).", 130)
     if dry_run:
         if as_json:
             console.print_json(json.dumps(plan.as_dict(), ensure_ascii=False))
