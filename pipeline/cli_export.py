@@ -113,14 +113,15 @@ def register(app: typer.Typer) -> None:
         if not records:
             console.print("No exports yet. Write one with `nlistral export sft --out FILE`.", markup=False)
             return
-        table = Table(title="Exports")
-        for name in ("id", "created", "kind", "rule", "format", "rows", "review log", "sha256", "path"):
-            table.add_column(name, justify="right" if name in ("id", "rows", "review log") else "left")
+        # One entry per export, its path on a line of its own: readable at any width, and the path
+        # (what people copy) is never cut.
+        console.print(f"{len(records)} export{'' if len(records) == 1 else 's'}, newest first", markup=False)
         for r in records:
-            path = Text(r.path) if r.present else Text(f"{r.path} (missing)", style="red")
-            table.add_row(str(r.id), r.created_at[:19].replace("T", " "), r.kind, Text(r.rule), r.format,
-                          str(r.counts.get("rows", "")), str(r.review_log_position), r.sha256[:12], path)
-        console.print(table)
+            console.print(Text.assemble(
+                (f"#{r.id}", "bold"), f"  {r.kind} · rule {r.rule} · {r.format} · {r.counts.get('rows', 0):,} "
+                f"{'pairs' if r.kind == 'dpo' else 'rows'} · review log {r.review_log_position} · sha256 "
+                f"{r.sha256[:12]} · {r.created_at[:16].replace('T', ' ')} UTC"))
+            console.print(Text(f"    {r.path}") if r.present else Text(f"    {r.path} (missing)", style="red"))
 
 
 def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool) -> None:

@@ -42,7 +42,10 @@ def test_write_then_list(demo_db_path, tmp_path):
     (record,) = json.loads(listed.output)
     assert record["id"] == manifest["export_id"] and record["present"] and record["sha256"] == manifest["sha256"]
     table = runner.invoke(app, ["exports", "--db", str(demo_db_path)])
-    assert table.exit_code == 0 and "curated" in table.output
+    assert table.exit_code == 0 and "rule curated" in table.output
+    assert f"    {out}" in table.output.splitlines()  # the whole path, on a line of its own
+    out.unlink()
+    assert f"    {out} (missing)" in runner.invoke(app, ["exports", "--db", str(demo_db_path)]).output
 
 
 def test_errors_say_what_to_fix(demo_db_path, tmp_path):
