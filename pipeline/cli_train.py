@@ -1,7 +1,6 @@
 """`nlistral train`: a thin command over pipeline.train.runner."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,6 +30,7 @@ def register(app: typer.Typer) -> None:
         accelerate launch --num_processes N $(command -v nlistral) train --config FILE.
         """
         from pipeline.train.config import ConfigError, load_config, preset_path
+        from pipeline.train.hardware import is_main_process
         from pipeline.train.runner import TrainingError, run_training
 
         path = config if config.exists() or config.suffix else preset_path(str(config))
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc), 2)
         except TrainingError as exc:
             fail(str(exc))
-        if os.environ.get("RANK", "0") != "0":  # a secondary process of a multi-GPU launch: the main one reports
+        if not is_main_process():  # a secondary process of a multi-GPU launch: the main one reports
             raise typer.Exit(0 if result.status == "completed" else 130 if result.status == "cancelled" else 1)
         where = f"run {result.run_id}" if result.run_id is not None else "run (not recorded)"
         if result.status == "completed":

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 
 
+def is_main_process() -> bool:
+    """True in the process that writes logs, the database row and the adapter (rank 0, or no launcher)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass(frozen=True)
 class Hardware:
     """The facts that decide quantization, attention, optimizer and precision."""
@@ -20,7 +25,7 @@ class Hardware:
     @property
     def is_main(self) -> bool:
         """True in the process that writes logs, the database row and the adapter."""
-        return int(os.environ.get("RANK", "0")) == 0
+        return is_main_process()
 
     def describe(self) -> str:
         """One line for the log."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.train import attention
 from pipeline.train.config import TINY_MODEL, ConfigError, TrainConfig
-from pipeline.train.hardware import Hardware
+from pipeline.train.hardware import Hardware, is_main_process
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def base_model_path(config: TrainConfig, output_dir: Path) -> str:
     target = output_dir / "base_model"
     if (target / TINY_DIR_MARKER).exists():
         return str(target)
-    if int(os.environ.get("RANK", "0")) == 0:  # one process builds it into a temporary folder, then renames
+    if is_main_process():  # one process builds it into a temporary folder, then renames
         partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
         build_tiny_model(partial, seed=config.seed)
         if target.exists():  # left half-built by an interrupted run

@@ -250,9 +250,11 @@ def _open_db(db_path: Path, main: bool) -> Any:
 
     from sqlite_utils import Database
 
+    from db.connection import BUSY_TIMEOUT_MS
+
     if not db_path.exists():
         return None
-    return Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15))
+    return Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000))
 
 
 def _resolve_sources(config: TrainConfig, store: Any) -> tuple:
