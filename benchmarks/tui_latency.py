@@ -135,7 +135,7 @@ def evict_page_cache(db_path: Path) -> None:
     """Drop the store's files from the OS page cache (as other work on the machine would push them out).
 
     Safe here only because no other process uses the store during the benchmark: closing this
-    descriptor drops the SQLite locks of this process's open connections (see db.connection.check_path).
+    descriptor drops the SQLite locks of this process's open connections (see db.connection._refuse_directory).
     """
     for path in (db_path, Path(f"{db_path}-wal")):
         if path.exists():

@@ -20,7 +20,7 @@ def default_db_path() -> Path:
     return Path(os.environ.get("NLISTRAL_DB") or DEFAULT_DB)
 
 
-def check_path(path: Path) -> None:
+def _refuse_directory(path: Path) -> None:
     """Raise NotADatabaseError if path is a directory.
 
     Only stat, never open: POSIX locks belong to the process and go away when ANY descriptor of the
@@ -41,7 +41,7 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
     large one); each upgrade step is one transaction, so an interrupted upgrade changes nothing.
     """
     path = Path(path) if path is not None else default_db_path()
-    check_path(path)
+    _refuse_directory(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)

@@ -54,7 +54,7 @@ def when_unlocked(write: Callable[[], T], *, on_wait: Callable[[], None] | None 
         try:
             return write()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
             if on_wait is not None:
                 on_wait()

@@ -45,10 +45,8 @@ class Store:
         past the busy timeout, nothing was written and fn runs again, later writes queued behind it.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, lambda: self._write_waiting(fn))
-
-    def _write_waiting(self, fn: Callable[[Database], T]) -> T:
-        return when_unlocked(lambda: fn(self.db()), on_wait=self.on_wait)
+        return await loop.run_in_executor(self._writer, lambda: when_unlocked(lambda: fn(self.db()),
+                                                                               on_wait=self.on_wait))
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         """Run fn on the reader thread (short reads a key press waits on: rows, details)."""
