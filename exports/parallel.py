@@ -116,7 +116,8 @@ class Pool:
         self._finished = False  # every worker has sent its last range
 
     def __enter__(self) -> Self:
-        self._children = [self._start() for _ in range(self.workers)]  # they import while waiting for a job
+        for _ in range(self.workers):
+            self._start()  # they import while waiting for a job
         self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             self._lock.execute("BEGIN IMMEDIATE")
@@ -150,6 +151,7 @@ class Pool:
             errors.close()
 
     def _start(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+        """Start one worker (it joins self._children); returns it and its stderr file."""
         errors = tempfile.TemporaryFile()  # noqa: SIM115  (a worker's stderr, read if it fails; closed in __exit__)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         child = subprocess.Popen([sys.executable, "-m", "exports.block_worker"], stdin=subprocess.PIPE,

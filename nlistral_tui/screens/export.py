@@ -133,13 +133,19 @@ class ExportScreen(Screen[None]):
         self._timer = self.set_timer(PLAN_DELAY_S, self._replan)
 
     def _replan(self) -> None:
-        try:
-            options = self.options()
-        except (ExportError, ValueError) as exc:
-            self._show_error(str(exc))
+        options = self._valid_options()
+        if options is None:
             return
         self.query_one("#export-plan-text", Static).update(Text("Counting…", style="dim"))
         self._plan(options)
+
+    def _valid_options(self) -> SftOptions | DpoOptions | None:
+        """The chosen options, or None after showing why they are not valid."""
+        try:
+            return self.options()
+        except (ExportError, ValueError) as exc:
+            self._show_error(str(exc))
+            return None
 
     def _show_error(self, message: str) -> None:
         self.plan, self.error = None, message
@@ -150,10 +156,8 @@ class ExportScreen(Screen[None]):
         self.dismiss(None)
 
     def action_write(self) -> None:
-        try:
-            options = self.options()
-        except (ExportError, ValueError) as exc:
-            self._show_error(str(exc))
+        options = self._valid_options()
+        if options is None:
             return
         if self.plan is None:
             self.notify("Wait for the counts (or fix the options) before writing.", severity="warning")
