@@ -110,6 +110,7 @@ class ReviewScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._search_line = self.query_one(SearchLine)  # on_key asks it about every key press
         self._paint_queue()
         self._load_window(self.filter, None, pick_start=self._pick_start)
         self._load_facets()
@@ -190,11 +191,11 @@ class ReviewScreen(Screen[None]):
         self._flip(redo=True)
 
     def action_search(self) -> None:
-        self.query_one(SearchLine).open(self.filter.search)
+        self._search_line.open(self.filter.search)
 
     def on_key(self, event: events.Key) -> None:
         """While the search line is open, every key is typing (no binding fires)."""
-        line = self.query_one(SearchLine)
+        line = self._search_line
         if not line.is_open:
             return
         event.stop()
@@ -583,7 +584,7 @@ class ReviewScreen(Screen[None]):
             lambda yes: yes and self._record(action, ids, None, None, []))
 
     def _paint_queue(self) -> None:
-        self.query_one(SearchLine).show(self.filter.search)
+        self._search_line.show(self.filter.search)
         self.query_one(QueueBar).show(self.filter, self.counts)
         self.query_one(QueueLine).show(self.filter, self.counts)
         self.sub_title = self.filter.describe()
