@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.errors import NotADatabaseError
 from db.schema import migrations
+from db.staging import attach_stage
 
 DEFAULT_DB = "nlistral.db"
 BUSY_TIMEOUT_MS = 15_000
@@ -61,6 +62,7 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
                        f"{', '.join(m.name for m in pending)}. On a large store this can take a minute; "
                        "interrupting it changes nothing.")
             migrations.apply(db)
+        attach_stage(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
         if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:

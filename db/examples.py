@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import NamedTuple
 
 from sqlite_utils import Database
@@ -12,6 +11,7 @@ from sqlite_utils import Database
 from db.errors import UnknownExampleError
 from db.records import Example
 from db.search import index_examples
+from db.staging import STAGE, StagedRows, clear_stage, load_stage
 
 
 def content_hash(premise: str, hypothesis: str) -> str:
@@ -59,47 +59,50 @@ class InsertResult:
     first_new_id: int | None
 
 
-# Numbered parameters: an ExampleRow binds whole, its line (?1) unused, so no row is copied to drop it.
-_INSERT = (
+# One statement per batch, from the stage. "WHERE true" is how SQLite parses an upsert after a SELECT.
+_MOVE = (
     "INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
-    "VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (dataset, split, source_id) DO NOTHING"
+    f"SELECT dataset, split, source_id, premise, hypothesis, gold_label, content_hash FROM {STAGE}.rows "
+    "WHERE true ORDER BY rowid ON CONFLICT (dataset, split, source_id) DO NOTHING"
 )
-_STAGE = "temp._new_examples"
+_SKIPPED = "temp._new_examples"
 
 
-def insert_examples(db: Database, batches: Iterable[Sequence[ExampleRow]]) -> InsertResult:
+def insert_examples(db: Database, batches: Iterable[StagedRows]) -> InsertResult:
     """Add rows not yet present; a row whose key is stored with the same text and label is skipped.
 
     Call inside write_tx (the caller rolls back when it rejects the conflicts). A key seen twice in
     the input with different content, or stored with other text or another gold label, is a
-    conflict and is not written. Fast path: rows go straight into the table; only when some were
-    skipped does a staging pass find out which, and why.
+    conflict and is not written. Fast path: each batch goes straight into the table from the stage
+    (db/staging.py); only batches where rows were skipped are kept, to find out which, and why.
     """
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-    total, added, staged = 0, 0, []
-    last = before
-    for batch in batches:
-        cur = db.conn.executemany(_INSERT, batch)
-        total, added = total + len(batch), added + cur.rowcount
-        staged.append(batch)
-        if added == total:
-            staged.clear()  # nothing skipped so far: no need to keep the rows
+    db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
+    total, added, last = 0, 0, before
+    for staged in batches:
+        load_stage(db, staged)
+        stored = db.conn.execute(_MOVE).rowcount
+        total, added = total + staged.count, added + stored
+        if stored < staged.count:
+            _keep_skipped(db)
         now = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-        # Every row of the batch stored, as ids last+1 .. now: index them from the batch in hand.
-        whole = cur.rowcount == len(batch) == now - last
-        index_examples(db, last, zip(map(itemgetter(4), batch), map(itemgetter(5), batch)) if whole else None)
+        # Every row of the batch stored, as ids last+1 .. now: index them from the stage.
+        index_examples(db, last, from_stage=stored == staged.count == now - last)
         last = now
-    conflicts = _find_conflicts(db, staged, before) if added < total else []
+    clear_stage(db)
+    conflicts = _find_conflicts(db, before) if added < total else []
+    db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
 
 
-def _find_conflicts(db: Database, staged: list[Sequence[ExampleRow]], before: int) -> list[Conflict]:
+def _keep_skipped(db: Database) -> None:
+    """Copy the staged batch (it had skipped rows) where _find_conflicts reads it."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS {_SKIPPED} AS SELECT * FROM {STAGE}.rows WHERE false")
+    db.execute(f"INSERT INTO {_SKIPPED} SELECT * FROM {STAGE}.rows")
+
+
+def _find_conflicts(db: Database, before: int) -> list[Conflict]:
     """Why rows were skipped: stored with other content (conflict), or exact repeats (fine)."""
-    db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-    db.execute(f"CREATE TABLE {_STAGE} (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, "
-               "premise TEXT, hypothesis TEXT, gold_label INTEGER, content_hash TEXT)")
-    for rows in staged:
-        db.conn.executemany(f"INSERT INTO {_STAGE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     found = db.execute(
         f"""
         SELECT s.line, s.source_id,
@@ -109,14 +112,13 @@ def _find_conflicts(db: Database, staged: list[Sequence[ExampleRow]], before: in
                     CASE WHEN e.content_hash != s.content_hash THEN ' with a different premise or hypothesis'
                          ELSE ' with gold label ' || coalesce(e.gold_label, 'none') END
                END
-        FROM {_STAGE} s JOIN examples e
+        FROM {_SKIPPED} s JOIN examples e
           ON e.dataset = s.dataset AND e.split = s.split AND e.source_id = s.source_id
         WHERE (e.content_hash != s.content_hash OR e.gold_label IS NOT s.gold_label)
         ORDER BY s.line
         """,
         {"before": before},
     ).fetchall()
-    db.execute(f"DROP TABLE {_STAGE}")
     return [Conflict(line, source_id, reason) for line, source_id, reason in found]
 
 

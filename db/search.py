@@ -8,14 +8,13 @@ Contentless (examples are immutable and generations append-only: nothing is ever
 """
 from __future__ import annotations
 
-import itertools
 import re
 import sqlite3
-from collections.abc import Iterable
 
 from sqlite_utils import Database
 
 from db.errors import StoreError
+from db.staging import STAGE
 
 SHIFT = 16  # rowid = (example id << SHIFT) + k
 MAX_GENERATIONS = (1 << SHIFT) - 1  # per example: k = 1 .. MAX_GENERATIONS
@@ -107,20 +106,16 @@ def search(db: Database, text: str, limit: int = 100) -> list[int]:
     return matching_ids(db, match_query(db, text), limit=limit)
 
 
-def index_examples(db: Database, after_id: int, pairs: Iterable[tuple[str, str]] | None = None) -> None:
+def index_examples(db: Database, after_id: int, from_stage: bool = False) -> None:
     """Add the pairs of examples with id above after_id to the index (call in their write transaction).
 
-    pairs, when the caller holds them, are those examples' (premise, hypothesis) in id order, for ids
-    after_id + 1, after_id + 2, ... with no gaps: then the table is not read back (a second less per
-    million pairs).
+    from_stage: those examples are exactly the staged rows (db/staging.py), in order, as ids after_id + 1,
+    after_id + 2, ... with no gaps; then the pairs are read from the stage rather than read back from
+    the table (a second less per million pairs).
     """
-    if pairs is None:
-        db.execute(f"INSERT INTO search_fts (rowid, first, second) SELECT id << {SHIFT}, premise, hypothesis "
-                   "FROM examples WHERE id > ? ORDER BY id", [after_id])
-        return
-    rowids = itertools.count((after_id + 1) << SHIFT, 1 << SHIFT)
-    db.conn.executemany("INSERT INTO search_fts (rowid, first, second) VALUES (?, ?, ?)",
-                        ((rowid, *pair) for rowid, pair in zip(rowids, pairs)))
+    source = (f"SELECT (? + rowid) << {SHIFT}, premise, hypothesis FROM {STAGE}.rows ORDER BY rowid" if from_stage
+              else f"SELECT id << {SHIFT}, premise, hypothesis FROM examples WHERE id > ? ORDER BY id")
+    db.execute(f"INSERT INTO search_fts (rowid, first, second) {source}", [after_id])
 
 
 def index_generations(db: Database, after_id: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from db import write_tx
 from db.examples import NewExample, example_row, insert_examples
+from db.staging import stage_rows
 from db.generations import add_generations
 from db.reviews import log_position, record
 from exports import (
@@ -52,7 +53,7 @@ def mixed_db(db):
     rows = [NewExample(i, "mix", "train", str(i), p, h, rnd.randint(0, 1)) for i, (p, h) in enumerate(pairs)]
     rows += [NewExample(300 + i, "mix", "dev", str(i), *pairs[i * 7], rnd.randint(0, 1)) for i in range(40)]
     with write_tx(db):
-        insert_examples(db, [[example_row(r) for r in rows]])
+        insert_examples(db, [stage_rows([example_row(r) for r in rows])])
     golds = dict(db.execute("SELECT id, gold_label FROM examples").fetchall())
     thoughts = []
     for example_id, gold in golds.items():

@@ -114,6 +114,35 @@ def test_every_imported_pair_is_indexed_under_its_own_id(db, tmp_path):
     assert db.execute("SELECT count(*) FROM search_terms WHERE term LIKE '%word'").fetchone()[0] == 6
 
 
+def test_skips_and_conflicts_in_a_middle_batch_leave_the_other_batches_stored_and_indexed(db, tmp_path, monkeypatch):
+    from db.search import search
+    from pipeline.importing import validate
+
+    monkeypatch.setattr(validate, "FIRST_BATCH", 2)
+    monkeypatch.setattr(validate, "BATCH", 2)
+
+    def rows(items: list[tuple[int, str]]) -> str:
+        return "id,premise,hypothesis,label\n" + "".join(f"{i},Premise {w}.,Hypothesis {i}.,1\n" for i, w in items)
+
+    import_file(db, _write(tmp_path / "a_train.csv", rows([(1, "one"), (2, "two")])))
+    # Batches: (6, 7) | (1 unchanged, 8) | (9, 2 with other text) | (10, 11)
+    later = [(6, "six"), (7, "seven"), (1, "one"), (8, "eight"), (9, "nine"), (2, "changed"), (10, "ten"),
+             (11, "eleven")]
+    with pytest.raises(ImportFailed, match="id 2 is already in a/train with a different premise"):
+        import_file(db, _write(tmp_path / "a_train.csv", rows(later)))
+    assert _counts(db)[0] == 2
+    report = import_file(db, tmp_path / "a_train.csv", skip_bad=True, report_path=tmp_path / "bad.jsonl")
+    assert (report.examples_added, report.examples_unchanged) == (6, 1)
+    assert [(b.line, b.reason) for b in report.rejected] == [
+        (7, "id 2 is already in a/train with a different premise or hypothesis")]
+    ids = dict(db.execute("SELECT source_id, id FROM examples").fetchall())
+    for i, word in later:
+        assert search(db, word) == ([] if word == "changed" else [ids[str(i)]]), word
+    # Nothing is left on the stage (db/staging.py) or in the table of skipped rows.
+    assert db.execute("SELECT count(*) FROM import_stage.rows").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM temp.sqlite_master WHERE name = '_new_examples'").fetchone()[0] == 0
+
+
 def test_default_names_come_from_the_file_name():
     assert default_names(Path("rte_dev.csv")) == ("rte", "dev")
     assert default_names(Path("x/sample_thoughts.json")) == ("sample", "train")

@@ -14,6 +14,7 @@ import pytest
 from db import open_db, write_tx
 from db import search as search_module
 from db.examples import NewExample, example_row, insert_examples
+from db.staging import stage_rows
 from db.generations import add_generations, refresh_derived
 from db.schema import migrations
 from db.search import SearchIndexFullError, fts_query, match_query, matching_ids, search
@@ -75,7 +76,7 @@ def _expected_matches(db, text: str) -> list[int]:
 def _pairs(db, *pairs: tuple[str, str]) -> list[int]:
     rows = [example_row(NewExample(i, "t", "train", str(i), p, h, 1)) for i, (p, h) in enumerate(pairs)]
     with write_tx(db):
-        first = insert_examples(db, [rows]).first_new_id
+        first = insert_examples(db, [stage_rows(rows)]).first_new_id
     return list(range(first, first + len(pairs)))
 
 

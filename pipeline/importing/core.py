@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from db.examples import ExampleRow, NewExample, content_hash, ids_by_source, insert_examples
+from db.examples import NewExample, content_hash, ids_by_source, insert_examples
 from db.generations import add_generations, dedupe_key
 from db.runs import finish_run, start_run
+from db.staging import StagedRows, stage_rows
 from db.tx import write_tx
 from pipeline.importing.errors import BadRow, ImportFailed, RowProblem
-from pipeline.importing.parallel import PARALLEL_MIN_BYTES, rows_in_child
+from pipeline.importing.parallel import PARALLEL_MIN_BYTES, staged_in_child
 from pipeline.importing.readers import (
     Record,
     csv_records,
@@ -111,14 +112,14 @@ def _import_pairs_and_thoughts(db: Database, path: Path, fmt: str, report: Impor
                                run_id: int, bad: list[BadRow], progress: Progress | None) -> None:
     thoughts: list[tuple[NewExample, dict[str, Any]]] | None = [] if fmt == "seed-thoughts" else None
     required = ["premise", "hypothesis"] + ([] if target.unlabelled else ["label"])
-    batches: Iterator[list[ExampleRow]]
+    batches: Iterator[StagedRows]
     if thoughts is None and path.stat().st_size >= PARALLEL_MIN_BYTES:
-        batches = rows_in_child(path, fmt, required, target, bad)
+        batches = staged_in_child(path, fmt, required, target, bad)
     else:
         lines = text_lines(path)
         records = (csv_records(path, lines, required, target.dataset, target.split, target.unlabelled)
                    if fmt == "csv" else jsonl_records(path, lines))
-        batches = example_batches(records, target, bad, thoughts)
+        batches = map(stage_rows, example_batches(records, target, bad, thoughts))
     result = insert_examples(db, _reporting(batches, progress))
     report.examples_added, report.examples_unchanged = result.added, result.unchanged
     conflicted = {c.line for c in result.conflicts}
@@ -140,11 +141,11 @@ def _import_pairs_and_thoughts(db: Database, path: Path, fmt: str, report: Impor
     report.generations_added, report.generations_unchanged = len(added), len(rows) - len(added)
 
 
-def _reporting(batches: Iterator[list[ExampleRow]], progress: Progress | None) -> Iterator[list[ExampleRow]]:
+def _reporting(batches: Iterator[StagedRows], progress: Progress | None) -> Iterator[StagedRows]:
     for batch in batches:
         yield batch
         if progress:
-            progress(batch[-1][0])
+            progress(batch.last_line)
 
 
 def _import_reflections(db: Database, records: Iterator[Record | BadRow], report: ImportReport,

@@ -1,8 +1,9 @@
 """Parse a large pair file in a second process, so parsing and the SQLite writes use both cores.
 
 The child is `python -m pipeline.importing.parse_worker`: it reads a pickled job on stdin and
-writes length-prefixed pickled messages on stdout: ("rows", batch) ..., then ("done", bad rows),
-or ("failed", message) for input the user must fix.
+writes length-prefixed pickled messages on stdout: ("rows", staged batch) ..., then ("done", bad
+rows), or ("failed", message) for input the user must fix. Each batch comes staged (db/staging.py):
+the child binds every value into a small SQLite database, so the writer only copies it in.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from db.examples import ExampleRow
+from db.staging import StagedRows
 from pipeline.importing.errors import BadRow, ImportFailed
 from pipeline.importing.validate import Target
 
@@ -23,9 +24,9 @@ PARALLEL_MIN_BYTES = 8 << 20
 _LENGTH = struct.Struct("<Q")
 
 
-def rows_in_child(path: Path, fmt: str, required: list[str], target: Target,
-                  bad: list[BadRow]) -> Iterator[list[ExampleRow]]:
-    """Batches of example rows parsed and validated by a child process; rejected rows land in bad."""
+def staged_in_child(path: Path, fmt: str, required: list[str], target: Target,
+                    bad: list[BadRow]) -> Iterator[StagedRows]:
+    """Batches of example rows parsed, validated and staged by a child process; rejected rows land in bad."""
     child = subprocess.Popen([sys.executable, "-m", "pipeline.importing.parse_worker"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None

@@ -6,6 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
+from db.staging import stage_rows
 from pipeline.importing.errors import BadRow, ImportFailed
 from pipeline.importing.parallel import send
 from pipeline.importing.readers import csv_records, jsonl_records, text_lines
@@ -13,7 +14,7 @@ from pipeline.importing.validate import example_batches
 
 
 def main() -> None:
-    """Read the job on stdin; parse and validate the file, sending batches up stdout."""
+    """Read the job on stdin; parse, validate and stage the file, sending batches up stdout."""
     # Ctrl-C reaches the whole process group: the importing process decides (it rolls back and
     # stops this one), so this one does not die with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -26,7 +27,7 @@ def main() -> None:
                    if fmt == "csv" else jsonl_records(file, lines))
         bad: list[BadRow] = []
         for batch in example_batches(records, target, bad):
-            send(out, ("rows", batch))
+            send(out, ("rows", stage_rows(batch)))
         send(out, ("done", bad))
     except ImportFailed as exc:
         send(out, ("failed", str(exc)))
