@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
+import sys
 from pathlib import Path
 
 import pytest
 
 from db import open_db
+from db.examples import NewExample, example_row
+from db.staging import stage_rows
 from pipeline.importing import ImportFailed, default_names, import_file
 from pipeline.stats import collect_stats
 
@@ -332,6 +336,23 @@ def test_parallel_parser_imports_the_same_rows(tmp_path, shared_data, always_par
     rows = lambda db: db.execute(f"SELECT {cols} FROM examples ORDER BY id").fetchall()  # noqa: E731
     assert rows(parallel) == rows(serial)
     assert search_ids(parallel, "Reeve") == search_ids(serial, "Reeve") != []
+
+
+def test_a_parser_process_that_dies_midway_fails_the_import_and_writes_nothing(db, tmp_path, always_parallel,
+                                                                              monkeypatch):
+    from pipeline.importing import parallel
+
+    # One whole batch, then half a message, then exit code 3.
+    batch = pickle.dumps(("rows", stage_rows([example_row(NewExample(2, "a", "train", "0", "P", "H", 1))])))
+    script = ("import struct, sys; sys.stdin.buffer.read(); out = sys.stdout.buffer; "
+              f"out.write(struct.pack('<Q', {len(batch)}) + {batch!r}); "
+              "out.write(struct.pack('<Q', 100) + b'abc'); out.flush(); sys.exit(3)")
+    monkeypatch.setattr(parallel, "_WORKER", [sys.executable, "-c", script])
+    path = _write(tmp_path / "a_train.csv", "premise,hypothesis,label\nP,H,1\nQ,R,0\n")
+    with pytest.raises(ImportFailed, match="parser process stopped unexpectedly \\(exit code 3\\)"):
+        import_file(db, path)
+    assert _counts(db)[0] == 0
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
 
 
 def search_ids(db, text):
