@@ -73,23 +73,21 @@ def insert_examples(db: Database, batches: Iterable[StagedRows]) -> InsertResult
 
     Call inside write_tx (the caller rolls back when it rejects the conflicts). A key seen twice in
     the input with different content, or stored with other text or another gold label, is a
-    conflict and is not written. Fast path: each batch goes straight into the table from the stage
+    conflict and is not written. Each batch goes straight into the table from the stage
     (db/staging.py); only batches where rows were skipped are kept, to find out which, and why.
+    The new pairs go into the search index afterwards, in one statement (see index_examples).
     """
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
     db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
-    total, added, last = 0, 0, before
+    total, added = 0, 0
     for staged in batches:
         load_stage(db, staged)
         stored = db.conn.execute(_MOVE).rowcount
         total, added = total + staged.count, added + stored
         if stored < staged.count:
             _keep_skipped(db)
-        now = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
-        # Every row of the batch stored, as ids last+1 .. now: index them from the stage.
-        index_examples(db, last, from_stage=stored == staged.count == now - last)
-        last = now
     clear_stage(db)
+    index_examples(db, before)
     conflicts = _find_conflicts(db, before) if added < total else []
     db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)

@@ -147,6 +147,18 @@ def test_skips_and_conflicts_in_a_middle_batch_leave_the_other_batches_stored_an
     assert db.execute("SELECT count(*) FROM temp.sqlite_master WHERE name = '_new_examples'").fetchone()[0] == 0
 
 
+def test_an_import_adds_one_segment_to_the_search_index_however_many_batches_it_has(db, tmp_path, monkeypatch):
+    from pipeline.importing import validate
+
+    monkeypatch.setattr(validate, "FIRST_BATCH", 2)
+    monkeypatch.setattr(validate, "BATCH", 2)
+    path = _write(tmp_path / "a_train.csv", "premise,hypothesis,label\n" + "".join(
+        f"Premise {i}.,Hypothesis {i}.,1\n" for i in range(6)))  # three batches
+    assert import_file(db, path).examples_added == 6
+    # Fewer segments, faster searches; FTS5 would write one per batch if each were indexed on its own.
+    assert db.execute("SELECT count(DISTINCT segid) FROM search_fts_idx").fetchone()[0] == 1
+
+
 def test_default_names_come_from_the_file_name():
     assert default_names(Path("rte_dev.csv")) == ("rte", "dev")
     assert default_names(Path("x/sample_thoughts.json")) == ("sample", "train")
