@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from db.errors import UnknownExampleError
+from db.errors import StoreError, UnknownExampleError
 from db.records import Example
 from db.search import index_examples
 from db.staging import STAGE, StagedRows, clear_stage, load_stage
@@ -59,11 +59,15 @@ class InsertResult:
     first_new_id: int | None
 
 
-# One statement per batch, from the stage. "WHERE true" is how SQLite parses an upsert after a SELECT.
+# One statement per batch, from the stage. OR IGNORE (not ON CONFLICT DO NOTHING) so that the
+# statement cannot abort halfway and SQLite opens no savepoint for it: at every savepoint FTS5 writes
+# the terms it holds in memory out as a new index segment. It skips rows whose key is stored; rows
+# that would break another constraint never get here (the importer validates them), and
+# _find_conflicts checks that every skipped row has its key stored.
 _MOVE = (
-    "INSERT INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
+    "INSERT OR IGNORE INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
     f"SELECT dataset, split, source_id, premise, hypothesis, gold_label, content_hash FROM {STAGE}.rows "
-    "WHERE true ORDER BY rowid ON CONFLICT (dataset, split, source_id) DO NOTHING"
+    "ORDER BY rowid"
 )
 _SKIPPED = "temp._new_examples"
 
@@ -74,20 +78,21 @@ def insert_examples(db: Database, batches: Iterable[StagedRows]) -> InsertResult
     Call inside write_tx (the caller rolls back when it rejects the conflicts). A key seen twice in
     the input with different content, or stored with other text or another gold label, is a
     conflict and is not written. Each batch goes straight into the table from the stage
-    (db/staging.py); only batches where rows were skipped are kept, to find out which, and why.
-    The new pairs go into the search index afterwards, in one statement (see index_examples).
+    (db/staging.py), and its new pairs into the search index; only batches where rows were skipped
+    are kept, to find out which, and why.
     """
     before = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
     db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
-    total, added = 0, 0
+    total, added, last = 0, 0, before
     for staged in batches:
         load_stage(db, staged)
         stored = db.conn.execute(_MOVE).rowcount
         total, added = total + staged.count, added + stored
         if stored < staged.count:
             _keep_skipped(db)
+        index_examples(db, last)
+        last = db.execute("SELECT coalesce(max(id), 0) FROM examples").fetchone()[0]
     clear_stage(db)
-    index_examples(db, before)
     conflicts = _find_conflicts(db, before) if added < total else []
     db.execute(f"DROP TABLE IF EXISTS {_SKIPPED}")
     return InsertResult(added, total - added - len(conflicts), conflicts, before + 1 if added else None)
@@ -100,7 +105,19 @@ def _keep_skipped(db: Database) -> None:
 
 
 def _find_conflicts(db: Database, before: int) -> list[Conflict]:
-    """Why rows were skipped: stored with other content (conflict), or exact repeats (fine)."""
+    """Why rows were skipped: stored with other content (conflict), or exact repeats (fine).
+
+    A skipped row whose key is not stored broke another constraint (OR IGNORE skipped it too):
+    StoreError, as the importer's checks should have rejected it with a reason.
+    """
+    unstored = db.execute(
+        f"SELECT line, source_id FROM {_SKIPPED} s WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE "
+        "e.dataset = s.dataset AND e.split = s.split AND e.source_id = s.source_id) ORDER BY line LIMIT 1"
+    ).fetchone()
+    if unstored:
+        raise StoreError(f"line {unstored[0]} (id {unstored[1]}) breaks a rule of the examples table (a missing "
+                         "text or a gold label other than 0 and 1) that the import's checks did not catch; "
+                         "nothing was stored. Please report this with the file.")
     found = db.execute(
         f"""
         SELECT s.line, s.source_id,

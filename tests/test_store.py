@@ -216,3 +216,14 @@ def test_opening_a_second_connection_keeps_other_processes_from_deleting_the_wal
                            capture_output=True, text=True, check=True, timeout=60)
     assert later.stdout.strip() == "import,export"
     assert len(list_runs(first)) == 2
+
+
+def test_a_row_that_breaks_a_table_rule_is_an_error_not_a_silent_skip(tmp_path):
+    from db.errors import StoreError
+
+    db = open_db(tmp_path / "s.db")
+    good = example_row(NewExample(2, "t", "train", "0", "P", "H", 1))
+    bad = (3, "t", "train", "1", "P2", "H2", 5, "hash")  # gold label 5: the importer's checks would reject it
+    with pytest.raises(StoreError, match="line 3 \\(id 1\\) breaks a rule"), write_tx(db):
+        insert_examples(db, [stage_rows([good, bad])])
+    assert db.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
