@@ -35,6 +35,27 @@ def _refuse_directory(path: Path) -> None:
         raise NotADatabaseError(f"{path} is a directory; give --db the path of a database file.")
 
 
+def open_elsewhere(path: Path) -> bool:
+    """Whether a connection other than the caller's has the store at path open (any process).
+
+    Every connection to a WAL store holds a shared lock on the file while it is open, so an
+    exclusive lock, tried without waiting, is had only when no one else has it open. Call it
+    with no connection of this process open on path (see _refuse_directory on POSIX locks).
+    """
+    conn = sqlite3.connect(str(path), timeout=0)
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return True
+        raise
+    finally:
+        conn.close()
+
+
 def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None = None) -> Database:
     """Open (creating and migrating if needed) the database at path, in WAL mode with a busy timeout.
 

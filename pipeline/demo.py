@@ -4,7 +4,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from db.connection import open_db
+from db.connection import open_db, open_elsewhere
 from pipeline.importing import import_file
 
 DEMO_DATASET = "demo"
@@ -33,6 +33,9 @@ def build_demo(path: Path) -> Path:
         if other:
             raise DemoError(f"{path} holds {other} examples that are not demo data; refusing to replace it. "
                             "Pass another --db for the demo.")
+        if open_elsewhere(path):  # its decisions would go into a deleted file
+            raise DemoError(f"{path} is open in another nlistral (the review app?); close it first, "
+                            "or pass another --db for a second demo.")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = open_db(path)

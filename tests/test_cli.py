@@ -111,6 +111,24 @@ def test_demo_refuses_to_replace_a_real_database(tmp_path):
     assert result.exit_code == 1 and "refusing to replace it" in result.output
 
 
+def test_demo_refuses_to_replace_a_demo_database_another_process_has_open(tmp_path):
+    db = tmp_path / "demo.db"
+    assert runner.invoke(app, ["demo", "--no-tui", "--db", str(db)]).exit_code == 0
+    # Another process holds the store open, as the review app of an earlier `nlistral demo` does.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from db import open_db; d = open_db(sys.argv[1]); "
+                               "d.execute('SELECT count(*) FROM examples').fetchone(); print('open', flush=True); "
+                               "sys.stdin.read()", str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])
+        assert result.exit_code == 1 and "is open in another nlistral" in result.output
+        assert (tmp_path / "demo.db-wal").exists()  # nothing was deleted under the other process
+    finally:
+        holder.communicate("", timeout=60)
+    result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])  # closed now: rebuilt as before
+    assert result.exit_code == 0, result.output
+
+
 def test_help_is_fast_and_imports_nothing_heavy():
     code = ("import sys, pipeline.cli, db, exports.formats; "
             "heavy = [m for m in ('textual', 'torch', 'transformers', 'trl', 'peft', 'mistralai', 'datasets') "
