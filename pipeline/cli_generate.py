@@ -147,12 +147,17 @@ class _Bar:
         self.progress.stop()
 
     def start(self, counters: Counters) -> None:
-        self.task_id = self.progress.add_task(f"{self.opts.stage}s ({self.opts.model})", total=counters.total,
+        self.task_id = self.progress.add_task(self._description(counters), total=counters.total,
                                               rate="0.0", failed=0, retries=0, cost="0.0000")
+
+    def _description(self, counters: Counters) -> str:
+        waiting = "  waiting: another process is writing" if counters.waiting_for_store else ""
+        return f"{self.opts.stage}s ({self.opts.model}){waiting}"
 
     def update(self, counters: Counters) -> None:
         stats = counters.as_dict()
-        self.progress.update(self.task_id, completed=counters.finished, rate=f"{stats['requests_per_s'] or 0:.1f}",
+        self.progress.update(self.task_id, description=self._description(counters), completed=counters.finished,
+                             rate=f"{stats['requests_per_s'] or 0:.1f}",
                              failed=counters.failed, retries=sum(counters.retries.values()),
                              cost=f"{counters.cost_usd:.4f}")
 

@@ -231,6 +231,8 @@ class Counters:
     cost_usd: float = 0.0
     cost_unknown: int = 0
     last_error: str | None = None
+    waiting_for_store: bool = False  # another process holds the write lock past the busy timeout
+    store_waits: int = 0
 
     @property
     def finished(self) -> int:
@@ -249,7 +251,7 @@ class Counters:
             "requests": self.requests, "parse": dict(self.parse), "flags": dict(self.flags),
             "failures": dict(self.failures), "retries": dict(self.retries), "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "cost_usd_estimate": round(self.cost_usd, 6),
-            "cost_unknown": self.cost_unknown, "elapsed_s": round(elapsed, 3),
+            "cost_unknown": self.cost_unknown, "store_waits": self.store_waits, "elapsed_s": round(elapsed, 3),
             "requests_per_s": round(self.requests / elapsed, 3) if elapsed > 0 else None,
         }
 
@@ -337,7 +339,7 @@ async def _run_tasks(db: Database, tasks: list[Task], opts: StageOptions, run_id
                     else:
                         counters.requests += 1
                         bad_requests = 0
-                        generation = _store(db, task, reply, opts, run_id, counters)
+                        generation = _store(db, task, reply, opts, run_id, counters, on_progress)
                         if generation is not None:
                             stored.append(generation)
                 if on_progress:
@@ -368,8 +370,14 @@ def parse_answer(stage: str, text: str, gold: int | None) -> Parsed:
 
 
 def _store(db: Database, task: Task, reply: Any, opts: StageOptions, run_id: int,
-           counters: Counters) -> Generation | None:
+           counters: Counters, on_progress: ProgressFn | None = None) -> Generation | None:
     """Store one answer in its own transaction (add_generation commits at once)."""
+
+    def waiting() -> None:  # shown on the progress bar until the answer is stored
+        counters.waiting_for_store, counters.store_waits = True, counters.store_waits + 1
+        if on_progress:
+            on_progress(counters)
+
     parsed = parse_answer(opts.stage, reply.text, task.gold)
     problems = list(parsed.problems)
     if reply.envelope_error:
@@ -390,7 +398,8 @@ def _store(db: Database, task: Task, reply: Any, opts: StageOptions, run_id: int
         predicted_label=parsed.label, error_analysis=parsed.error_analysis, score=parsed.score,
         rationale=parsed.rationale, raw_response=reply.text, parse_status=parsed.status, flags=list(parsed.flags),
         tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, latency_ms=round(reply.latency_ms, 1),
-        cost_usd=cost, run_id=run_id, dedupe_key=task.dedupe_key))
+        cost_usd=cost, run_id=run_id, dedupe_key=task.dedupe_key), on_wait=waiting)
+    counters.waiting_for_store = False
     if generation is None:  # another run stored the same answer first
         counters.already_stored += 1
         return None

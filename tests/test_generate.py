@@ -341,7 +341,11 @@ def test_answers_wait_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMist
 
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
-    result = run_stage(path, stage_options("thought", settings(fake.url)))
+    seen_waiting: list[bool] = []
+    result = run_stage(path, stage_options("thought", settings(fake.url)),
+                       on_progress=lambda c: seen_waiting.append(c.waiting_for_store))
     holder.join()
     assert result.status == "completed" and result.counters.stored == 12
+    # The progress bar was told while answers waited, and is told when they no longer do.
+    assert True in seen_waiting and seen_waiting[-1] is False and result.counters.store_waits >= 1
     assert len(thoughts(path)) == 12 and fake.duplicates() == 0 and len(fake.snapshot()) == 12
