@@ -35,13 +35,16 @@ DECIDED = ("accepted", "rejected", "edited")
 _LISTED = (*DECIDED, "bias_flagged", "model_errors")  # queues whose members a statement lists first
 _DISAGREE = "e.thought_label != e.gold_label"
 # Examples whose latest prediction (of one evaluate run when the filter names it) failed to parse or
-# differs from gold. Not correlated with the outer row, so SQLite builds the id list once.
+# differs from gold. Not correlated with the outer row, so SQLite builds the id list once. The latest
+# prediction per example comes from one pass over the small partial index generations_predictions
+# (GROUP BY; a correlated max() per prediction read the large generations_example instead: 0.7 s of
+# a 1.7 s first page read cold, on 1M examples with 10,000 predictions).
 _PREDICTION_WRONG = (
-    "e.id IN (SELECT p.example_id FROM generations p JOIN examples x ON x.id = p.example_id "
-    "WHERE p.kind = 'prediction'{run_p} AND p.id = (SELECT max(q.id) FROM generations q "
-    "WHERE q.example_id = p.example_id AND q.kind = 'prediction'{run_q}) "
-    "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
-    "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label)))"
+    "e.id IN (SELECT p.example_id FROM (SELECT max(id) AS id FROM generations INDEXED BY generations_predictions "
+    "WHERE kind = 'prediction'{run} GROUP BY example_id) latest "
+    "JOIN generations p ON p.id = latest.id JOIN examples x ON x.id = p.example_id "
+    "WHERE p.parse_status = 'failed' OR p.predicted_label IS NULL "
+    "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label))"
 )
 # The same rule tested row by row (for narrowing a given list of ids, e.g. a chunk of search matches).
 _PREDICTION_WRONG_ROW = (
@@ -161,10 +164,11 @@ def queue_sql(queue: str, run_id: int | None = None, per_row: bool = False) -> t
     if queue == "parse_failures":
         return "e.parse_failed = 1", []
     if queue == "model_errors":
-        rule = _PREDICTION_WRONG_ROW if per_row else _PREDICTION_WRONG
         if run_id is None:
-            return rule.format(run_p="", run_q=""), []
-        return rule.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?"), [run_id, run_id]
+            return (_PREDICTION_WRONG_ROW.format(run_p="", run_q="") if per_row else _PREDICTION_WRONG.format(run="")), []
+        if per_row:
+            return _PREDICTION_WRONG_ROW.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?"), [run_id, run_id]
+        return _PREDICTION_WRONG.format(run=" AND run_id = ?"), [run_id]
     raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
 
 

@@ -1,0 +1,95 @@
+"""Benchmark: the review app's "model errors" queue on a 1,000,000-example store, read cold and warm.
+
+Usage: python benchmarks/model_errors_queue.py --store PATH [--workdir DIR] [--repeat 3]
+PATH is a store with examples and thoughts, e.g. the one `python benchmarks/export_speed.py --rows
+1000000 --workdir /tmp/xspeed` builds (/tmp/xspeed/bench-1000000.db). It is copied to the workdir
+(left alone), and the copy gets one evaluate run's predictions on every 100th example (10,000 of
+them, 85 % right), as the TUI benchmark's store has. Each repeat drops the copy from the OS page
+cache, opens it as the app does and times the queue's first page (100 rows) read cold, then again
+warm, with and without the run filter. Prints one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def prepare(store: Path, work: Path) -> Path:
+    """The copy with predictions (made once per workdir)."""
+    from db import open_db
+    from db.generations import add_generations
+    from db.runs import finish_run, start_run
+
+    copy = work / "queue.db"
+    if copy.exists():
+        return copy
+    shutil.copyfile(store, work / "queue.db.tmp")
+    db = open_db(work / "queue.db.tmp")
+    rng = random.Random(11)
+    run = start_run(db, "evaluate", {"benchmark": "model_errors_queue"})
+    add_generations(db, [
+        {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
+         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
+         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
+        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")])
+    finish_run(db, run, "completed")
+    db.conn.close()
+    os.replace(work / "queue.db.tmp", copy)
+    return copy
+
+
+def evict(path: Path) -> None:
+    """Drop the store from the OS page cache (no connection of this process is open on it then)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not args.store.exists():
+        sys.exit(f"{args.store} not found; build it with benchmarks/export_speed.py (see --help)")
+    sys.path.insert(0, str(ROOT))
+    from db import open_db
+    from db.queues import QueueFilter, page_after
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="nlistral-queue-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = prepare(args.store, work)
+    runs: dict[str, list[float]] = {}
+    for _ in range(args.repeat):
+        db = open_db(path)
+        run_id = db.execute("SELECT max(id) FROM runs WHERE kind = 'evaluate'").fetchone()[0]
+        db.conn.close()
+        for name, f in (("all runs", QueueFilter(queue="model_errors")),
+                        ("one run", QueueFilter(queue="model_errors", run_id=run_id))):
+            evict(path)
+            db = open_db(path)
+            for state in ("cold", "warm"):
+                t = time.perf_counter()
+                rows = page_after(db, f, None, 100)
+                runs.setdefault(f"{name} {state} ms", []).append(round((time.perf_counter() - t) * 1000, 1))
+            assert len(rows) == 100, len(rows)
+            db.conn.close()
+    print(json.dumps({"repeats": runs, "median_ms": {k: statistics.median(v) for k, v in runs.items()},
+                      "load_avg_1m": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    main()
