@@ -31,7 +31,8 @@ class NewExample(NamedTuple):
     gold_label: int | None
 
 
-# What insert_examples takes: (line, dataset, split, source_id, premise, hypothesis, gold_label, content_hash).
+# A row as db.staging.stage_rows stages it for insert_examples:
+# (line, dataset, split, source_id, premise, hypothesis, gold_label, content_hash).
 ExampleRow = tuple[int, str, str, str, str, str, "int | None", str]
 
 

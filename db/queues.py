@@ -48,8 +48,8 @@ _PREDICTION_WRONG = (
 )
 # The same rule tested row by row (for narrowing a given list of ids, e.g. a chunk of search matches).
 _PREDICTION_WRONG_ROW = (
-    "EXISTS (SELECT 1 FROM generations p WHERE p.example_id = e.id AND p.kind = 'prediction'{run_p} "
-    "AND p.id = (SELECT max(q.id) FROM generations q WHERE q.example_id = e.id AND q.kind = 'prediction'{run_q}) "
+    "EXISTS (SELECT 1 FROM generations p WHERE p.id = (SELECT max(id) FROM generations "
+    "WHERE example_id = e.id AND kind = 'prediction'{run}) "
     "AND (p.parse_status = 'failed' OR p.predicted_label IS NULL "
     "OR (e.gold_label IS NOT NULL AND p.predicted_label != e.gold_label)))"
 )
@@ -164,11 +164,10 @@ def queue_sql(queue: str, run_id: int | None = None, per_row: bool = False) -> t
     if queue == "parse_failures":
         return "e.parse_failed = 1", []
     if queue == "model_errors":
+        rule = _PREDICTION_WRONG_ROW if per_row else _PREDICTION_WRONG
         if run_id is None:
-            return (_PREDICTION_WRONG_ROW.format(run_p="", run_q="") if per_row else _PREDICTION_WRONG.format(run="")), []
-        if per_row:
-            return _PREDICTION_WRONG_ROW.format(run_p=" AND p.run_id = ?", run_q=" AND q.run_id = ?"), [run_id, run_id]
-        return _PREDICTION_WRONG.format(run=" AND run_id = ?"), [run_id]
+            return rule.format(run=""), []
+        return rule.format(run=" AND run_id = ?"), [run_id]
     raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
 
 
@@ -392,7 +391,9 @@ def ids(db: Database, f: QueueFilter) -> list[int]:
 
 def facets(db: Database) -> Facets:
     """The datasets, splits, thought models and evaluate runs present in the store."""
-    col = lambda sql: tuple(r[0] for r in db.execute(sql).fetchall())
+    def col(sql: str) -> tuple[Any, ...]:
+        return tuple(r[0] for r in db.execute(sql).fetchall())
+
     return Facets(
         datasets=col("SELECT DISTINCT dataset FROM examples ORDER BY 1"),
         splits=col("SELECT DISTINCT split FROM examples ORDER BY 1"),
