@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -22,39 +21,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the project; tui_latency (predictions, page cache)
 
 
 def prepare(store: Path, work: Path) -> Path:
     """The copy with predictions (made once per workdir)."""
     from db import open_db
-    from db.generations import add_generations
-    from db.runs import finish_run, start_run
+    from tui_latency import add_predictions
 
     copy = work / "queue.db"
-    if copy.exists():
-        return copy
-    shutil.copyfile(store, work / "queue.db.tmp")
-    db = open_db(work / "queue.db.tmp")
-    rng = random.Random(11)
-    run = start_run(db, "evaluate", {"benchmark": "model_errors_queue"})
-    add_generations(db, [
-        {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
-         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
-         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
-        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")])
-    finish_run(db, run, "completed")
-    db.conn.close()
-    os.replace(work / "queue.db.tmp", copy)
+    if not copy.exists():
+        shutil.copyfile(store, work / "queue.db.tmp")
+        db = open_db(work / "queue.db.tmp")
+        add_predictions(db)
+        db.conn.close()
+        os.replace(work / "queue.db.tmp", copy)
     return copy
-
-
-def evict(path: Path) -> None:
-    """Drop the store from the OS page cache (no connection of this process is open on it then)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def main() -> None:
@@ -65,9 +47,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.store.exists():
         sys.exit(f"{args.store} not found; build it with benchmarks/export_speed.py (see --help)")
-    sys.path.insert(0, str(ROOT))
     from db import open_db
     from db.queues import QueueFilter, page_after
+    from tui_latency import evict_page_cache
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nlistral-queue-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -79,7 +61,7 @@ def main() -> None:
         db.conn.close()
         for name, f in (("all runs", QueueFilter(queue="model_errors")),
                         ("one run", QueueFilter(queue="model_errors", run_id=run_id))):
-            evict(path)
+            evict_page_cache(path)
             db = open_db(path)
             for state in ("cold", "warm"):
                 t = time.perf_counter()

@@ -29,9 +29,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 SHARED = ROOT.parent / "shared" / "data" / "external"
 SEARCH_TEXT = "guitar"  # in 3.4 % of the pairs; the others: a rare name, a word in 12 % of them, a repeat,
@@ -88,9 +92,7 @@ def _write_inputs(folder: Path, n: int) -> tuple[Path, Path, Path]:
 def build_store(path: Path, n: int) -> None:
     """Build the benchmark store at path (n examples) unless it is already there, through the importer."""
     from db import open_db
-    from db.generations import add_generations
     from db.reviews import record
-    from db.runs import finish_run, start_run
     from pipeline.importing import import_file
 
     if path.exists():
@@ -110,16 +112,7 @@ def build_store(path: Path, n: int) -> None:
         import_file(db, file, dataset="bench", split="train", fmt=fmt, model=model)
         print(f"  imported {file.name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         file.unlink()
-    rng = random.Random(11)
-    run = start_run(db, "evaluate", {"benchmark": True})
-    predictions = [
-        {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
-         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
-         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
-        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")
-    ]
-    add_generations(db, predictions)
-    finish_run(db, run, "completed")
+    add_predictions(db)
     disagreeing = [r[0] for r in db.execute(
         "SELECT id FROM examples WHERE thought_label != gold_label ORDER BY id LIMIT 3000")]
     for i, eid in enumerate(disagreeing):
@@ -129,6 +122,21 @@ def build_store(path: Path, n: int) -> None:
     db.execute("ANALYZE")
     db.conn.close()
     print(f"  store built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+def add_predictions(db: Database) -> None:
+    """One evaluate run's predictions on every 100th example, 85 % of them right."""
+    from db.generations import add_generations
+    from db.runs import finish_run, start_run
+
+    rng = random.Random(11)
+    run = start_run(db, "evaluate", {"benchmark": True})
+    add_generations(db, [
+        {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
+         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
+         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
+        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")])
+    finish_run(db, run, "completed")
 
 
 def evict_page_cache(db_path: Path) -> None:
