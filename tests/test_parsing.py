@@ -109,8 +109,10 @@ def test_missing_keys() -> None:
     no_label = parse_thought('{"thought_process": "Step 1: fine."}')
     assert no_label.status == "failed" and no_label.label is None
     assert "missing predicted_label" in no_label.problems
+    # A label without the thought text is a failure (changed: it was "repaired" with label 1, and the
+    # export then left it out as parse_failed; issue 12 item 9).
     no_thought = parse_thought('{"predicted_label": 1}')
-    assert no_thought.status == "repaired" and no_thought.label == 1
+    assert no_thought.status == "failed" and no_thought.label is None
     assert "missing thought_process" in no_thought.problems
 
 
@@ -242,3 +244,168 @@ def test_seed_thoughts_parse_as_written(shared_data) -> None:
         parsed = parse_thought(raw)
         assert parsed.status == "ok" and parsed.label == rec["predicted_label"]
         assert parsed.thought == rec["thought_process"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 12 item 9: labels come only from the answer's own field or one final-answer statement
+
+INVENTED = [
+    "I first wrote predicted_label: 0, but on reflection the predicted_label: 1",
+    "The gold label: 1\nMy view differs.",
+    "Some would say label = 1, others label = 0; I cannot decide.",
+    "There is no mislabel: no, the annotators were right.",
+    "The original label: true, but the opposite holds.",
+    "The previous answer: 1 was wrong.",
+    "My label: 1, though I am not sure.",
+    "Label: 1\nLabel: 0",
+    "predicted_label: 1\nFinal answer: 0",
+    "Final answer: 1\nOn second thought, I am not sure.",
+]
+
+
+@pytest.mark.parametrize("raw", INVENTED)
+def test_labels_in_prose_are_failures(raw: str) -> None:
+    """Retracted, quoted, conflicting labels and labels inside prose: no label, status failed."""
+    for parsed in (parse_thought(raw), parse_reflection(raw, gold=1), parse_prediction(raw),
+                   parse_prediction(raw, with_thought=False)):
+        assert parsed.status == "failed" and parsed.label is None, parsed
+
+
+@pytest.mark.parametrize("number", ["0.99999999999999999", "1e-400", "1e0", "1E0", "1.0000000000000001", "-0.0",
+                                    "0.5", "1" * 5000, "1e999", "NaN", "Infinity"],
+                         ids=lambda v: v if len(v) < 30 else f"{len(v)}-digits")
+def test_numbers_that_only_round_to_a_label_are_refused(number: str) -> None:
+    """json.loads reads 0.99999999999999999 as 1.0 and 1e-400 as 0.0: the label is checked as written."""
+    raw = '{"thought_process": "Step 1: the man sleeps.", "predicted_label": ' + number + "}"
+    parsed = parse_thought(raw)
+    assert parsed.status == "failed" and parsed.label is None
+    assert parsed.thought == "Step 1: the man sleeps."
+    assert any("is not" in p for p in parsed.problems), parsed.problems
+
+
+@pytest.mark.parametrize(("number", "label"), [("1.0", 1), ("0.0", 0), ("0.000", 0)])
+def test_a_decimal_label_written_with_zeros_only_is_read(number: str, label: int) -> None:
+    parsed = parse_thought('{"thought_process": "Step 1.", "predicted_label": ' + number + "}")
+    assert parsed.label == label and parsed.status == "repaired"
+    assert f"label written as {number}" in parsed.problems
+
+
+@pytest.mark.parametrize("raw", [
+    '{"thought_process": "Step 1.", "predicted_label": 1, "label": 0}',
+    '{"thought_process": "Step 1.", "predicted_label": 1, "predicted_label": 0}',
+    '{"thought_process": "Step 1.", "predicted_label": 1}\nActually, the predicted_label: 0.',
+    'Wait: label = 0\n{"thought_process": "Step 1.", "predicted_label": 1}',
+    '{"thought_process": "Step 1.", "predicted_label": 1}\nFinal answer: no',
+    '{"answer": {"thought_process": "Step 1.", "predicted_label": 1}, "label": 0}',
+])
+def test_conflicting_labels_fail(raw: str) -> None:
+    parsed = parse_thought(raw)
+    assert parsed.status == "failed" and parsed.label is None, parsed
+
+
+def test_text_around_the_json_that_agrees_or_states_no_label_is_fine() -> None:
+    agree = parse_thought("So the predicted_label: 1.\n" + GOOD)
+    assert agree.label == 1 and agree.status == "repaired"
+    quoted_gold = parse_reflection("The gold label is 1 and the thought said 0.\n" + json.dumps(
+        {"error_analysis": "Missed the date.", "improved_thought_process": "Step 1: dates.", "predicted_label": 1}))
+    assert quoted_gold.label == 1  # "is", not a `label: X` statement
+
+
+@pytest.mark.parametrize("raw", [
+    "thought_process: Step 1: he sleeps.\nStep 2: sleeping is resting.\npredicted_label: 1",
+    "Thought process: Step 1: he sleeps.\nPredicted label: entailment",
+    '"thought_process": "Step 1: he sleeps.",\n"predicted_label": "1"',
+    "```\nthought_process: Step 1: he sleeps.\nlabel = 1\n```",
+    "**Thought process**: Step 1: he sleeps.\n**Predicted label**: 1",
+])
+def test_key_value_lines_that_are_the_whole_reply_still_parse(raw: str) -> None:
+    parsed = parse_thought(raw)
+    assert parsed.label == 1 and parsed.status == "repaired", parsed
+    assert parsed.thought and parsed.thought.startswith("Step 1: he sleeps.")
+    assert "read the fields from text that is not valid JSON" in parsed.problems
+
+
+@pytest.mark.parametrize("raw", [
+    "Let me think.\nthought_process: Step 1: he sleeps.\npredicted_label: 1",  # prose before the fields
+    "thought_process: Step 1.\npredicted_label: 1\nlabel: 1",  # the label stated twice
+    "thought_process: Step 1.\npredicted_label: 1 or maybe 0",
+])
+def test_key_value_lines_mixed_with_prose_fail(raw: str) -> None:
+    parsed = parse_thought(raw)
+    assert parsed.status == "failed" and parsed.label is None, parsed
+
+
+def test_one_final_answer_line_gives_a_prediction_its_label() -> None:
+    """The final-answer statement: the last line, the only label statement in the reply."""
+    parsed = parse_prediction("Step 1: sleeping is resting.\nStep 2: so it follows.\n**Final answer:** 1")
+    assert parsed.label == 1 and parsed.status == "repaired"
+    assert any("final line" in p for p in parsed.problems)
+    assert parse_prediction("Reasoning...\nAnswer: no", with_thought=False).label == 0
+    # A thought needs its text: a final line alone gives no stored answer.
+    thought = parse_thought("Step 1: sleeping is resting.\nFinal answer: 1")
+    assert thought.status == "failed" and thought.label is None
+
+
+def test_truncated_json_whose_label_ran_into_the_end_is_not_read() -> None:
+    for cut in ('{"thought_process": "Step 1.", "predicted_label": 1', '{"thought_process": "Step 1.", "label": 0',
+                '{"thought_process": "Step 1.", "predicted_label": "entail',
+                '{"thought_process": "Step 1.", "predicted_label": tr'):
+        parsed = parse_thought(cut)
+        assert parsed.status == "failed" and parsed.label is None, cut
+        assert parsed.thought == "Step 1."
+    whole = parse_thought('{"thought_process": "Step 1.", "predicted_label": 1,')
+    assert whole.label == 1 and whole.status == "repaired"
+    spoken = parse_thought('{"predicted_label": 0, "thought_process": "Step 1: its label: 1')
+    assert spoken.label == 0  # "label: 1" at the cut is inside the thought, not the label field
+
+
+def test_unquoted_keys_are_repaired() -> None:
+    parsed = parse_thought('{thought_process: "Step 1: he sleeps.", predicted_label: 1}')
+    assert parsed.label == 1 and "repaired unquoted keys" in parsed.problems
+
+
+def test_a_label_without_thought_text_is_a_failure_for_stored_answers_only() -> None:
+    """Thoughts and reflections: the export could not use it (exports.rules: parse_failed)."""
+    for raw in ('{"predicted_label": 1}', '{"thought_process": "   ", "predicted_label": 1}', "1", "Entailment."):
+        assert parse_thought(raw).status == "failed" and parse_thought(raw).label is None, raw
+        assert parse_reflection(raw, gold=1).label is None, raw
+        assert parse_prediction(raw, with_thought=False).label == 1, raw
+    no_analysis = parse_reflection('{"improved_thought_process": "Step 1.", "predicted_label": 1}')
+    assert no_analysis.label == 1  # the export uses only the improved thought and the label
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 12 item 10: never raises
+
+
+@pytest.mark.parametrize("raw", [
+    '{"thought_process": "Step 1.", "predicted_label": ' + "9" * 5000 + "}",
+    '{"thought_process": "Step 1.", "tokens": ' + "9" * 5000 + ', "predicted_label": 1}',
+    GOOD + " " + "9" * 5000,
+    "9" * 5000,
+    '{"score": ' + "4" * 5000 + ', "rationale": "x"}',
+    '{"thought_process": "' + "x" * 10 + '", "predicted_label": [' * 3000,
+    '{"a": ' * 3000 + GOOD,
+], ids=["huge-label", "huge-other-value", "huge-after-json", "huge-bare", "huge-score", "deep-label", "deep-objects"])
+def test_huge_integers_and_deep_nesting_never_raise(raw: str) -> None:
+    for parse in (parse_thought, parse_reflection, parse_judge, parse_prediction):
+        parsed = parse(raw)
+        assert parsed.status in ("ok", "repaired", "failed")
+        assert not any("could not read this reply" in p for p in parsed.problems), parsed.problems
+    assert parse_thought(raw).label in ((1,) if raw.startswith(GOOD) or "tokens" in raw else (None,))
+
+
+def test_label_value_never_raises_on_huge_or_deep_values() -> None:
+    assert label_value(10**5000)[0] is None
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    assert label_value(deep)[0] is None
+
+
+def test_an_answer_wrapped_in_an_object_is_read_and_must_agree_with_its_wrapper() -> None:
+    wrapped = parse_prediction('{"answer": {"thought_process": "Step 1.", "predicted_label": 1}}', with_thought=False)
+    assert wrapped.label == 1 and "the answer was nested inside another object" in wrapped.problems
+    clash = parse_prediction('{"answer": {"thought_process": "Step 1.", "predicted_label": 1}, "label": 0}',
+                             with_thought=False)
+    assert clash.status == "failed" and clash.label is None
