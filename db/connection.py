@@ -8,7 +8,9 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from db.errors import NotADatabaseError
+from db.errors import MissingDatabaseError, NotADatabaseError, ReadOnlyStoreError
+from db.journal import journal_folder, replay_orphans
+from db.runs import mark_interrupted
 from db.schema import migrations
 from db.staging import attach_stage
 
@@ -35,6 +37,52 @@ def _refuse_directory(path: Path) -> None:
         raise NotADatabaseError(f"{path} is a directory; give --db the path of a database file.")
 
 
+def _companions(path: Path) -> tuple[Path, Path]:
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+def _folder_blocked(path: Path) -> bool:
+    """Whether SQLite would have to create -wal / -shm in a folder this process may not write."""
+    return not all(p.exists() for p in _companions(path)) and not os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _refuse_read_only(path: Path) -> None:
+    """ReadOnlyStoreError, before any work, if this process may not write the store at path.
+
+    os.access asks the kernel the question SQLite's open() will (file modes, a read-only mount, and
+    for root the capabilities it holds), so a store it calls writable is one SQLite can write.
+    """
+    files = [p for p in (path, *_companions(path)) if p.exists() and not os.access(p, os.W_OK)]
+    what = [p.name for p in files]
+    fix = [str(p) for p in files]
+    if _folder_blocked(path):
+        what.append(f"the folder {path.parent}, where SQLite creates {path.name}-wal and {path.name}-shm")
+        fix.append(str(path.parent))
+    if not what:
+        return
+    readers = "" if _folder_blocked(path) else (" Commands that only read (`nlistral stats`, `nlistral exports`) "
+                                                "can still read it as it is.")
+    raise ReadOnlyStoreError(
+        f"{path} is read-only for you, and this command writes to the store. Not writable: {'; '.join(what)}. "
+        f"Make {'it' if len(fix) == 1 else 'them'} writable (chmod u+w {' '.join(fix)}), or copy the store to a "
+        f"writable folder and pass --db with the copy.{readers}")
+
+
+def _read_only_message(path: Path, upgrade: bool) -> str:
+    """What to do when SQLite refused to write a store that the caller only meant to read."""
+    if _folder_blocked(path):
+        return (f"{path} cannot be opened: SQLite must create {path.name}-wal and {path.name}-shm beside a WAL "
+                f"database even to read it, and the folder {path.parent} is not writable for you. Make the folder "
+                f"writable (chmod u+w {path.parent}), or copy the store to a writable folder and pass --db with "
+                "the copy.")
+    if upgrade:
+        return (f"{path} is read-only for you and was written by an older version: it needs an upgrade to the "
+                f"current schema, which writes to it. Make it writable (chmod u+w {path}) and run the command "
+                "again, or copy it to a writable folder and pass --db with the copy.")
+    return (f"{path} is read-only for you, and SQLite had to write to it. Make it writable (chmod u+w {path}), "
+            "or copy it to a writable folder and pass --db with the copy.")
+
+
 def open_elsewhere(path: Path) -> bool:
     """Whether a connection other than the caller's has the store at path open (any process).
 
@@ -56,18 +104,30 @@ def open_elsewhere(path: Path) -> bool:
         conn.close()
 
 
-def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None = None) -> Database:
+def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None = None, *,
+            create: bool = True, read_only: bool = False) -> Database:
     """Open (creating and migrating if needed) the database at path, in WAL mode with a busy timeout.
 
     notify, if given, is told before an existing store is upgraded (which can take a while on a
     large one); each upgrade step is one transaction, so an interrupted upgrade changes nothing.
+    create=False: a missing file is a MissingDatabaseError, and nothing (no file, -wal, -shm or folder)
+    is created. read_only=True: the caller only reads, so a store it may not write is opened if SQLite
+    can read it; otherwise such a store is a ReadOnlyStoreError before any work starts.
     """
     path = Path(path) if path is not None else default_db_path()
     _refuse_directory(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        if not create:
+            raise MissingDatabaseError(f"no database at {path}. Create one with `nlistral import FILE --db {path}` "
+                                       f"(or `nlistral demo --db {path}` for the demo data), or point --db (or "
+                                       "NLISTRAL_DB) at an existing store.")
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+    elif not read_only:
+        _refuse_read_only(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
     db = Database(conn)
+    pending: list[object] = []
     try:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -83,9 +143,13 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
                        f"{', '.join(m.name for m in pending)}. On a large store this can take a minute; "
                        "interrupting it changes nothing.")
             migrations.apply(db)
+        mark_interrupted(db, notify)  # runs whose process is gone: see db/runs.py
         attach_stage(conn)
+        replay_journals(db, path, notify)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if (exc.sqlite_errorcode or 0) & 0xFF == sqlite3.SQLITE_READONLY:
+            raise ReadOnlyStoreError(_read_only_message(path, upgrade=bool(pending))) from None
         if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
             raise NotADatabaseError(
                 f"{path} is not an SQLite database. Point --db (or NLISTRAL_DB) at an nlistral "
@@ -93,3 +157,25 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
             ) from None
         raise NotADatabaseError(f"{path} could not be opened as an SQLite database: {exc}.") from exc
     return db
+
+
+def replay_journals(db: Database, path: Path, notify: Callable[[str], None] | None) -> None:
+    """Store the review decisions that ended review sessions left in their journals (db/journal.py).
+
+    Tried once, without waiting on another process's write lock: a locked store keeps the journals
+    for the next open (the review app also retries on its writer thread).
+    """
+    if not journal_folder(path).is_dir():
+        return
+    db.execute("PRAGMA busy_timeout = 100")
+    try:
+        stored = replay_orphans(db, path)
+    except sqlite3.OperationalError as exc:
+        if (exc.sqlite_errorcode or 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_READONLY):
+            raise
+        return
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if stored and notify is not None:
+        notify(f"Stored {stored} review step{'' if stored == 1 else 's'} that a review session of {path} had "
+               "journaled but not yet saved (it ended while the store was locked, or was killed).")

@@ -20,3 +20,15 @@ class NothingToUndoError(StoreError):
 
 class NothingToRedoError(StoreError):
     """Redo was asked for but nothing has been undone since the last decision."""
+
+
+class OutputPathError(StoreError):
+    """An output path names the store, one of its companion files, or an input of the same command."""
+
+
+class MissingDatabaseError(StoreError):
+    """A command that only works on an existing store was pointed at a path with no database."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """The store (or the folder SQLite keeps its -wal and -shm files in) cannot be written."""

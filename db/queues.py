@@ -125,6 +125,7 @@ class QueueRow:
     flagged: bool
     suggested_label: int | None
     snippet: str  # the start of the hypothesis
+    unsaved: bool = False  # the app journaled a decision on it that the writer has not stored yet
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,19 @@ def ids(db: Database, f: QueueFilter) -> list[int]:
     """Every example id the filter selects, in order (for bulk actions)."""
     terms, args = where_terms(f)
     return [r[0] for r in db.execute(f"SELECT e.id FROM examples e {_where(terms)} ORDER BY e.id", args)]
+
+
+def ids_by_decision(db: Database, f: QueueFilter) -> tuple[list[int], list[int]]:
+    """The filter's example ids, in order, split into undecided ones and ones already accepted, rejected or
+    edited (a bulk action leaves those alone unless the reviewer includes them)."""
+    terms, args = where_terms(f)
+    statuses = ", ".join(f"'{s}'" for s in DECIDED)
+    undecided: list[int] = []
+    decided: list[int] = []
+    done_sql = f"EXISTS (SELECT 1 FROM review_state r WHERE r.example_id = e.id AND r.status IN ({statuses}))"
+    for example_id, done in db.execute(f"SELECT e.id, {done_sql} FROM examples e {_where(terms)} ORDER BY e.id", args):
+        (decided if done else undecided).append(example_id)
+    return undecided, decided
 
 
 def facets(db: Database) -> Facets:

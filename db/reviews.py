@@ -27,7 +27,8 @@ ACTIONS = (*DECISIONS, "flag_bias", "unflag_bias", "relabel", "skip", "note", "c
 _STATUS_OF = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
 
 
-def _validate(action: str, payload: dict[str, Any]) -> None:
+def validate_step(action: str, payload: dict[str, Any], example_ids: Sequence[int]) -> None:
+    """ValueError unless record() would take this step (checked before a step is journaled)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown review action {action!r}; expected one of {ACTIONS}")
     if action == "edit":
@@ -41,6 +42,8 @@ def _validate(action: str, payload: dict[str, Any]) -> None:
         raise ValueError("a relabel takes 0, 1, or None to clear the suggestion")
     if action == "choose_reflection" and not isinstance(payload.get("generation_id"), int):
         raise ValueError("choose_reflection needs the generation_id of a reflection")
+    if not example_ids:
+        raise ValueError("a review step needs at least one example")
 
 
 def record(
@@ -58,9 +61,7 @@ def record(
     from): the word diff is computed and stored with it.
     """
     payload = dict(payload or {})
-    _validate(action, payload)
-    if not example_ids:
-        raise ValueError("a review step needs at least one example")
+    validate_step(action, payload, example_ids)
     if action == "edit" and "diff" not in payload:
         payload["diff"] = diff_text(payload.get("base") or "", payload["thought"])
     with write_tx(db):

@@ -226,3 +226,44 @@ def m004_one_search_index(db: Database) -> None:
         DROP TABLE temp.search_rebuild;
         """
     )
+
+
+@migrations()
+def m005_export_supersession(db: Database) -> None:
+    """An export that replaced an earlier one at the same path points the old row at the new one."""
+    db.execute("ALTER TABLE exports ADD COLUMN superseded_by INTEGER REFERENCES exports (id)")
+
+
+@migrations()
+def m006_run_owner(db: Database) -> None:
+    """Who runs a run (host, pid, process start), so a run whose process is gone reads as interrupted.
+
+    runs.status gains the value 'interrupted' (db.runs.mark_interrupted): running | completed | failed |
+    cancelled | interrupted.
+    """
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+
+
+@migrations()
+def m007_review_journal(db: Database) -> None:
+    """Journaled review steps already stored (replay is idempotent), and where each reviewer left off."""
+    db.executescript(
+        """
+        -- One row per journaled step (a decision, an undo, a redo) once it is in the review log,
+        -- written in the same transaction: a step replayed twice is stored once.
+        CREATE TABLE journal_applied (
+            key TEXT PRIMARY KEY,
+            group_id INTEGER,
+            applied_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        -- Where each reviewer was: the queue and filter (JSON), the example shown, and whether the
+        -- reviewer had just decided it (then the app reopens on the example after it).
+        CREATE TABLE review_positions (
+            reviewer TEXT PRIMARY KEY,
+            filter TEXT NOT NULL,
+            example_id INTEGER,
+            decided INTEGER NOT NULL DEFAULT 0,
+            saved_at TEXT NOT NULL
+        );
+        """
+    )
