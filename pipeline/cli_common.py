@@ -1,25 +1,94 @@
-"""What every `nlistral` command shares: the --db option, opening the store, printing errors."""
+"""What every `nlistral` command shares: the --db option, opening the store, printing safely, errors."""
 from __future__ import annotations
 
+import json as jsonlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.highlighter import JSONHighlighter, NullHighlighter
+from rich.segment import Segment
+from rich.text import Text
 from sqlite_utils import Database
 
 from db.connection import DEFAULT_DB
 from db.errors import StoreError
+from pipeline.control_chars import UNSAFE, json_escaped, shown
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class SafeConsole(Console):
+    """A Console that never sends a control character of what it prints to the terminal.
+
+    Rich drops BEL and a few others but passes ESC, C1 controls and bidi overrides through, so a
+    dataset name holding ESC ]0;... would retitle the terminal and swallow output. Plain strings are
+    made visible before layout (render_str, also used for table cells); everything else, Text built
+    anywhere included, is cleaned segment by segment in render, which every print, log, table cell
+    and progress bar goes through. Rich's own control segments (cursor moves) pass untouched.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        """A string as Text, with control characters shown as glyphs (see pipeline/control_chars.py)."""
+        return super().render_str(shown(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        """Render as Rich does, then show any control character left in the text as a glyph."""
+        for segment in super().render(renderable, options):
+            if segment.control or not UNSAFE.search(segment.text):
+                yield segment
+            else:
+                yield Segment(shown(segment.text), segment.style)
+
+    def print_json(self, json: str | None = None, *, data: Any = None, indent: None | int | str = 2,
+                   highlight: bool = True, skip_keys: bool = False, ensure_ascii: bool = False,
+                   check_circular: bool = True, allow_nan: bool = True, default: Any = None,
+                   sort_keys: bool = False) -> None:
+        """Pretty JSON whose unsafe characters are \\u escapes: the same JSON value, safe to show."""
+        value = jsonlib.loads(json) if json is not None else data
+        text = json_escaped(jsonlib.dumps(value, indent=indent, skipkeys=skip_keys, ensure_ascii=ensure_ascii,
+                                          check_circular=check_circular, allow_nan=allow_nan, default=default,
+                                          sort_keys=sort_keys))
+        rendered = (JSONHighlighter() if highlight else NullHighlighter())(text)
+        rendered.no_wrap, rendered.overflow = True, None
+        self.print(rendered, soft_wrap=True)
+
+
+console = SafeConsole(highlight=False, soft_wrap=True)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the option name was given on the command line (not from the environment or a default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"  # by name: Typer may bundle its own click
+
+
+def db_callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Path:
+    """--db after the command wins, then --db before it, then NLISTRAL_DB, then the default."""
+    root = ctx.find_root()
+    value = Path(value)
+    if root is ctx or param.name is None:
+        return value
+    before = root.params.get("db")
+    given_before = before is not None and _typed(root, "db")
+    if _typed(ctx, param.name):
+        if given_before and Path(before) != value:
+            err_console.print(f"note: using --db {value} (given after the command); --db {before} before the "
+                              "command is ignored.", markup=False)
+        return value
+    return Path(before) if given_before else value
+
 
 DbOption = Annotated[
     Path,
     typer.Option(
         "--db",
         envvar="NLISTRAL_DB",
-        help="The database file (created if missing).",
+        callback=db_callback,
+        help="The database file. Also taken before the command (nlistral --db FILE COMMAND); given in both "
+        "places, the one after the command wins. Only import, demo, generate, reflect, judge and train "
+        "create a missing one.",
         show_default=True,
     ),
 ]
@@ -27,19 +96,33 @@ DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print an error (never markup-interpreted) to stderr and exit."""
+    """Print an error (never markup-interpreted, control characters shown) to stderr and exit."""
     err_console.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
 
 
-def open_store(path: Path) -> Database:
-    """Open the database or exit with a message that says what to fix."""
+def open_store(path: Path, *, create: bool = True, read_only: bool = False) -> Database:
+    """Open the database or exit (2) with a message that says what to fix.
+
+    create=False: a missing store is an error (nothing is created); read_only=True (never creates): the
+    command only reads, so a store it may not write is read if SQLite can.
+    """
     from db.connection import open_db
 
     try:
-        return open_db(path, notify=lambda message: err_console.print(message, markup=False))
+        return open_db(path, notify=lambda message: err_console.print(message, markup=False),
+                       create=create and not read_only, read_only=read_only)
     except StoreError as exc:
         fail(str(exc), 2)
+
+
+def require_train_extra(command: str, modules: tuple[str, ...] | None = None) -> None:
+    """Exit 2, saying what to install, when the modules of the train extra that command needs are missing."""
+    from pipeline.train_extra import TRAIN_MODULES, missing_message, missing_modules
+
+    missing = missing_modules(modules or TRAIN_MODULES)
+    if missing:
+        fail(missing_message(f"`nlistral {command}`", missing), 2)
 
 
 class ProgressBar:

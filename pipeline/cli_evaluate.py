@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store, require_train_extra
 
 
 def register(app: typer.Typer) -> None:
@@ -60,6 +60,7 @@ def evaluate(
     from pipeline.evaluate.merge import MergeError
     from pipeline.evaluate.report import render_summary
     from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation
+    from pipeline.train_extra import EVALUATE_MODULES
 
     if adapter is None and base is None:
         raise typer.BadParameter("pass --adapter DIR, or --base PATH to evaluate a base model alone",
@@ -73,7 +74,8 @@ def evaluate(
             shuffle_thoughts=shuffle_thoughts, seed=seed, merge=False if no_merge else None, batch_size=batch_size)
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from None
-    store = open_store(db)
+    require_train_extra("evaluate", EVALUATE_MODULES)
+    store = open_store(db, create=False)
     with ProgressBar("evaluating") as bar:
         try:
             result = run_evaluation(store, options, resume=resume, json_path=json_out, notify=bar.note,
@@ -100,7 +102,7 @@ def compare(
     from pipeline.evaluate.report import render_comparison
     from pipeline.evaluate.runner import EvaluationError
 
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     try:
         comparison = compare_runs(store, run_a, run_b)
     except EvaluationError as exc:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail
+from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, fail, require_train_extra
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         OUTPUT_DIR/tensorboard; the adapter to OUTPUT_DIR/adapter. Several GPUs:
         accelerate launch --num_processes N $(command -v nlistral) train --config FILE.
         """
+        require_train_extra("train")  # before importing what needs it
+        from db.errors import StoreError
         from pipeline.train.config import ConfigError, load_config, preset_path
         from pipeline.train.hardware import is_main_process
         from pipeline.train.runner import TrainingError, run_training
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
             resolved = load_config(path, sets)
             result = run_training(resolved, db_path=db, config_path=path, resume=resume,
                                   echo=lambda line: console.print(line, markup=False))
-        except ConfigError as exc:
+        except (ConfigError, StoreError) as exc:
             fail(str(exc), 2)
         except TrainingError as exc:
             fail(str(exc))

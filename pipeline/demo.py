@@ -1,10 +1,16 @@
 """The built-in demo database: hand-written examples, thoughts and reflections shipped in the package."""
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from sqlite_utils import Database
+
 from db.connection import open_db, open_elsewhere
+from db.paths import store_files
+from db.tx import write_tx
 from pipeline.importing import import_file
 
 DEMO_DATASET = "demo"
@@ -14,7 +20,17 @@ DEFAULT_DEMO_DB = Path("nlistral-demo.db")
 
 
 class DemoError(Exception):
-    """The demo database cannot be (re)built at the given path."""
+    """The demo database cannot be opened or rebuilt at the given path."""
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """What `nlistral demo` did: built the store, or found it; and what a rebuild deleted."""
+
+    path: Path
+    built: bool
+    work: dict[str, int] = field(default_factory=dict)  # what the store held beyond the demo data (see work_in)
+    deleted: bool = False  # a rebuild (fresh) deleted that work
 
 
 def demo_files() -> dict[str, Path]:
@@ -24,25 +40,88 @@ def demo_files() -> dict[str, Path]:
             (("examples", ".csv"), ("thoughts", ".jsonl"), ("reflections", ".jsonl"))}
 
 
-def build_demo(path: Path) -> Path:
-    """Build a fresh demo database at path, replacing an earlier demo database there."""
-    if path.exists():
-        db = open_db(path)
+def open_demo(path: Path, fresh: bool = False) -> DemoStore:
+    """Build the demo database at path if it is missing or empty; else leave it as it is (the review kept).
+
+    fresh=True rebuilds it, deleting the review decisions, exports records, runs and generations
+    added since (counted in the result). A store holding other data is never touched, nor is one
+    another process has open when a rebuild would delete it under that process.
+    """
+    if not path.exists():
+        return DemoStore(build_demo(path), built=True)
+    db = open_db(path, create=False)
+    try:
         other = db.execute("SELECT count(*) FROM examples WHERE dataset != ?", [DEMO_DATASET]).fetchone()[0]
-        db.conn.close()
         if other:
-            raise DemoError(f"{path} holds {other} examples that are not demo data; refusing to replace it. "
-                            "Pass another --db for the demo.")
-        if open_elsewhere(path):  # its decisions would go into a deleted file
-            raise DemoError(f"{path} is open in another nlistral (the review app?); close it first, "
-                            "or pass another --db for a second demo.")
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise DemoError(f"{path} holds {other} examples that are not demo data, so it is not a demo database; "
+                            f"refusing to {'replace' if fresh else 'use'} it. Open it with `nlistral tui --db "
+                            f"{path}`, or pass another --db for the demo.")
+        empty = not db.execute("SELECT count(*) FROM examples").fetchone()[0]
+        work = work_in(db)
+        if empty or not fresh:
+            if empty:  # created but never filled (an interrupted build writes nothing: one transaction)
+                _fill(db)
+            return DemoStore(path, built=empty, work=work)
+    finally:
+        db.conn.close()
+    if open_elsewhere(path):  # its decisions would go into a deleted file
+        raise DemoError(f"{path} is open in another nlistral (the review app?); close it first, "
+                        "or pass another --db for a second demo.")
+    for part in store_files(path):
+        if part.is_dir():
+            shutil.rmtree(part)
+        else:
+            part.unlink(missing_ok=True)
+    return DemoStore(build_demo(path), built=True, work=work, deleted=True)
+
+
+def build_demo(path: Path) -> Path:
+    """Build the demo database at path (a new file, or an empty store) in one transaction."""
     db = open_db(path)
+    try:
+        _fill(db)
+    finally:
+        db.conn.close()
+    return path
+
+
+def _fill(db: Database) -> None:
     files = demo_files()
     common = {"dataset": DEMO_DATASET, "split": "train"}
-    import_file(db, files["examples"], fmt="csv", **common)
-    import_file(db, files["thoughts"], fmt="seed-thoughts", model=DEMO_THOUGHT_MODEL, **common)
-    import_file(db, files["reflections"], fmt="seed-reflections", model=DEMO_REFLECTION_MODEL, **common)
-    db.conn.close()
-    return path
+    with write_tx(db):  # all or nothing: a killed build leaves an empty store, which the next demo fills
+        import_file(db, files["examples"], fmt="csv", **common)
+        import_file(db, files["thoughts"], fmt="seed-thoughts", model=DEMO_THOUGHT_MODEL, **common)
+        import_file(db, files["reflections"], fmt="seed-reflections", model=DEMO_REFLECTION_MODEL, **common)
+
+
+def work_in(db: Database) -> dict[str, int]:
+    """What a demo store holds beyond the demo data itself: review decisions (one per example a step
+    decided; undo and redo not counted), examples decided now, export records, runs other than the
+    demo's own imports, and generations added since it was built."""
+    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "review decisions": q("SELECT count(*) FROM review_events WHERE example_id IS NOT NULL"),
+        "examples decided": q("SELECT count(*) FROM review_state WHERE status != 'pending' "
+                              "OR bias_category IS NOT NULL OR suggested_label IS NOT NULL OR note IS NOT NULL"),
+        "export records": q("SELECT count(*) FROM exports"),
+        "runs": q("SELECT count(*) FROM runs WHERE kind != 'import'"),
+        "generations added": q("SELECT count(*) FROM generations WHERE backend != 'import'"),
+    }
+
+
+def describe_work(work: dict[str, int]) -> str:
+    """The work counts in words, e.g. '12 review decisions (9 examples decided), 1 export record'; '' if none."""
+    def n(key: str, one: str, many: str) -> str:
+        return f"{work[key]} {one if work[key] == 1 else many}"
+
+    parts = []
+    if work.get("review decisions"):
+        parts.append(f"{n('review decisions', 'review decision', 'review decisions')} "
+                     f"({n('examples decided', 'example', 'examples')} decided)")
+    for key, one, many in (("export records", "export record", "export records"), ("runs", "run", "runs"),
+                           ("generations added", "generation added since (predictions, re-run reflections, "
+                            "judge scores)", "generations added since (predictions, re-run reflections, "
+                            "judge scores)")):
+        if work.get(key):
+            parts.append(n(key, one, many))
+    return ", ".join(parts)

@@ -1,4 +1,4 @@
-"""Rich tables for `nlistral stats` (plain text: no value is ever read as markup)."""
+"""Rich tables for `nlistral stats` (plain text: no value is ever read as markup, control characters shown)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +6,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+from pipeline.control_chars import shown
 
 
 def _pct(value: float | None) -> str:
@@ -22,8 +24,8 @@ def render_stats(s: dict[str, Any]) -> Group:
     for row in s["by_dataset"]:
         grouped.setdefault((row["dataset"], row["split"]), {})[row["gold_label"]] = row["count"]
     for (dataset, split), c in sorted(grouped.items()):
-        data.add_row(Text(dataset), Text(split), str(c.get(1, 0)), str(c.get(0, 0)), str(c.get(None, 0)),
-                     str(sum(c.values())))
+        data.add_row(Text(shown(dataset)), Text(shown(split)), str(c.get(1, 0)), str(c.get(0, 0)),
+                     str(c.get(None, 0)), str(sum(c.values())))
     parts.append(data)
 
     thought = Table(title="Thought model against gold (current thought per example)", title_justify="left",
@@ -33,7 +35,7 @@ def render_stats(s: dict[str, Any]) -> Group:
     for col in ("n", "accuracy", "precision", "recall", "F1", "wrong", "failed"):  # short: 80 columns hold them
         thought.add_column(col, justify="right", no_wrap=True)
     for model, m in s["thought_by_model"].items():
-        thought.add_row(Text(str(model)), str(m["n"]), _pct(m["accuracy"]), _pct(m["precision"]),
+        thought.add_row(Text(shown(str(model))), str(m["n"]), _pct(m["accuracy"]), _pct(m["precision"]),
                         _pct(m["recall"]), _pct(m["f1"]), str(m["mismatches"]), str(m["failed"]))
     if len(s["thought_by_model"]) > 1:
         thought.add_row("all", "", _pct(s["thought_accuracy"]), _pct(s["thought_precision"]),

@@ -93,9 +93,9 @@ def test_skip_bad_prints_the_report_path(tmp_path, monkeypatch):
     assert report.exists() and str(report) in result.output.replace("\n", "")
 
 
-def test_demo_no_tui_builds_a_fresh_database(tmp_path):
+def test_demo_no_tui_builds_the_database_once(tmp_path):
     db = tmp_path / "demo.db"
-    for _ in range(2):  # a second run rebuilds it, not appends
+    for _ in range(2):  # a second run opens it as it is, never appends
         result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])
         assert result.exit_code == 0, result.output
     stats = json.loads(runner.invoke(app, ["stats", "--json", "--db", str(db)]).output)
@@ -108,6 +108,8 @@ def test_demo_refuses_to_replace_a_real_database(tmp_path):
     db = tmp_path / "real.db"
     runner.invoke(app, ["import", str(data), "--db", str(db)])
     result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])
+    assert result.exit_code == 1 and "refusing to use it" in result.output
+    result = runner.invoke(app, ["demo", "--no-tui", "--fresh", "--db", str(db)])
     assert result.exit_code == 1 and "refusing to replace it" in result.output
 
 
@@ -120,12 +122,14 @@ def test_demo_refuses_to_replace_a_demo_database_another_process_has_open(tmp_pa
                                "sys.stdin.read()", str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])
+        result = runner.invoke(app, ["demo", "--no-tui", "--fresh", "--db", str(db)])
         assert result.exit_code == 1 and "is open in another nlistral" in result.output
         assert (tmp_path / "demo.db-wal").exists()  # nothing was deleted under the other process
+        shared = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])  # opening it as it is: fine
+        assert shared.exit_code == 0 and "as it is" in shared.output
     finally:
         holder.communicate("", timeout=60)
-    result = runner.invoke(app, ["demo", "--no-tui", "--db", str(db)])  # closed now: rebuilt as before
+    result = runner.invoke(app, ["demo", "--no-tui", "--fresh", "--db", str(db)])  # closed now: rebuilt
     assert result.exit_code == 0, result.output
 
 
@@ -153,7 +157,7 @@ def test_upgrading_an_existing_store_says_so_first(tmp_path):
         result.stderr.split())
     again = runner.invoke(app, ["stats", "--db", str(path)])
     assert "Upgrading" not in again.stderr
-    fresh = runner.invoke(app, ["stats", "--db", str(tmp_path / "new.db")])  # a new file is created silently
+    fresh = runner.invoke(app, ["demo", "--no-tui", "--db", str(tmp_path / "new.db")])  # a new file: silently
     assert fresh.exit_code == 0 and "Upgrading" not in fresh.stderr
 
 

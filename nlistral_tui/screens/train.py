@@ -25,6 +25,7 @@ from textual_plotext import PlotextPlot
 from db.runs import list_runs
 from exports import list_exports
 from nlistral_tui.data.store import Store
+from pipeline.train_extra import missing_message, missing_modules
 
 TAIL_S = 0.5
 LOG_MARK = "logging to "
@@ -99,6 +100,8 @@ class TrainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.set_interval(TAIL_S, self._tail)
+        if missing := missing_modules():
+            self._status(missing_message("Training", missing))
 
     def on_screen_resume(self) -> None:
         self._load_lists()  # each time it is shown: the screen stays installed while exports are written
@@ -116,6 +119,9 @@ class TrainScreen(Screen[None]):
     def action_start(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.notify("A run is already in progress; cancel it first (ctrl+x).", severity="warning")
+            return
+        if missing := missing_modules():
+            self.notify(missing_message("Training", missing), severity="error", timeout=20)
             return
         presets_list = self.query_one("#train-presets", OptionList)
         exports_list = self.query_one("#train-exports", OptionList)

@@ -3,11 +3,13 @@
 The adapter's training data is found through (1) `train` runs in the database whose artifacts or
 config name the adapter folder (pipeline/train records "export" and "eval_export" {path, sha256,
 export_id} and artifacts.adapter), and (2) the resolved config of the training folder the adapter
-sits in (`config.yaml` beside `train_log.jsonl`) or beside it. Every data file or `export:ID` those
-configs name is read (under a key with "eval", "valid" or "dev" in it: the early-stopping set;
-otherwise training data, which also holds the early-stopping rows when training split off an
-`eval_fraction`): its manifest's example ids or content hashes when present, else the premise and
-hypothesis of each record (fields, or read back out of the training prompt).
+sits in (`config.yaml` beside `train_log.jsonl`) or beside it. The data files and `export:ID`s under
+the keys that name training data (DATA_KEYS) are read; other paths a config names (the run's own
+log, its output folder, a local base model) are not data. Under a key with "eval", "valid" or "dev"
+in it: the early-stopping set; otherwise training data, which also holds the early-stopping rows
+when training split off an `eval_fraction`. Each file gives its manifest's example ids or content
+hashes when present, else the premise and hypothesis of each record (fields, or read back out of
+the training prompt).
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from pipeline.evaluate.prompts import split_user_prompt
 CONFIG_NAMES = ("nlistral_train_config.json", "nlistral_train_config.yaml", "config.yaml")
 EARLY_STOPPING, TRAINING, BOTH = "early-stopping", "training", "training (and early-stopping)"
 _DATA_SUFFIXES = (".jsonl", ".json")
+# The config keys that name data: TrainConfig's data / eval_data, and the run record's export /
+# eval_export ({path, sha256, export_id}, pipeline/train/runner.py).
+DATA_KEYS = ("data", "eval_data", "export", "eval_export")
 _EVAL_WORDS = ("eval", "valid", "dev")
 
 
@@ -75,7 +80,7 @@ def data_sources(db: Database, adapter: Path, notes: list[str]) -> Iterator[Data
     """The training and early-stopping files the adapter's train run(s) and saved config name."""
     target = adapter.resolve()
     for config in _train_configs(db, target, notes):
-        found = list(_files_in(db, config, None))
+        found = [s for key in DATA_KEYS if key in config for s in _files_in(db, config[key], key)]
         split_off = not any(s.role == EARLY_STOPPING for s in found) and bool(config.get("eval_fraction"))
         for source in found:
             yield DataSource(BOTH, source.path) if split_off and source.role == TRAINING else source
