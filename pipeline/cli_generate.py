@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, err_console, fail
 
@@ -98,7 +99,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
     from pipeline.settings import SettingsError, load_settings
 
-    open_store(db).conn.close()  # a clear error for a bad --db before anything else
+    open_store(db, create=not dry_run).conn.close()  # a clear error for a bad --db before anything else
     try:
         opts = stage_options(stage, load_settings(), model=model, server_url=server_url, rps=rps,
                              max_concurrency=max_concurrency, retry_failed=retry_failed, judge_target=target,
@@ -113,7 +114,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
     bar = _Bar(opts)
     try:
         with bar:
-            result = run_stage(db, opts, selection, on_start=bar.start, on_progress=bar.update)
+            result = run_stage(db, opts, selection, on_start=bar.start, on_progress=bar.update, notify=bar.note)
     except ClientConfigError as exc:  # includes AuthError: nothing else would succeed
         fail(f"{exc}\nAnswers stored before this are kept; fix the key and re-run.", 2)
     except GenerateError as exc:
@@ -123,6 +124,8 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
                           "continue.", markup=False)
         raise typer.Exit(130) from None
     _print_summary(result, opts, as_json)
+    if result.status == "failed":
+        fail(f"{RUN_TITLES[stage]} run {result.run_id} failed: {result.error}")
 
 
 class _Bar:
@@ -133,7 +136,7 @@ class _Bar:
 
         self.opts = opts
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} req/s"), TimeRemainingColumn(),
             TextColumn("failed {task.fields[failed]}  retries {task.fields[retries]}  ~${task.fields[cost]}"),
             console=err_console, transient=False)
@@ -145,6 +148,10 @@ class _Bar:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def note(self, message: str) -> None:
+        """A line above the bar (literally, never as markup)."""
+        self.progress.console.print(message, markup=False, highlight=False)
 
     def start(self, counters: Counters) -> None:
         self.task_id = self.progress.add_task(self._description(counters), total=counters.total,
@@ -176,12 +183,12 @@ def _print_estimate(est: Any, as_json: bool) -> None:
 
 
 def _print_summary(result: RunResult, opts: StageOptions, as_json: bool) -> None:
-    summary = {"run_id": result.run_id, "status": result.status, **result.summary}
+    summary = {"run_id": result.run_id, "status": result.status, "error": result.error, **result.summary}
     if as_json:
         console.print_json(json.dumps(summary, default=str))
         return
     run = result.summary["run"]
-    table = Table(title=f"{RUN_TITLES[opts.stage]} run {result.run_id} ({opts.model})", show_header=False)
+    table = Table(title=Text(f"{RUN_TITLES[opts.stage]} run {result.run_id} ({opts.model})"), show_header=False)
     rows = [("stored this run", run["stored"]), ("requests sent", run["requests"]),
             ("skipped (already stored)", run["already_stored"]),
             ("parse ok / repaired / failed", "{ok} / {repaired} / {failed}".format(
@@ -194,11 +201,13 @@ def _print_summary(result: RunResult, opts: StageOptions, as_json: bool) -> None
             ("all answers of this model + prompt", result.summary["answers"])]
     rows += _quality_rows(opts.stage, result.summary)
     for name, value in rows:
-        table.add_row(name, str(value))
+        table.add_row(name, Text(str(value)))
     console.print(table)
-    if run["failures"]:
-        console.print(f"Last error: {result.counters.last_error}", markup=False)
-        console.print("Requests given up were not stored; re-run the same command to send them again.", markup=False)
+    given_up = sum(run["failures"].values())
+    if given_up and result.status == "completed":
+        console.print(f"{given_up} of {given_up + run['stored']} requests failed and were not stored (the rest "
+                      f"were). Last error: {result.counters.last_error}", markup=False)
+        console.print("Re-run the same command to send the failed ones again.", markup=False)
     if run["retries"].get("rate_limited", 0) > max(5, run["requests"] // 10):
         console.print("Many 429s: lower --rps (or [api] rps) to your plan's limit.", markup=False)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -105,7 +106,7 @@ def stage_options(stage: str, settings: Settings | None = None, *, model: str | 
         endpoint = None
     rate = rps if rps is not None else api.rps
     concurrency = max_concurrency if max_concurrency is not None else api.max_concurrency
-    if rate is not None and rate <= 0:
+    if rate is not None and not rate > 0:  # not "<= 0": nan is neither
         raise GenerateError(f"--rps must be positive, not {rate}")
     if concurrency < 1:
         raise GenerateError(f"--max-concurrency must be at least 1, not {concurrency}")
@@ -271,34 +272,86 @@ ProgressFn = Callable[[Counters], None]
 
 
 def run_stage(db_path: Path, opts: StageOptions, selection: Selection = Selection(), *,
-              on_start: Callable[[Counters], None] | None = None, on_progress: ProgressFn | None = None) -> RunResult:
+              on_start: Callable[[Counters], None] | None = None, on_progress: ProgressFn | None = None,
+              notify: Callable[[str], None] | None = None) -> RunResult:
     """Select, send and store one stage's work; records a run. Raises AuthError (the run is marked
-    failed) and lets KeyboardInterrupt through after marking the run cancelled."""
+    failed) and lets KeyboardInterrupt through after marking the run cancelled. A run in which every
+    request failed and nothing was stored ends failed, with the reason in RunResult.error.
+
+    Every write waits while another process holds the store's write lock (notify is told once per
+    write), as the answers do.
+    """
     if opts.endpoint is None:
         raise GenerateError("no endpoint configured; set MISTRAL_API_KEY or --server-url")
     db = open_db(db_path)
+
+    def locked(what: str) -> Callable[[], None]:
+        said = False
+
+        def on_wait() -> None:
+            nonlocal said
+            if notify is not None and not said:
+                notify(f"Waiting: another process holds the write lock of {db_path} (a large import is one "
+                       f"transaction); {what} as soon as it is released. Nothing is lost while waiting.")
+            said = True
+        return on_wait
+
+    def finish(status: str, counters: Counters, error: str | None = None) -> dict[str, Any]:
+        summary = _summary(db, opts, selection, counters)
+        when_unlocked(lambda: finish_run(db, run_id, status, metrics=summary, error=error),
+                      on_wait=locked(f"run {run_id} is recorded as {status}"))
+        return summary
+
     try:
         tasks = select_tasks(db, opts, selection)
-        run_id = start_run(db, RUN_KIND[opts.stage], opts.config(selection))
+        run_id = when_unlocked(lambda: start_run(db, RUN_KIND[opts.stage], opts.config(selection)),
+                               on_wait=locked("the run starts"))
         counters = Counters(total=len(tasks))
         if on_start:
             on_start(counters)
-        status, error = "completed", None
         try:
             asyncio.run(_run_tasks(db, tasks, opts, run_id, counters, on_progress))
         except (AuthError, GenerateError) as exc:
-            status, error = "failed", str(exc)
-            finish_run(db, run_id, status, metrics=_summary(db, opts, selection, counters), error=error)
+            finish("failed", counters, str(exc))
             raise
         except (KeyboardInterrupt, asyncio.CancelledError):
-            finish_run(db, run_id, "cancelled", metrics=_summary(db, opts, selection, counters),
-                       error="interrupted; re-run the same command to continue")
+            try:  # no waiting on a lock after Ctrl-C: left running, the run reads as interrupted at the next open
+                finish_run(db, run_id, "cancelled", metrics=_summary(db, opts, selection, counters),
+                           error="interrupted; re-run the same command to continue")
+            except sqlite3.OperationalError:
+                pass
             raise
-        summary = _summary(db, opts, selection, counters)
-        finish_run(db, run_id, status, metrics=summary)
+        status, error = "completed", None
+        if counters.stored == 0 and counters.failures:
+            status, error = "failed", all_failed_message(opts, counters)
+        summary = finish(status, counters, error)
         return RunResult(run_id, status, counters, summary, error)
     finally:
         db.conn.close()
+
+
+# What to check when every request failed, by the commonest kind of failure.
+FAILURE_HINTS = {
+    "connection": "check that the server at {url} is running and reachable (--server-url / [api] server_url)",
+    "timeout": "the server at {url} did not answer in time: check that it is up, or raise [api] timeout_s",
+    "server_error": "the server at {url} answered with errors: check its status (or its log, for your own "
+                    "server) and try again later",
+    "rate_limited": "the server kept refusing over rate limits: lower --rps (or [api] rps) to your plan's limit, "
+                    "or try again later",
+    "bad_request": "the server rejected the requests: check --model (or [models] in the config file) and "
+                   "--server-url",
+}
+
+
+def all_failed_message(opts: StageOptions, counters: Counters) -> str:
+    """Why a run in which every request failed stored nothing, and what to check."""
+    n = sum(counters.failures.values())
+    kinds = ", ".join(f"{kind} {count}" for kind, count in counters.failures.most_common())
+    kind = counters.failures.most_common(1)[0][0]
+    url = opts.endpoint.label if opts.endpoint else "(none)"
+    hint = FAILURE_HINTS.get(kind, "check --server-url and --model").format(url=url)
+    return (f"every request failed ({n} given up: {kinds}), so nothing was stored. The last error: "
+            f"{counters.last_error}. {hint[0].upper()}{hint[1:]}; then re-run the same command.")
 
 
 async def _run_tasks(db: Database, tasks: list[Task], opts: StageOptions, run_id: int, counters: Counters,
@@ -502,14 +555,16 @@ def reflect_one(db_path: Path, example_id: int, *, settings: Settings | None = N
                "gold_label": example.gold_label, "parent_id": example.thought_id, "thought": thought[0],
                "label": thought[1], "attempts": 0}
         task = _task(opts, row, nonce=uuid.uuid4().hex)
-        run_id = start_run(db, "reflect", {**opts.config(Selection(ids=(example_id,))), "rerun": True})
+        run_id = when_unlocked(lambda: start_run(db, "reflect", {**opts.config(Selection(ids=(example_id,))),
+                                                                "rerun": True}))
         counters = Counters(total=1)
         try:
             stored = asyncio.run(_run_tasks(db, [task], opts, run_id, counters, None, raise_api_errors=True))
         except (ApiError, AuthError) as exc:
-            finish_run(db, run_id, "failed", metrics={"run": counters.as_dict()}, error=str(exc))
+            when_unlocked(lambda: finish_run(db, run_id, "failed", metrics={"run": counters.as_dict()},
+                                             error=str(exc)))
             raise
-        finish_run(db, run_id, "completed", metrics={"run": counters.as_dict()})
+        when_unlocked(lambda: finish_run(db, run_id, "completed", metrics={"run": counters.as_dict()}))
         return stored[0]
     finally:
         db.conn.close()

@@ -7,6 +7,7 @@ Command-line options always win over the file.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -87,7 +88,37 @@ def _check(path: Path, section: str, data: object, cls: type, skip: frozenset[st
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(f"{path}: unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}.")
+    types = {f.name: f.type for f in fields(cls)}
+    for key, value in data.items():
+        problem = _problem(f"{section}.{key}" if section else key, types[key], value)
+        if problem:
+            raise SettingsError(f"{path}: {key} in {where} {problem}, not {value!r}; fix it or remove the line.")
     return data
+
+
+# Keys whose value must lie in a range: what they must be, and the test.
+RANGES = {
+    "api.rps": ("a number above 0", lambda v: v > 0),
+    "api.tokens_per_minute": ("a whole number of 0 (no limit) or more", lambda v: v >= 0),
+    "api.max_concurrency": ("a whole number of 1 or more", lambda v: v >= 1),
+    "api.timeout_s": ("a number of seconds above 0", lambda v: 0 < v < math.inf),
+    "api.max_retries": ("a whole number of 0 or more", lambda v: v >= 0),
+}
+
+
+def _problem(key: str, annotation: object, value: object) -> str | None:
+    """What is wrong with a config value for a field annotated as annotation (a string here), or None."""
+    kind = str(annotation).replace(" | None", "")
+    if kind == "str":
+        ok = isinstance(value, str) and (value.strip() != "" or key == "reviewer")
+        return None if ok else "must be a non-empty string in quotes"
+    if kind in ("int", "float"):
+        number = (int,) if kind == "int" else (int, float)
+        if not isinstance(value, number) or isinstance(value, bool):
+            return f"must be {'a whole number' if kind == 'int' else 'a number'}"
+        rule = RANGES.get(key)
+        return None if rule is None or rule[1](value) else f"must be {rule[0]}"
+    return None
 
 
 def reviewer_name(settings: Settings | None = None) -> str:

@@ -193,3 +193,91 @@ def test_sdk_wrapper_classes_are_built_once(fake: FakeMistral) -> None:
     again = serializers.create_model("Unmarshaller", body=(int, ...), __config__=config)
     assert first is again and first(body=3).body == 3
     assert serializers.create_model("Other", body=(str, ...), __config__=config) is not first
+
+
+# --- keys and settings that used to end in a traceback ------------------------------------------------
+
+
+@pytest.mark.parametrize("key, source, named", [
+    ("sk-7Qx\u00a09Zw", "env", "U+00A0 (NO-BREAK SPACE)"),
+    ("\u201csk-7Qx9Zw\u201d", "env", "U+201C (LEFT DOUBLE QUOTATION MARK)"),
+    ("sk-7Qx 9Zw", "env", "U+0020 (SPACE)"),
+    ("sk-7Qx\u20199Zw", ".env", "U+2019 (RIGHT SINGLE QUOTATION MARK)"),
+])
+def test_a_key_that_cannot_be_sent_is_refused_at_start_without_showing_it(
+        fake: FakeMistral, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, source: str, named: str) -> None:
+    from typer.testing import CliRunner
+
+    from db import open_db
+    from pipeline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "none.toml"))
+    if source == "env":
+        monkeypatch.setenv("MISTRAL_API_KEY", key)
+    else:
+        monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+        (tmp_path / ".env").write_text(f"MISTRAL_API_KEY={key}\n", encoding="utf-8")
+    open_db(tmp_path / "k.db").conn.close()
+    result = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "k.db"), "--server-url", fake.url])
+    assert result.exit_code == 2, result.output
+    assert named in result.output and ("the environment" if source == "env" else ".env") in result.output
+    assert "MISTRAL_API_KEY" in result.output and "Traceback" not in result.output
+    for part in ("7Qx", "9Zw"):
+        assert part not in result.output  # not a piece of the key either
+    assert fake.snapshot() == []  # refused before anything was sent
+
+
+def test_empty_keys_and_dotenv_details(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MISTRAL_API_KEY", "   ")
+    with pytest.raises(ClientConfigError, match="set but empty"):
+        resolve_endpoint(Settings())
+    env = tmp_path / ".env"
+    env.write_bytes("\ufeffMISTRAL_API_KEY=sk-bom  # written by a Windows editor\n".encode())
+    assert read_dotenv(env, "MISTRAL_API_KEY") == "sk-bom"
+    env.write_text("MISTRAL_API_KEY='sk-quoted' # mine\n")
+    assert read_dotenv(env, "MISTRAL_API_KEY") == "sk-quoted"
+    assert resolve_endpoint(Settings()).api_key == "sk-quoted"
+
+
+@pytest.mark.parametrize("lines, named", [
+    (["[api]", 'rps = "fast"'], "rps in [api] must be a number"),
+    (["[api]", "rps = nan"], "rps in [api] must be a number above 0"),
+    (["[api]", "max_concurrency = 0"], "max_concurrency in [api] must be a whole number of 1 or more"),
+    (["[api]", "timeout_s = -1"], "timeout_s in [api] must be a number of seconds above 0"),
+    (["[api]", "tokens_per_minute = 1.5"], "tokens_per_minute in [api] must be a whole number"),
+    (["[api]", "server_url = 8000"], "server_url in [api] must be a non-empty string"),
+    (["[api]", 'server_url = "http://localhost:80000"'], "server URL 'http://localhost:80000' is not usable"),
+    (["[models]", 'thought = ""'], "thought in [models] must be a non-empty string"),
+])
+def test_bad_settings_are_errors_that_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   lines: list[str], named: str) -> None:
+    from typer.testing import CliRunner
+
+    from db import open_db
+    from pipeline.cli import app
+
+    config = tmp_path / "config.toml"
+    config.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("NLISTRAL_CONFIG", str(config))
+    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+    open_db(tmp_path / "s.db").conn.close()
+    result = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output
+    if "server URL" not in named:
+        assert str(config) in result.output
+
+
+def test_rps_that_is_not_a_number_above_zero_is_bad_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from db import open_db
+    from pipeline.cli import app
+
+    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+    open_db(tmp_path / "r.db").conn.close()
+    result = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "r.db"), "--rps", "nan"])
+    assert result.exit_code == 2 and "--rps must be positive" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -349,3 +351,97 @@ def test_answers_wait_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMist
     # The progress bar was told while answers waited, and is told when they no longer do.
     assert True in seen_waiting and seen_waiting[-1] is False and result.counters.store_waits >= 1
     assert len(thoughts(path)) == 12 and fake.duplicates() == 0 and len(fake.snapshot()) == 12
+
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+if sys.argv[3] == "on-request":
+    sys.stdin.readline()
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def _hold_write_lock(path: Path, seconds: float, when: str = "now") -> subprocess.Popen[str]:
+    """A real process holding the store's write lock for seconds, now or once told (a line on stdin)."""
+    proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path), str(seconds), when],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if when == "now":
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_cli_run_start_waits_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMistral, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holds the write lock past the busy timeout when the run starts: generate waits,
+    says so, and completes (it crashed with 'database is locked')."""
+    from db import connection
+
+    path = make_db(tmp_path / "w.db", n=4)
+    write_config(fake.url, rps=200.0)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 200)
+    holder = _hold_write_lock(path, 1.5)
+    try:
+        result = runner.invoke(app, ["generate", "--db", str(path)])
+    finally:
+        holder.wait(10)
+    assert result.exit_code == 0, result.output
+    assert "Waiting: another process holds the write lock" in result.output and "the run starts" in result.output
+    assert len(thoughts(path)) == 4 and list_runs(open_db(path), "generate")[0]["status"] == "completed"
+
+
+def test_run_finish_waits_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMistral, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from db import connection
+
+    path = make_db(tmp_path / "w.db", n=3)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 200)
+    holder = _hold_write_lock(path, 1.5, when="on-request")
+    assert holder.stdin is not None and holder.stdout is not None
+
+    def progress(counters) -> None:  # every answer stored: the lock is taken before the run records its end
+        if counters.finished == counters.total and not holder.stdin.closed:
+            holder.stdin.write("take it\n")
+            holder.stdin.close()
+            assert holder.stdout.readline().strip() == "held"
+
+    told: list[str] = []
+    try:
+        result = run_stage(path, stage_options("thought", settings(fake.url, max_concurrency=1)),
+                           on_progress=progress, notify=told.append)
+    finally:
+        holder.wait(10)
+    assert result.status == "completed" and result.counters.stored == 3
+    assert len(told) == 1 and f"run {result.run_id} is recorded as completed" in told[0]
+    assert get_run(open_db(path), result.run_id)["status"] == "completed"
+
+
+def test_cli_every_request_failing_is_a_failed_run(tmp_path: Path) -> None:
+    """Server down (a closed port) or answering 500 to everything: exit 1, run failed, the reason and
+    what to check (it exited 0 with a completed run)."""
+    path = make_db(tmp_path / "down.db", n=3)
+    with FakeMistral() as gone:
+        closed = gone.url  # nothing listens there any more
+    with FakeMistral(api_key=KEY, rate_500=1.0) as failing:
+        for url, check in ((closed, "is running and reachable"), (failing.url, "answered with errors")):
+            write_config(url, rps=200.0, max_retries=0)
+            result = runner.invoke(app, ["generate", "--db", str(path)])
+            assert result.exit_code == 1, result.output
+            assert "every request failed (3 given up" in result.output and check in result.output
+            run = list_runs(open_db(path), "generate")[0]
+            assert run["status"] == "failed" and "nothing was stored" in run["error"] and check in run["error"]
+        assert len(failing.snapshot()) == 3
+    assert thoughts(path) == []
+
+
+def test_cli_some_requests_failing_completes_and_says_how_many(fake: FakeMistral, tmp_path: Path) -> None:
+    path = make_db(tmp_path / "some.db", n=6)
+    write_config(fake.url, rps=200.0, max_retries=0, max_concurrency=1)
+    fake.config.script.extend(["500", "500"])
+    result = runner.invoke(app, ["generate", "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 of 6 requests failed and were not stored" in result.output
+    assert list_runs(open_db(path), "generate")[0]["status"] == "completed" and len(thoughts(path)) == 4

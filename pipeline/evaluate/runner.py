@@ -93,9 +93,10 @@ def select_examples(db: Database, datasets: Sequence[str], splits: Sequence[str]
 
 
 def resumable_run(db: Database, identity: dict[str, Any]) -> int | None:
-    """The latest unfinished evaluate run with this identity, if any."""
+    """The latest unfinished evaluate run with this identity that no live process runs, if any."""
     for run_id, config in db.execute(
-            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status != 'completed' ORDER BY id DESC"):
+            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status IN ('failed', 'cancelled', 'interrupted') "
+            "ORDER BY id DESC"):
         stored = json.loads(config or "{}")
         if {k: stored.get(k) for k in identity} == identity:
             return int(run_id)

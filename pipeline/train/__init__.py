@@ -34,7 +34,7 @@ train_log.jsonl: one JSON object per line, each with "time" (UTC ISO-8601) and "
 
 runs table row (db/runs.py, kind "train"): config = the resolved config plus "export" and
 "eval_export" ({"path", "sha256", "export_id"}), "log_path", "resume", "hardware"; status running ->
-completed | failed | cancelled; metrics = {"train_examples", "eval_examples", "dropped_overlong",
+completed | failed | cancelled | interrupted (process killed); metrics = {"train_examples", "eval_examples", "dropped_overlong",
 ["dropped_disagreeing"], "train_loss", "eval_loss" (the last evaluation), "best_eval_loss" (the
 lowest; with early stopping on, the saved adapter is that checkpoint's), "global_step", "epoch",
 "train_runtime_s", "tokens_per_s", "tokens", "export_sha256", "peak_gpu_gib" (CUDA), "adapter_mb",
