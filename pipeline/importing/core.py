@@ -1,8 +1,8 @@
 """import_file: one file, one transaction, a report of what was added, skipped and rejected."""
 from __future__ import annotations
 
-import json
-import os
+import errno
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,23 +14,17 @@ from db.examples import NewExample, content_hash, ids_by_source, insert_examples
 from db.generations import add_generations, dedupe_key
 from db.runs import finish_run, start_run
 from db.staging import StagedRows, stage_rows
-from db.tx import write_tx
-from pipeline.importing.errors import BadRow, ImportFailed, RowProblem
+from db.tx import when_unlocked, write_tx
+from pipeline.importing.errors import BadRow, ImportFailed, NoGold, ReportFailed, RowProblem, three_class_failure
+from pipeline.importing.names import Names
 from pipeline.importing.parallel import PARALLEL_MIN_BYTES, staged_in_child
-from pipeline.importing.readers import (
-    Record,
-    csv_records,
-    default_names,
-    detect_format,
-    jsonl_records,
-    read_head,
-    text_lines,
-)
-from pipeline.importing.validate import Target, example_batches, inconsistent, pair
-from pipeline.parsing import label_value
+from pipeline.importing.plan import ImportPlan, plan_import
+from pipeline.importing.readers import Record, file_records, jsonl_records, text_lines
+from pipeline.importing.rejected import PendingReport, check_report, default_report_path
+from pipeline.importing.validate import Target, answer_label, example_batches, inconsistent, pair
 
-FORMATS = ("auto", "csv", "jsonl", "seed-thoughts", "seed-reflections")
 Progress = Callable[[int], None]
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 @dataclass
@@ -49,6 +43,14 @@ class ImportReport:
     rejected: list[BadRow] = field(default_factory=list)
     report_path: Path | None = None
     run_id: int | None = None
+    no_consensus: int = 0  # rows whose gold label says the annotators did not agree (skipped)
+    layout: str = ""  # how the columns and labels were read
+    names: Names | None = None  # where dataset and split came from
+
+
+def store_file(db: Database) -> Path:
+    """The file of the store db is connected to."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def import_file(
@@ -60,66 +62,111 @@ def import_file(
     fmt: str = "auto",
     model: str | None = None,
     label_map: dict[str, int] | None = None,
+    columns: str | None = None,
     skip_bad: bool = False,
     unlabelled: bool = False,
     report_path: Path | None = None,
     progress: Progress | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Import one file in one transaction; raises ImportFailed (writing nothing) on bad input.
+    """Import one file in one transaction; raises ImportFailed (writing nothing) on bad input or a full disk.
 
     progress, if given, is called now and then with the last input line handled. Large CSV and
-    JSON Lines files of pairs are parsed in a second process while this one writes.
+    JSON Lines files of pairs are parsed in a second process while this one writes. While another
+    process holds the store's write lock, the import waits for it; on_wait is told each busy timeout.
     """
-    path = Path(path)
-    fmt = detect_format(path, read_head(path)) if fmt == "auto" else fmt
-    if fmt not in FORMATS[1:]:
-        raise ImportFailed(path, [], f"{path}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
-    default_dataset, default_split = default_names(path)
-    report = ImportReport(path, fmt, dataset or default_dataset, split or default_split)
-    seed = fmt.startswith("seed-")
-    target = Target(report.dataset, report.split, label_map or {}, unlabelled and not seed,
-                    "true_label" if seed else "label", model)
-    bad: list[BadRow] = []
-    with write_tx(db):
-        run_id = start_run(db, "import", {"path": str(path), "format": fmt, "dataset": report.dataset,
-                                          "split": report.split, "model": model, "skip_bad": skip_bad})
-        if fmt == "seed-reflections":
-            _import_reflections(db, jsonl_records(path, text_lines(path)), report, target, run_id, bad)
-        else:
-            _import_pairs_and_thoughts(db, path, fmt, report, target, run_id, bad, progress)
-        bad.sort(key=lambda b: b.line)
-        if bad and not skip_bad:
-            raise ImportFailed(path, bad)
-        report.rejected, report.run_id = bad, run_id
-        finish_run(db, run_id, "completed", metrics=_metrics(report))
-    if bad:
-        report.report_path = write_rejected(bad, report_path or Path(f"{path.name}.rejected.jsonl"))
+    plan = plan_import(path, fmt=fmt, dataset=dataset, split=split, model=model, label_map=label_map,
+                       columns=columns, unlabelled=unlabelled)
+    pending = None
+    if skip_bad:
+        report_path = report_path or default_report_path(plan.path)
+        check_report(report_path, store=store_file(db), source=plan.path)
+        pending = PendingReport(report_path)
+    outer = db.conn.in_transaction
+    try:
+        report = when_unlocked(lambda: _import_once(db, plan, skip_bad, pending, progress), on_wait=on_wait)
+    except BaseException as exc:
+        if pending is not None:
+            pending.discard()
+        if not outer and db.conn.in_transaction:  # a COMMIT that failed (a full disk) leaves it open
+            db.conn.rollback()
+        why = _write_failure(exc)
+        if why:
+            raise ImportFailed(plan.path, [], f"{store_file(db)}: {why} while importing {plan.path} ({exc}); "
+                               "nothing was imported (an import is one transaction). Free some space on that "
+                               "disk (or raise the limit: `ulimit -f`), then run the same command again.") from None
+        raise
+    if pending is not None and report.rejected:
+        try:
+            report.report_path = pending.publish()
+        except OSError as exc:
+            raise ReportFailed(f"{plan.path}: the good rows were imported, but the report of the "
+                               f"{len(report.rejected)} rejected rows could not be moved to {pending.path} "
+                               f"({exc.strerror}); it is at {pending.tmp}.") from None
     return report
 
 
-def write_rejected(bad: list[BadRow], path: Path) -> Path:
-    """Write rejected rows (line, reason, fix, raw) as JSON Lines via a temporary file; returns the path."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for b in bad:
-            fh.write(json.dumps({"line": b.line, "reason": b.reason, "fix": b.fix, "raw": b.raw},
-                                ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path.resolve()
+def _storable(text: str) -> str:
+    """text, with what cannot be stored as UTF-8 (a file name's undecodable bytes) as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """What a failed write means for the user, when exc is the disk (or a size limit) refusing data."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
+            return "the disk is full"
+        if code == sqlite3.SQLITE_IOERR:  # what SQLite makes of EFBIG (a file-size limit), among others
+            return "writing failed: the disk may be full, a file-size limit reached, or the disk failing,"
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return "the disk is full, or a file-size limit was reached,"
+    return None
+
+
+def _import_once(db: Database, plan: ImportPlan, skip_bad: bool, pending: PendingReport | None,
+                 progress: Progress | None) -> ImportReport:
+    """One try at the import's transaction (when_unlocked tries again while another writer holds the lock)."""
+    target, path = plan.target, plan.path
+    report = ImportReport(path, plan.format, target.dataset, target.split, layout=plan.layout_text(),
+                          names=plan.names)
+    bad: list[BadRow] = []
+    skipped: list[int] = []
+    with write_tx(db):
+        run_id = start_run(db, "import", {"path": _storable(str(path)), "format": plan.format, "dataset": target.dataset,
+                                          "split": target.split, "model": target.model, "skip_bad": skip_bad,
+                                          "layout": target.layout.name})
+        if plan.format == "seed-reflections":
+            records = jsonl_records(path, text_lines(path), target.label_fields)
+            _import_reflections(db, records, report, target, run_id, bad, skipped)
+        else:
+            _import_pairs_and_thoughts(db, path, plan.format, report, target, run_id, bad, skipped, progress)
+        bad.sort(key=lambda b: b.line)
+        if any(b.three_class for b in bad):
+            raise three_class_failure(path, bad, skip_bad)
+        if bad and not skip_bad:
+            raise ImportFailed(path, bad)
+        report.rejected, report.run_id, report.no_consensus = bad, run_id, len(skipped)
+        if bad and pending is not None:
+            try:
+                pending.write(bad)
+            except OSError as exc:  # inside the transaction: the import is rolled back with it
+                raise ImportFailed(path, [], f"{pending.path}: cannot write the report of rejected rows "
+                                   f"({exc.strerror}); nothing was imported (an import is one transaction). Free "
+                                   "some space, or choose another --report path, then run the same command again."
+                                   ) from None
+        finish_run(db, run_id, "completed", metrics=_metrics(report))
+    return report
 
 
 def _import_pairs_and_thoughts(db: Database, path: Path, fmt: str, report: ImportReport, target: Target,
-                               run_id: int, bad: list[BadRow], progress: Progress | None) -> None:
+                               run_id: int, bad: list[BadRow], skipped: list[int], progress: Progress | None) -> None:
     thoughts: list[tuple[NewExample, dict[str, Any]]] | None = [] if fmt == "seed-thoughts" else None
-    required = ["premise", "hypothesis"] + ([] if target.unlabelled else ["label"])
     batches: Iterator[StagedRows]
     if thoughts is None and path.stat().st_size >= PARALLEL_MIN_BYTES:
-        batches = staged_in_child(path, fmt, required, target, bad)
+        batches = staged_in_child(path, fmt, target, bad, skipped)
     else:
-        lines = text_lines(path)
-        records = (csv_records(path, lines, required, target.dataset, target.split, target.unlabelled)
-                   if fmt == "csv" else jsonl_records(path, lines))
-        batches = map(stage_rows, example_batches(records, target, bad, thoughts))
+        batches = map(stage_rows, example_batches(file_records(path, fmt, target), target, bad, skipped, thoughts))
     result = insert_examples(db, _reporting(batches, progress))
     report.examples_added, report.examples_unchanged = result.added, result.unchanged
     conflicted = {c.line for c in result.conflicts}
@@ -149,7 +196,7 @@ def _reporting(batches: Iterator[StagedRows], progress: Progress | None) -> Iter
 
 
 def _import_reflections(db: Database, records: Iterator[Record | BadRow], report: ImportReport,
-                        target: Target, run_id: int, bad: list[BadRow]) -> None:
+                        target: Target, run_id: int, bad: list[BadRow], skipped: list[int]) -> None:
     report.kind = "reflection"
     parsed: list[tuple[Record, NewExample]] = []
     for rec in records:
@@ -159,7 +206,9 @@ def _import_reflections(db: Database, records: Iterator[Record | BadRow], report
         try:
             parsed.append((rec, pair(rec, target)))
         except RowProblem as exc:
-            bad.append(BadRow(rec.line, exc.reason, exc.fix, rec.raw))
+            bad.append(BadRow(rec.line, exc.reason, exc.fix, rec.raw, exc.three_class))
+        except NoGold:
+            skipped.append(rec.line)
     ids = ids_by_source(db, report.dataset, report.split, [p.source_id for _, p in parsed])
     rows = []
     for rec, example in parsed:
@@ -196,8 +245,12 @@ def _reflection_fields(db: Database, rec: Record, example: NewExample, ids: dict
                          "thought it corrects)")
     improved = rec.data.get("improved_thought_process")
     analysis = rec.data.get("error_analysis")
-    label, note = label_value(rec.data.get("predicted_label"))
-    ok = all(isinstance(t, str) and t.strip() for t in (improved, analysis)) and label is not None
+    # As the parser stores a reflection: failed (no label) without the improved thought or a 0/1 label;
+    # without an error analysis it keeps its label, noted (an export uses only the thought and the label).
+    label, problems = answer_label(rec.data, "improved_thought_process", improved)
+    if not (isinstance(analysis, str) and analysis.strip()):
+        problems.append("missing error_analysis")
+    ok = label is not None
     flags = (["label_not_gold"] if label is not None and label != example.gold_label else []) + inconsistent(improved, label)
     fields = {
         "example_id": example_id,
@@ -205,12 +258,12 @@ def _reflection_fields(db: Database, rec: Record, example: NewExample, ids: dict
         "parent_id": parent,
         "model": model or str(rec.data.get("model") or "unknown"),
         "backend": "import",
-        "params": {"source_line": rec.line, **({"parse_problems": [note]} if note else {})},
+        "params": {"source_line": rec.line, **({"parse_problems": problems} if problems else {})},
         "thought_process": improved if isinstance(improved, str) else None,
         "error_analysis": analysis if isinstance(analysis, str) else None,
         "predicted_label": label,
         "raw_response": None if ok else rec.raw,
-        "parse_status": ("repaired" if note else "ok") if ok else "failed",
+        "parse_status": ("repaired" if problems else "ok") if ok else "failed",
         "flags": flags,
         "run_id": run_id,
     }
@@ -226,4 +279,5 @@ def _metrics(report: ImportReport) -> dict[str, Any]:
         "generations_added": report.generations_added,
         "generations_unchanged": report.generations_unchanged,
         "rejected": len(report.rejected),
+        "no_consensus_skipped": report.no_consensus,
     }

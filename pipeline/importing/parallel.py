@@ -1,8 +1,8 @@
 """Parse a large pair file in a second process, so parsing and the SQLite writes use both cores.
 
 The child is `python -m pipeline.importing.parse_worker`: it reads a pickled job on stdin and
-writes length-prefixed pickled messages on stdout: ("rows", staged batch) ..., then ("done", bad
-rows), or ("failed", message) for input the user must fix. Each batch comes staged (db/staging.py):
+writes length-prefixed pickled messages on stdout: ("rows", staged batch) ..., then ("done", (bad
+rows, lines skipped for want of a consensus label)), or ("failed", message) for input the user must fix. Each batch comes staged (db/staging.py):
 the child binds every value into a small SQLite database, so the writer only copies it in.
 """
 from __future__ import annotations
@@ -31,15 +31,16 @@ _AHEAD = 4
 _WORKER = [sys.executable, "-m", "pipeline.importing.parse_worker"]
 
 
-def staged_in_child(path: Path, fmt: str, required: list[str], target: Target,
-                    bad: list[BadRow]) -> Iterator[StagedRows]:
-    """Batches of example rows parsed, validated and staged by a child process; rejected rows land in bad."""
+def staged_in_child(path: Path, fmt: str, target: Target, bad: list[BadRow],
+                    skipped: list[int]) -> Iterator[StagedRows]:
+    """Batches of example rows parsed, validated and staged by a child process; rejected rows land in
+    bad, the lines of rows without a consensus label in skipped."""
     child = subprocess.Popen(_WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
     ahead: queue.Queue[Any] = queue.Queue(_AHEAD)
     reader = threading.Thread(target=_read_ahead, args=(child.stdout, ahead), daemon=True)
     try:
-        child.stdin.write(pickle.dumps((str(path), fmt, required, target)))
+        child.stdin.write(pickle.dumps((str(path), fmt, target)))
         child.stdin.close()
         reader.start()
         while True:
@@ -53,7 +54,8 @@ def staged_in_child(path: Path, fmt: str, required: list[str], target: Target,
             if kind == "rows":
                 yield payload
             elif kind == "done":
-                bad.extend(payload)
+                bad.extend(payload[0])
+                skipped.extend(payload[1])
                 return
             else:
                 raise ImportFailed(path, [], payload)

@@ -9,7 +9,7 @@ from pathlib import Path
 from db.staging import stage_rows
 from pipeline.importing.errors import BadRow, ImportFailed
 from pipeline.importing.parallel import send
-from pipeline.importing.readers import csv_records, jsonl_records, text_lines
+from pipeline.importing.readers import file_records
 from pipeline.importing.validate import example_batches
 
 
@@ -19,16 +19,14 @@ def main() -> None:
     # stops this one), so this one does not die with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
-    path, fmt, required, target = pickle.loads(sys.stdin.buffer.read())
+    path, fmt, target = pickle.loads(sys.stdin.buffer.read())
     file = Path(path)
     try:
-        lines = text_lines(file)
-        records = (csv_records(file, lines, required, target.dataset, target.split, target.unlabelled)
-                   if fmt == "csv" else jsonl_records(file, lines))
         bad: list[BadRow] = []
-        for batch in example_batches(records, target, bad):
+        skipped: list[int] = []
+        for batch in example_batches(file_records(file, fmt, target), target, bad, skipped):
             send(out, ("rows", stage_rows(batch)))
-        send(out, ("done", bad))
+        send(out, ("done", (bad, skipped)))
     except ImportFailed as exc:
         send(out, ("failed", str(exc)))
 
