@@ -200,6 +200,8 @@ def main() -> None:
         print(f"built {db_path} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     runs, loads = [], []
     for _ in range(args.repeat):
+        for old in (out, out.with_name(out.name + ".manifest.json")):
+            old.unlink(missing_ok=True)  # an export never replaces a file unless told to (--overwrite)
         loads.append(round(os.getloadavg()[0], 2))
         run = time_in_child(db_path, out, layout)
         if run["rows"] != args.rows:

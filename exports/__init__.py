@@ -8,7 +8,12 @@ The API for the CLI and the review app's export screen:
   with example ids; cross-split pairs), computed exactly as the writers do: show them before writing.
 - write_sft / write_dpo: write JSON Lines (out) or a datasets folder (hf_dir) under a temporary
   name, then the manifest (FILE.manifest.json), the `exports` row and an `export` run; returns the Manifest.
-- list_exports: the recorded exports, newest first.
+  An existing target is replaced only with overwrite=True (the export it held is marked superseded);
+  the store and the inputs are never a target (ExportTargetError). on_wait is told each time a write
+  waits for another process's lock.
+- check_target / default_path: the same checks before writing (for a form), a fresh default name.
+- list_exports: the recorded exports, newest first; ExportRecord.state() says whether each file is still
+  what was exported (STATES).
 - REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS: the choices.
 
 Large exports select in worker processes (exports.parallel); small ones in the caller's process.
@@ -21,9 +26,12 @@ from exports.errors import (
     ExportError,
     ExportOptionError,
     ExportTargetError,
+    ExportWriteError,
+    ManifestPlaceError,
+    TargetExistsError,
     TokenizerLoadError,
 )
-from exports.lineage import ExportRecord, Manifest, list_exports, manifest_path
+from exports.lineage import STATES, ExportRecord, Manifest, list_exports, listed_at
 from exports.options import (
     ABLATIONS,
     DEFAULT_MAX_TOKENS,
@@ -36,11 +44,12 @@ from exports.sft import describe as describe_sft
 from exports.sft import plan_sft, write_sft
 from exports.source import available_scopes
 from exports.tally import CrossSplit, ExportPlan
+from exports.target import check_target, default_path, manifest_path
 
 __all__ = [
-    "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "CrossSplit", "DpoOptions", "EmptyExportError",
-    "ExportError",
-    "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError", "Manifest", "SftOptions",
-    "TokenizerLoadError", "available_scopes", "describe_dpo", "describe_sft", "list_exports", "manifest_path",
-    "plan_dpo", "plan_sft", "write_dpo", "write_sft",
+    "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "STATES", "CrossSplit", "DpoOptions",
+    "EmptyExportError", "ExportError", "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError",
+    "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions", "TargetExistsError", "TokenizerLoadError",
+    "available_scopes", "check_target", "default_path", "describe_dpo", "describe_sft", "list_exports",
+    "listed_at", "manifest_path", "plan_dpo", "plan_sft", "write_dpo", "write_sft",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from exports.block import Block, BlockBuilder
-from exports.engine import LengthCheck, Progress, Selector, plan_with, write_with
+from exports.engine import LengthCheck, OnWait, Progress, Selector, plan_with, write_with
 from exports.length import estimate_tokens
 from exports.lineage import Manifest
 from exports.lines import dpo_line, sft_text
@@ -71,7 +71,8 @@ def selector(options: DpoOptions) -> Selector:
             if len(fitting) < len(rejected):
                 block.leave_out(row.id, "too_long", len(rejected) - len(fitting))
             if fitting:
-                block.take_lines(row, [dpo_line(row.id, row.premise, row.hypothesis, (chosen.thought, chosen.label),
+                block.take_lines(row, [dpo_line(row.id, row.dataset, row.source_id, row.premise, row.hypothesis,
+                                                (chosen.thought, chosen.label),
                                                 (side.thought, side.label), provenance(row, chosen, side)).encode()
                                        for side in fitting],
                                  [(chosen.label, f"{chosen.source}>{side.source}", chosen.model) for side in fitting])
@@ -80,12 +81,15 @@ def selector(options: DpoOptions) -> Selector:
     return Selector("dpo", RULE, source, build)
 
 
-def plan_dpo(db: Database, options: DpoOptions, progress: Progress | None = None) -> ExportPlan:
+def plan_dpo(db: Database, options: DpoOptions, progress: Progress | None = None,
+             on_wait: OnWait | None = None) -> ExportPlan:
     """The counts a DPO export with these options would have, without writing anything."""
-    return plan_with(db, options, selector(options), progress)
+    return plan_with(db, options, selector(options), progress, on_wait)
 
 
 def write_dpo(db: Database, options: DpoOptions, out: Path | None = None, hf_dir: Path | None = None,
-              progress: Progress | None = None) -> Manifest:
-    """Write a DPO export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row."""
-    return write_with(db, options, selector(options), "dpo", describe(options), out, hf_dir, progress)
+              progress: Progress | None = None, *, overwrite: bool = False, on_wait: OnWait | None = None) -> Manifest:
+    """Write a DPO export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row
+    (overwrite and on_wait as for exports.sft.write_sft)."""
+    return write_with(db, options, selector(options), "dpo", describe(options), out, hf_dir, progress,
+                      overwrite=overwrite, on_wait=on_wait)

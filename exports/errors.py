@@ -11,7 +11,15 @@ class ExportOptionError(ExportError, ValueError):
 
 
 class ExportTargetError(ExportError):
-    """The output path cannot be written (a directory in the way, a missing folder, ...)."""
+    """The output path cannot be written (a directory in the way, a missing folder, the store, an input, ...)."""
+
+
+class TargetExistsError(ExportTargetError):
+    """The output path is taken and --overwrite was not given."""
+
+
+class ExportWriteError(ExportError):
+    """Writing the export failed midway (a full disk, a file-size limit, no permission); nothing was kept."""
 
 
 class TokenizerLoadError(ExportError):
@@ -20,3 +28,7 @@ class TokenizerLoadError(ExportError):
 
 class EmptyExportError(ExportError):
     """Every example was left out: nothing would be written."""
+
+
+class ManifestPlaceError(ExportError):
+    """The export is recorded and in place, but its manifest could not be renamed beside it."""

@@ -1,9 +1,30 @@
-"""Lineage of every export: the manifest beside the file and the row in the `exports` table."""
+"""Lineage of every export: the manifest beside the file, the row in the `exports` table, and their checks.
+
+How an export is put in place (record_export), so that whatever moment a crash or kill -9 strikes, a
+manifest on disk always describes the data beside it and names a recorded export:
+
+1. The data is complete under its temporary name, fsynced, its sha256 known (exports.sink).
+2. One write transaction: the `exports` row and the rows it supersedes (same resolved path); the
+   manifest written under its temporary name; the old manifest (if any) removed; the data renamed
+   (a folder swapped) into place. Then COMMIT.
+3. The manifest renamed into place; then the run is marked completed (a transaction of its own).
+
+Killed before the COMMIT, the store is as before; the data may already be new and the old manifest
+already gone, so the replaced export reads "changed" in `nlistral exports` (below), never as a file
+with a manifest that describes other data. Killed after the COMMIT, the export is recorded and its
+file in place, and until 3 is done `nlistral exports` says its manifest is missing. Either way the
+run is still `running`; the temporaries left behind are named in its config ("temporaries"), so
+the sweep of interrupted runs (db.runs.mark_interrupted) removes them when it marks the run.
+
+Checking an export (ExportRecord.state) is cheap by default: the size, file count and modification
+time of the data are recorded at export (options["written"]) and compared with the file's now;
+hashing every file against the recorded sha256 happens only when asked (`nlistral exports --verify`).
+"""
 from __future__ import annotations
 
 import json
 import os
-import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,13 +33,20 @@ from sqlite_utils import Database
 
 from db.clock import now
 from db.runs import finish_run
-from db.tx import write_tx
+from db.tx import when_unlocked, write_tx
+from exports.errors import ManifestPlaceError
+from exports.sink import HfSink, JsonlSink, dir_sha256, file_sha256, file_stamp
 from exports.tally import ExportPlan
+from exports.target import manifest_path
 
-
-def manifest_path(path: Path) -> Path:
-    """Where the manifest of an export at path goes: FILE.manifest.json (or FOLDER.manifest.json)."""
-    return path.with_name(path.name + ".manifest.json")
+# What ExportRecord.state says of an export's data.
+STATES = {
+    "ok": "the file has the size and time recorded at export",
+    "verified": "the file's sha256 equals the recorded one (--verify)",
+    "changed": "the file is not what was exported (size, time or, with --verify, sha256 differ)",
+    "missing": "the file is gone",
+    "unchecked": "no size and time were recorded (an older export); --verify checks its sha256",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,7 @@ class ExportRecord:
     sha256: str
     review_log_position: int
     created_at: str
+    superseded_by: int | None = None  # the export that later replaced this one at the same path
 
     @property
     def manifest(self) -> Path:
@@ -73,6 +102,24 @@ class ExportRecord:
         """Whether the exported file (or folder) is still there."""
         return Path(self.path).exists()
 
+    @property
+    def manifest_present(self) -> bool:
+        """Whether the manifest beside the export is still there."""
+        return self.manifest.is_file()
+
+    def state(self, verify: bool = False) -> str:
+        """A key of STATES: whether the file is still what was exported (module docstring)."""
+        path = Path(self.path)
+        if not path.exists():
+            return "missing"
+        if verify:
+            digest = dir_sha256(path) if path.is_dir() else file_sha256(path)
+            return "verified" if digest == self.sha256 else "changed"
+        written = self.options.get("written")
+        if not isinstance(written, dict):
+            return "unchecked"
+        return "ok" if file_stamp(path) == written else "changed"
+
 
 def database_path(db: Database) -> str:
     """The file behind the connection ('' for an in-memory database)."""
@@ -80,36 +127,77 @@ def database_path(db: Database) -> str:
     return row[2] if row else ""
 
 
-def record_export(db: Database, *, sink: Any, plan: ExportPlan, kind: str, fmt: str, rule_text: str,
-                  options: dict[str, Any], run_id: int) -> Manifest:
-    """Insert the exports row, write the manifest and move the finished sink into place, together."""
-    target = manifest_path(sink.path)
-    stamp = now()
+def listed_at(db: Database, path: Path) -> list[ExportRecord]:
+    """The current (not superseded) exports recorded at path, compared as resolved paths, newest first."""
+    real = os.path.realpath(path)
+    return [r for r in list_exports(db) if r.superseded_by is None and os.path.realpath(r.path) == real]
+
+
+def _write_manifest(manifest: Manifest, temporary: Path) -> None:
+    with temporary.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest.as_dict(), ensure_ascii=False, indent=2) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def record_export(db: Database, *, sink: JsonlSink | HfSink, plan: ExportPlan, kind: str, fmt: str,
+                  rule_text: str, options: dict[str, Any], run_id: int,
+                  on_wait: Callable[[], None] | None = None) -> Manifest:
+    """Record the finished sink and put it in place with its manifest (steps 2 and 3 of the module docstring).
+
+    Waits while another process holds the write lock (on_wait is told each time). An OSError before
+    the COMMIT leaves the store as it was; after it (the manifest rename), the export stands, its run
+    is completed, and the error says where its manifest is.
+    """
+    target = sink.target
+    stamp, written = now(), file_stamp(target.data_tmp)  # a rename keeps size and times
     counts = plan.as_dict()
-    with write_tx(db):
-        cursor = db.execute(
-            "INSERT INTO exports (kind, path, format, rule, options, counts, sha256, review_log_position, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [kind, str(sink.path), fmt, plan.rule, json.dumps({**options, "storage": sink.storage}, ensure_ascii=False),
-             json.dumps(counts, ensure_ascii=False), sink.sha256, plan.review_log_position, stamp],
-        )
-        manifest = Manifest(
-            export_id=int(cursor.lastrowid or 0), run_id=run_id, kind=kind, rule=plan.rule, rule_text=rule_text,
-            format=fmt, storage=sink.storage, path=str(sink.path), manifest=str(target), rows=plan.rows,
-            sha256=sink.sha256, content_sha256=sink.content_sha256,
-            review_log_position=plan.review_log_position, database=database_path(db), created_at=stamp,
-            options=options, counts=counts,
-        )
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        temporary.write_text(json.dumps(manifest.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        try:
+
+    def write() -> Manifest:
+        with write_tx(db):
+            cursor = db.execute(
+                "INSERT INTO exports (kind, path, format, rule, options, counts, sha256, review_log_position, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [kind, str(target.path), fmt, plan.rule,
+                 json.dumps({**options, "storage": sink.storage, "written": written}, ensure_ascii=False),
+                 json.dumps(counts, ensure_ascii=False), sink.sha256, plan.review_log_position, stamp],
+            )
+            export_id = int(cursor.lastrowid or 0)
+            replaced = [r.id for r in listed_at(db, target.path) if r.id != export_id]
+            if replaced:
+                db.execute(f"UPDATE exports SET superseded_by = ? WHERE id IN ({', '.join('?' * len(replaced))})",
+                           [export_id, *replaced])
+            manifest = Manifest(
+                export_id=export_id, run_id=run_id, kind=kind, rule=plan.rule, rule_text=rule_text,
+                format=fmt, storage=sink.storage, path=str(target.path), manifest=str(target.manifest),
+                rows=plan.rows, sha256=sink.sha256, content_sha256=sink.content_sha256,
+                review_log_position=plan.review_log_position, database=database_path(db), created_at=stamp,
+                options=options, counts=counts,
+            )
+            _write_manifest(manifest, target.manifest_tmp)
+            target.manifest.unlink(missing_ok=True)  # never a manifest beside data it does not describe
             sink.commit()
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        finish_run(db, run_id, "completed", metrics={"rows": plan.rows, "left_out": plan.left_out},
-                   artifacts={"path": str(sink.path), "manifest": str(target), "export_id": manifest.export_id})
+        return manifest
+
+    try:
+        manifest = when_unlocked(write, on_wait=on_wait)
+    except BaseException:
+        target.manifest_tmp.unlink(missing_ok=True)
+        raise
+    sink.cleanup()
+    artifacts = {"path": str(target.path), "manifest": str(target.manifest), "export_id": manifest.export_id}
+    metrics = {"rows": plan.rows, "left_out": plan.left_out}
+    try:
+        os.replace(target.manifest_tmp, target.manifest)
+    except OSError as exc:
+        error = ManifestPlaceError(
+            f"Export {manifest.export_id} was written to {target.path} and recorded, but its manifest could not be "
+            f"moved into place ({exc.strerror or exc}): it is at {target.manifest_tmp}; rename it to "
+            f"{target.manifest}.")
+        when_unlocked(lambda: finish_run(db, run_id, "completed", metrics=metrics, artifacts=artifacts,
+                                         error=str(error)), on_wait=on_wait)
+        raise error from None
+    when_unlocked(lambda: finish_run(db, run_id, "completed", metrics=metrics, artifacts=artifacts), on_wait=on_wait)
     return manifest
 
 

@@ -1,11 +1,13 @@
 """JSON Lines records of the exports, laid out only by exports.formats.
 
 `sft_line` and `dpo_line` are the definitions: json.dumps of the record (key order fixed,
-ensure_ascii=False, one object per line, "\\n" line ends). `SftLines` is the same layout compiled
-for speed: it renders one line per label through `sft_line` (and the training text through
-`sft_text`) with placeholder characters, keeps the constant pieces between them, and from then on
-fills in each row's premise, hypothesis and thought, JSON-escaping them only where one holds a
-character JSON escapes. The length estimate counts the three texts in one pass and adds the
+ensure_ascii=False, one object per line, "\\n" line ends). Every record starts with the store's
+example id, the example's dataset and its id in the user's own file (source_id). `SftLines` is the
+same layout compiled for speed: it renders one line per label through `sft_line` (and the training
+text through `sft_text`) with placeholder characters, keeps the constant pieces between them, and
+from then on fills in each row's dataset and source id (JSON strings, as json.dumps writes them)
+and its premise, hypothesis and thought, JSON-escaping those only where one holds a character JSON
+escapes. The length estimate counts the three texts in one pass and adds the
 constant pieces' counts, computed once; given the limit, it leaves out the second pass (repeated
 spaces) wherever that cannot change which side of the limit a row falls on. It checks itself
 against `sft_line` and `exports.length.estimate_tokens` on awkward text when built and falls back
@@ -23,6 +25,7 @@ from exports.length import LETTERS, estimate_tokens, part_stats, repeated_spaces
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # exactly json.dumps(..., ensure_ascii=False)
 _PREMISE, _HYPOTHESIS, _THOUGHT = "\ue000", "\ue001", "\ue002"  # JSON leaves private-use characters as they are
+_DATASET, _SOURCE_ID = "\ue003", "\ue004"
 _ID = 918_273_645
 _ESCAPED = bytes(range(32)) + b'"\\'  # what JSON escapes (ensure_ascii=False)
 _ESCAPES_TO_NUL = bytes(0 if b in _ESCAPED else 1 for b in range(256))  # a table: counting them needs no setup
@@ -49,21 +52,25 @@ def sft_text(premise: str, hypothesis: str, thought: str, label: int) -> str:
     return inst_text(user_prompt(premise, hypothesis), cot_target(thought, label))
 
 
-def sft_line(example_id: int, premise: str, hypothesis: str, thought: str, label: int, fmt: str) -> str:
-    """One SFT record: {"id", "text"} (inst) or {"id", "messages"} (messages), with its newline."""
+def sft_line(example_id: int, dataset: str, source_id: str, premise: str, hypothesis: str, thought: str, label: int,
+             fmt: str) -> str:
+    """One SFT record: {"id", "dataset", "source_id", "text"} (inst) or {..., "messages"} (messages), with its newline."""
     prompt, target = user_prompt(premise, hypothesis), cot_target(thought, label)
+    record: dict[str, Any] = {"id": example_id, "dataset": dataset, "source_id": source_id}
     if fmt == "inst":
-        record: dict[str, Any] = {"id": example_id, "text": inst_text(prompt, target)}
+        record["text"] = inst_text(prompt, target)
     else:
-        record = {"id": example_id, "messages": messages(prompt, target)}
+        record["messages"] = messages(prompt, target)
     return _ENCODER.encode(record) + "\n"
 
 
-def dpo_line(example_id: int, premise: str, hypothesis: str, chosen: tuple[str, int], rejected: tuple[str, int],
-             provenance: dict[str, Any]) -> str:
-    """One DPO record: {"id", "prompt", "chosen", "rejected", "provenance"}, with its newline."""
+def dpo_line(example_id: int, dataset: str, source_id: str, premise: str, hypothesis: str, chosen: tuple[str, int],
+             rejected: tuple[str, int], provenance: dict[str, Any]) -> str:
+    """One DPO record: {"id", "dataset", "source_id", "prompt", "chosen", "rejected", "provenance"}, with its newline."""
     record = {
         "id": example_id,
+        "dataset": dataset,
+        "source_id": source_id,
         "prompt": user_prompt(premise, hypothesis),
         "chosen": cot_target(*chosen),
         "rejected": cot_target(*rejected),
@@ -108,22 +115,29 @@ class SftLines:
 
     def __init__(self, fmt: str):
         self.fmt = fmt
-        # label -> the line's pieces (head before the id, then around the texts), the edges of the text's
+        # label -> the line's pieces (head before the id, around the dataset and the source id, then around the
+        # texts), the edges of the text's
         # pieces around the texts (see _edges), the letters and others the text has besides the counted
         # data, and the escaped characters of the edges
         self._plan: dict[int, tuple[Any, ...]] = {}
         self._text: dict[int, list[str]] = {}  # label -> the training text's pieces around the texts
+        self._named: dict[int, dict[str, str]] = {0: {}, 1: {}}  # label -> dataset -> its piece (see _name)
         self.compiled = False
+        dataset, source_id = encode_basestring(_DATASET), encode_basestring(_SOURCE_ID)  # with their quotes
         for label in (0, 1):
-            head, found, tail = sft_line(_ID, _PREMISE, _HYPOTHESIS, _THOUGHT, label, fmt).partition(str(_ID))
-            line_pieces = _split3(tail) if found and str(_ID) not in tail else None
+            head, found, tail = sft_line(_ID, _DATASET, _SOURCE_ID, _PREMISE, _HYPOTHESIS, _THOUGHT, label,
+                                         fmt).partition(str(_ID))
+            after_id, found_dataset, tail = tail.partition(dataset)
+            after_dataset, found_source, tail = tail.partition(source_id)
+            line_pieces = (_split3(tail) if found and found_dataset and found_source and str(_ID) not in tail
+                           and _DATASET not in tail and _SOURCE_ID not in tail else None)
             text_pieces = _split3(sft_text(_PREMISE, _HYPOTHESIS, _THOUGHT, label))
             if line_pieces is None or text_pieces is None:
                 return
             edges = _edges(text_pieces)
             text, counted = [part_stats(p) for p in text_pieces], [part_stats(e) for e in edges]
             self._text[label] = text_pieces
-            self._plan[label] = (head, *line_pieces, *edges,
+            self._plan[label] = (head, after_id, after_dataset, *line_pieces, *edges,
                                  sum(t.letters for t in text) - sum(c.letters for c in counted),
                                  sum(t.others for t in text) - sum(c.others for c in counted),
                                  sum(_escaped(e) for e in edges))
@@ -131,46 +145,57 @@ class SftLines:
         self.compiled = all(self._agrees(*probe, label) for probe in _PROBES for label in (0, 1))
 
     def _agrees(self, premise: str, hypothesis: str, thought: str, label: int) -> bool:
-        line, estimate = self.line_and_estimate(7, premise, hypothesis, thought, label)
+        # The texts stand in for the dataset and source id too: the same awkward characters.
+        names = (hypothesis, premise)
+        line, estimate = self.line_and_estimate(7, *names, premise, hypothesis, thought, label)
         exact = estimate_tokens(sft_text(premise, hypothesis, thought, label))
-        return (line == sft_line(7, premise, hypothesis, thought, label, self.fmt) and estimate == exact
-                and all((self.encoded(7, premise, hypothesis, thought, label, limit)[1] <= limit) == (exact <= limit)
-                        for limit in (exact - 1, exact)))
+        return (line == sft_line(7, *names, premise, hypothesis, thought, label, self.fmt) and estimate == exact
+                and all((self.encoded(7, *names, premise, hypothesis, thought, label, limit)[1] <= limit)
+                        == (exact <= limit) for limit in (exact - 1, exact)))
 
-    def encoded(self, example_id: int, premise: str, hypothesis: str, thought: str, label: int,
-                limit: int | None = None) -> tuple[bytes, int]:
+    def encoded(self, example_id: int, dataset: str, source_id: str, premise: str, hypothesis: str, thought: str,
+                label: int, limit: int | None = None) -> tuple[bytes, int]:
         """The UTF-8 JSONL line of a row and the length estimate of its training text (exports.length).
 
         Given a limit, the estimate may be a bound instead, always on the same side of the limit as
         the exact one: repeated spaces are counted only where they could decide.
         """
         if not self.compiled:
-            return (sft_line(example_id, premise, hypothesis, thought, label, self.fmt).encode(),
+            return (sft_line(example_id, dataset, source_id, premise, hypothesis, thought, label, self.fmt).encode(),
                     estimate_tokens(sft_text(premise, hypothesis, thought, label)))
-        head, c0, c1, c2, c3, e0, e1, e2, e3, letters, others, escaped = self._plan[label]
+        head, i0, i1, c0, c1, c2, c3, e0, e1, e2, e3, letters, others, escaped = self._plan[label]
         # The three texts between the edges of the pieces around them, counted in one pass.
         data = f"{e0}{premise}{e1}{hypothesis}{e2}{thought}{e3}".encode()
         rest = data.translate(None, LETTERS)
         if rest.translate(_ESCAPES_TO_NUL).count(0) != escaped:  # a text holds something JSON escapes
-            return self._escaping(example_id, premise, hypothesis, thought, label)
+            return self._escaping(example_id, dataset, source_id, premise, hypothesis, thought, label)
         spaces = rest.count(b" ")
         estimate = tokens(letters + len(data) - len(rest), others + len(rest) - spaces)  # less repeated spaces
         if (limit is None or estimate <= limit < estimate + spaces) and b"  " in data:
             estimate += repeated_spaces(data)  # at most one per space, so only a limit in that span needs them
-        return f"{head}{example_id}{c0}{premise}{c1}{hypothesis}{c2}{thought}{c3}".encode(), estimate
+        named = self._named[label].get(dataset) or self._name(label, dataset)
+        return (f"{head}{example_id}{named}{encode_basestring(source_id)}"
+                f"{c0}{premise}{c1}{hypothesis}{c2}{thought}{c3}").encode(), estimate
 
-    def _escaping(self, example_id: int, premise: str, hypothesis: str, thought: str,
+    def _name(self, label: int, dataset: str) -> str:
+        """The line's piece from after the id to the source id, for a dataset (kept: datasets are few)."""
+        _head, i0, i1 = self._plan[label][:3]
+        named = self._named[label][dataset] = f"{i0}{encode_basestring(dataset)}{i1}"
+        return named
+
+    def _escaping(self, example_id: int, dataset: str, source_id: str, premise: str, hypothesis: str, thought: str,
                   label: int) -> tuple[bytes, int]:
-        head, c0, c1, c2, c3 = self._plan[label][:5]
+        head, i0, i1, c0, c1, c2, c3 = self._plan[label][:7]
         t0, t1, t2, t3 = self._text[label]
         once = encode_basestring(thought)[1:-1]  # the thought as it stands inside the target JSON
         twice = once.replace("\\", "\\\\").replace('"', '\\"')  # inside the line (no control characters left)
-        line = (f"{head}{example_id}{c0}{encode_basestring(premise)[1:-1]}{c1}"
+        line = (f"{head}{example_id}{i0}{encode_basestring(dataset)}{i1}{encode_basestring(source_id)}"
+                f"{c0}{encode_basestring(premise)[1:-1]}{c1}"
                 f"{encode_basestring(hypothesis)[1:-1]}{c2}{twice}{c3}")
         return line.encode(), estimate_tokens(f"{t0}{premise}{t1}{hypothesis}{t2}{once}{t3}")
 
-    def line_and_estimate(self, example_id: int, premise: str, hypothesis: str, thought: str,
-                          label: int) -> tuple[str, int]:
+    def line_and_estimate(self, example_id: int, dataset: str, source_id: str, premise: str, hypothesis: str,
+                          thought: str, label: int) -> tuple[str, int]:
         """The JSONL line of a row (as text) and the exact length estimate of its training text."""
-        line, estimate = self.encoded(example_id, premise, hypothesis, thought, label)
+        line, estimate = self.encoded(example_id, dataset, source_id, premise, hypothesis, thought, label)
         return line.decode(), estimate

@@ -6,6 +6,8 @@ read, sends the jobs, and releases the lock only once each worker has begun its 
 and read. No commit can fall in between, so every reader sees the same state; each worker's first
 read (exports.source.fingerprint) is checked against the parent's. Other writers wait on the busy
 timeout meanwhile: for the parent's counts and the workers' first reads, tens of milliseconds.
+While another process holds the lock, the parent waits for it (db.tx.when_unlocked) when it can say
+so (on_wait), else fails with a message after the busy timeout (the review app's counts).
 
 The id span of the export is cut into ranges of about BLOCK_EXAMPLES examples, dealt to the workers
 in turn (range k to worker k mod n). A worker (`python -m exports.block_worker`) reads a pickled
@@ -24,7 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Self
 from sqlite_utils import Database
 
 from db.connection import BUSY_TIMEOUT_MS
+from db.tx import when_unlocked
 from exports import block
 from exports.block import Block
 from exports.errors import ExportError
@@ -108,8 +111,8 @@ def receive(stream: IO[bytes]) -> tuple[str, Any]:
 class Pool:
     """The write lock and the worker processes of one export (module docstring)."""
 
-    def __init__(self, db: Database, workers: int):
-        self.db, self.workers = db, workers
+    def __init__(self, db: Database, workers: int, on_wait: Callable[[], None] | None = None):
+        self.db, self.workers, self.on_wait = db, workers, on_wait
         self.path = database_path(db)
         self._lock: sqlite3.Connection | None = None
         self._children: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []  # (process, its stderr)
@@ -119,8 +122,12 @@ class Pool:
         for _ in range(self.workers):
             self._start()  # they import while waiting for a job
         self._lock = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        lock = self._lock
         try:
-            self._lock.execute("BEGIN IMMEDIATE")
+            if self.on_wait is None:
+                lock.execute("BEGIN IMMEDIATE")
+            else:
+                when_unlocked(lambda: lock.execute("BEGIN IMMEDIATE"), on_wait=self.on_wait)
         except BaseException as exc:
             self.__exit__(type(exc), exc, None)
             if isinstance(exc, sqlite3.OperationalError):

@@ -66,6 +66,7 @@ class SourceRow(NamedTuple):
     hypothesis: str
     gold: int | None
     content_hash: str
+    source_id: str  # the example's id in the user's own file
     thought_id: int | None
     thought_text: str | None
     thought_label: int | None
@@ -79,8 +80,7 @@ class SourceRow(NamedTuple):
     edited_label: int | None
     suggested_label: int | None
     bias_category: str | None
-    source_id: str | None  # this and the rest: DPO provenance only (None in SFT queries)
-    reviewer: str | None
+    reviewer: str | None  # this and the rest: DPO provenance only (None in SFT queries)
     last_event_id: int | None
     chosen_reflection_id: int | None
 

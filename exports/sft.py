@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from exports.block import Block, BlockBuilder
-from exports.engine import LengthCheck, Progress, Selector, plan_with, write_with
+from exports.engine import LengthCheck, OnWait, Progress, Selector, plan_with, write_with
 from exports.lineage import Manifest
 from exports.lines import sft_lines, sft_text
 from exports.options import SftOptions
@@ -56,7 +56,8 @@ def selector(options: SftOptions) -> Selector:
             if isinstance(target, str):
                 leave_out(row.id, target)
                 continue
-            line, estimate = encoded(row.id, row.premise, row.hypothesis, target.thought, target.label, limit)
+            line, estimate = encoded(row.id, row.dataset, row.source_id, row.premise, row.hypothesis, target.thought,
+                                     target.label, limit)
             if counter is not None:
                 measure_later.append((row, target, line))
             elif estimate > limit:
@@ -75,12 +76,17 @@ def selector(options: SftOptions) -> Selector:
     return Selector("sft", options.ablation, source, build)
 
 
-def plan_sft(db: Database, options: SftOptions, progress: Progress | None = None) -> ExportPlan:
+def plan_sft(db: Database, options: SftOptions, progress: Progress | None = None,
+             on_wait: OnWait | None = None) -> ExportPlan:
     """The counts an SFT export with these options would have, without writing anything."""
-    return plan_with(db, options, selector(options), progress)
+    return plan_with(db, options, selector(options), progress, on_wait)
 
 
 def write_sft(db: Database, options: SftOptions, out: Path | None = None, hf_dir: Path | None = None,
-              progress: Progress | None = None) -> Manifest:
-    """Write an SFT export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row."""
-    return write_with(db, options, selector(options), options.fmt, describe(options), out, hf_dir, progress)
+              progress: Progress | None = None, *, overwrite: bool = False, on_wait: OnWait | None = None) -> Manifest:
+    """Write an SFT export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row.
+
+    An existing target is replaced only with overwrite; on_wait is told each time a write waits for another
+    process's lock (exports.engine.write_with)."""
+    return write_with(db, options, selector(options), options.fmt, describe(options), out, hf_dir, progress,
+                      overwrite=overwrite, on_wait=on_wait)

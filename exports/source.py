@@ -23,7 +23,7 @@ _LATEST_REFLECTION = (
     "AND g.parent_id = e.thought_id)"
 )
 _REVIEW_COLUMNS = "s.status, s.edited_thought, s.edited_label, s.suggested_label, s.bias_category"
-_PROVENANCE_COLUMNS = "e.source_id, s.reviewer, s.last_event_id, s.chosen_reflection_id"
+_PROVENANCE_COLUMNS = "s.reviewer, s.last_event_id, s.chosen_reflection_id"
 
 
 @contextlib.contextmanager
@@ -84,7 +84,7 @@ class Source:
                 f"LEFT JOIN generations r ON r.id = {expr}"), ()
         review_cols = f", {_REVIEW_COLUMNS}, {_PROVENANCE_COLUMNS}" if self.provenance else ""
         cursor = db.conn.execute(f"""
-            SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash,
+            SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash, e.source_id,
                    e.thought_id, t.thought_process, t.predicted_label, t.model{refl_cols}{review_cols}
             FROM examples e
             LEFT JOIN generations t ON t.id = e.thought_id
@@ -97,9 +97,9 @@ class Source:
             if self.provenance:
                 yield from map(_as_source_row, cursor)
                 return
-            nothing = tail + (None,) * 9  # the review state and the provenance columns
+            nothing = tail + (None,) * 8  # the review state and the provenance columns
             reviews = {
-                example_id: (*tail, *state, None, None, None, None)
+                example_id: (*tail, *state, None, None, None)
                 for example_id, *state in db.execute(
                     f"SELECT e.id, {_REVIEW_COLUMNS} FROM review_state s CROSS JOIN examples e "
                     f"ON e.id = s.example_id WHERE {where}", args)

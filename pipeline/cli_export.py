@@ -28,6 +28,9 @@ MaxOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Leave out (nev
 TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
                                                "[default: a conservative estimate, see exports/length.py].")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print the counts only; write nothing.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (or --hf datasets "
+                                            "folder) and its manifest; the export it held is listed as superseded. "
+                                            "Without it an existing target is refused.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the manifest (or, with --dry-run, the counts) as JSON.")]
 
 
@@ -48,6 +51,7 @@ def register(app: typer.Typer) -> None:
         reviewed_only: Annotated[bool, typer.Option("--reviewed-only", help="curated: leave out examples still "
                                                     "pending review.")] = False,
         max_tokens: MaxOpt = 512, tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False,
+        overwrite: OverwriteOpt = False,
     ) -> None:
         """Supervised fine-tuning rows: one target {"thought_process", "predicted_label"} per example.
 
@@ -58,8 +62,9 @@ def register(app: typer.Typer) -> None:
         by the reflected rule unless --reviewed-only, the chosen reflection version, and with
         --use-relabels the suggested label replaces gold. A reflection (or edit) whose label disagrees
         with gold is left out and counted, never forced to gold. Duplicate pairs are written once;
-        rows over --max-tokens are left out, never cut. Every export writes FILE.manifest.json and a
-        row listed by `nlistral exports`.
+        rows over --max-tokens are left out, never cut. Every row carries the example's id, dataset and
+        source_id (its id in your own file). Every export writes FILE.manifest.json and a row listed by
+        `nlistral exports`; an existing file is replaced only with --overwrite.
         """
         from exports import ExportError, SftOptions
 
@@ -70,16 +75,17 @@ def register(app: typer.Typer) -> None:
                                  tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
-        _export("sft", db, options, out, hf, dry_run, as_json)
+        _export("sft", db, options, out, hf, dry_run, as_json, overwrite)
 
     @export_app.command("dpo")
     def export_dpo(
         db: DbOption = DEFAULT_DB_PATH, out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None,
         dataset: DatasetOpt = None, shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False,
         use_relabels: RelabelOpt = False, max_tokens: MaxOpt = 512, tokenizer: TokOpt = None,
-        dry_run: DryOpt = False, as_json: JsonOpt = False,
+        dry_run: DryOpt = False, as_json: JsonOpt = False, overwrite: OverwriteOpt = False,
     ) -> None:
-        """Preference pairs {"id", "prompt", "chosen", "rejected", "provenance"} from review decisions.
+        """Preference pairs {"id", "dataset", "source_id", "prompt", "chosen", "rejected", "provenance"} from review
+        decisions.
 
         chosen: the curated target of an accepted or edited example (an edit, the accepted
         reflection that reaches gold, or a thought that reaches the label); rejected: each generation
@@ -94,20 +100,26 @@ def register(app: typer.Typer) -> None:
                                  max_tokens=max_tokens, tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
-        _export("dpo", db, options, out, hf, dry_run, as_json)
+        _export("dpo", db, options, out, hf, dry_run, as_json, overwrite)
 
     @app.command("exports")
     def exports_cmd(
         db: DbOption = DEFAULT_DB_PATH,
         kind: Annotated[Optional[str], typer.Option(help="Only sft or dpo exports.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table.")] = False,
+        verify: Annotated[bool, typer.Option("--verify", help="Hash every listed file and compare it with the "
+                                             "recorded sha256 (reads them all). Without it, the size and time "
+                                             "recorded at export are compared.")] = False,
     ) -> None:
-        """List the recorded exports, newest first: rule, rows, sha256 and the review-log position each reflects."""
+        """List the recorded exports, newest first: rule, rows, sha256, the review-log position each reflects,
+        which later export superseded it, and whether its file is still what was exported."""
         from exports import list_exports
 
-        records = list_exports(open_store(db), kind)
+        records = list_exports(open_store(db, read_only=True), kind)
+        states = {r.id: r.state(verify) for r in records}
         if as_json:
-            console.print_json(json.dumps([{**vars(r), "manifest": str(r.manifest), "present": r.present}
+            console.print_json(json.dumps([{**vars(r), "manifest": str(r.manifest), "present": r.present,
+                                            "state": states[r.id], "manifest_present": r.manifest_present}
                                            for r in records], ensure_ascii=False))
             return
         if not records:
@@ -117,20 +129,50 @@ def register(app: typer.Typer) -> None:
         # (what people copy) is never cut.
         console.print(f"{len(records)} export{'' if len(records) == 1 else 's'}, newest first", markup=False)
         for r in records:
+            superseded = f" · superseded by #{r.superseded_by}" if r.superseded_by is not None else ""
             console.print(Text.assemble(
                 (f"#{r.id}", "bold"), f"  {r.kind} · rule {r.rule} · {r.format} · {r.counts.get('rows', 0):,} "
                 f"{'pairs' if r.kind == 'dpo' else 'rows'} · review log {r.review_log_position} · sha256 "
-                f"{r.sha256[:12]} · {r.created_at[:16].replace('T', ' ')} UTC"))
-            console.print(Text(f"    {r.path}") if r.present else Text(f"    {r.path} (missing)", style="red"))
+                f"{r.sha256[:12]} · {r.created_at[:16].replace('T', ' ')} UTC", (superseded, "yellow")))
+            console.print(_path_line(r.path, states[r.id], r.present and not r.manifest_present))
 
 
-def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool) -> None:
-    from exports import ExportError, available_scopes, plan_dpo, plan_sft, write_dpo, write_sft
+def _path_line(path: str, state: str, no_manifest: bool) -> Text:
+    """An export's path and what is wrong with its file, if anything (exports.STATES)."""
+    notes = {"missing": "missing", "changed": "changed since export: not the recorded content",
+             "unchecked": "unchecked: exported before sizes were recorded; --verify hashes it"}
+    words = [notes[state]] if state in notes else []
+    if no_manifest:
+        words.append("manifest missing")
+    line = Text(f"    {path}")
+    if words:
+        line.append(f" ({'; '.join(words)})", style="dim" if state == "unchecked" and not no_manifest else "red")
+    return line
+
+
+def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool,
+            overwrite: bool) -> None:
+    from exports import (
+        ExportError,
+        ExportTargetError,
+        available_scopes,
+        check_target,
+        plan_dpo,
+        plan_sft,
+        write_dpo,
+        write_sft,
+    )
 
     if not dry_run and (out is None) == (hf is None):
         raise typer.BadParameter("give --out FILE (JSON Lines) or --hf DIR (a datasets folder), not both",
                                  param_hint="--out / --hf")
-    store = open_store(db)
+    if not dry_run:  # before the store is even opened: an output is never the store or an input
+        try:  # (whether it exists is checked by the export itself, which can say which export is there)
+            check_target(out if out is not None else hf, folder=hf is not None, overwrite=True,  # type: ignore[arg-type]
+                         store=db, inputs=[options.tokenizer] if options.tokenizer else [])
+        except ExportTargetError as exc:
+            fail(str(exc), 2)
+    store = open_store(db, create=False)
     scopes = available_scopes(store)
     if not any(s in options.splits and (not options.datasets or d in options.datasets) for d, s, _ in scopes):
         held = ", ".join(f"{d}/{s} ({n})" for d, s, n in scopes) or "nothing yet"
@@ -139,11 +181,18 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
              + f". This database holds: {held}. Pass --split (and --dataset).")
     try:
         with ProgressBar("selecting", quiet=as_json) as bar:
+            def waiting() -> None:
+                bar.note(f"waiting: another process is writing to {db}; the export goes on when it is done "
+                         "(Ctrl-C stops it).")
+
             if dry_run:
-                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, bar.update)
+                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, bar.update, on_wait=waiting)
             else:
                 writer = write_sft if kind == "sft" else write_dpo
-                manifest = writer(store, options, out=out, hf_dir=hf, progress=bar.update)
+                manifest = writer(store, options, out=out, hf_dir=hf, progress=bar.update, overwrite=overwrite,
+                                  on_wait=waiting)
+    except ExportTargetError as exc:
+        fail(str(exc), 2)
     except ExportError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -39,13 +39,13 @@ def tiny_db(db, tmp_path: Path):
     return db
 
 
-ROW1_INST = (r'{"id": 1, "text": "<s>[INST] Premise: He said \"hi\" — café\nHypothesis: Line one\nline two\n\n'
+ROW1_INST = (r'{"id": 1, "dataset": "tiny", "source_id": "0", "text": "<s>[INST] Premise: He said \"hi\" — café\nHypothesis: Line one\nline two\n\n'
              + INSTR + r' [/INST] {\"thought_process\": \"Step 1: \\\"quoted\\\"\\nStep 2: ok\", '
              r'\"predicted_label\": 1} </s>"}' + "\n")
-ROW2_INST = (r'{"id": 2, "text": "<s>[INST] Premise: [bold]not markup[/bold]\nHypothesis: back\\slash\n\n'
+ROW2_INST = (r'{"id": 2, "dataset": "tiny", "source_id": "1", "text": "<s>[INST] Premise: [bold]not markup[/bold]\nHypothesis: back\\slash\n\n'
              + INSTR + r' [/INST] {\"thought_process\": \"right: it' + "'" + r's 0\", \"predicted_label\": 0} '
              r'</s>"}' + "\n")
-ROW1_MESSAGES = (r'{"id": 1, "messages": [{"role": "user", "content": "Premise: He said \"hi\" — café\n'
+ROW1_MESSAGES = (r'{"id": 1, "dataset": "tiny", "source_id": "0", "messages": [{"role": "user", "content": "Premise: He said \"hi\" — café\n'
                  r'Hypothesis: Line one\nline two\n\n' + INSTR + r'"}, {"role": "assistant", "content": '
                  r'"{\"thought_process\": \"Step 1: \\\"quoted\\\"\\nStep 2: ok\", \"predicted_label\": 1}"}]}' + "\n")
 
@@ -71,7 +71,7 @@ def test_dpo_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
     out = tmp_path / "dpo.jsonl"
     write_dpo(tiny_db, DpoOptions(), out=out)
     expected = (
-        r'{"id": 2, "prompt": "Premise: [bold]not markup[/bold]\nHypothesis: back\\slash\n\n' + INSTR + r'", '
+        r'{"id": 2, "dataset": "tiny", "source_id": "1", "prompt": "Premise: [bold]not markup[/bold]\nHypothesis: back\\slash\n\n' + INSTR + r'", '
         r'"chosen": "{\"thought_process\": \"right: it' + "'" + r's 0\", \"predicted_label\": 0}", '
         r'"rejected": "{\"thought_process\": \"wrong one\", \"predicted_label\": 1}", '
         r'"provenance": {"dataset": "tiny", "split": "train", "source_id": "1", "gold_label": 0, "target_label": 0, '
@@ -99,19 +99,20 @@ def test_compiled_lines_and_estimates_equal_their_definitions_on_awkward_text(fm
     alphabet = ["a", "Q", " ", "  ", '"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "😀", "7", ".", "{", "</s>",
                 "[INST]", "\u2028", "\ue000"]
     for _ in range(3000):
-        premise, hypothesis, thought = ("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 10)))
-                                        for _ in range(3))
+        dataset, source_id, premise, hypothesis, thought = (
+            "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 10))) for _ in range(5))
         label = rnd.randint(0, 1)
-        line, estimate = layout.line_and_estimate(42, premise, hypothesis, thought, label)
-        assert line == sft_line(42, premise, hypothesis, thought, label, fmt)
+        line, estimate = layout.line_and_estimate(42, dataset, source_id, premise, hypothesis, thought, label)
+        assert line == sft_line(42, dataset, source_id, premise, hypothesis, thought, label, fmt)
         assert estimate == estimate_tokens(sft_text(premise, hypothesis, thought, label))
 
 
 def test_lines_are_what_json_dumps_writes():
-    line = sft_line(3, "p", "h", 'x"\n', 1, "inst")
+    line = sft_line(3, 'd"s', "07\n", "p", "h", 'x"\n', 1, "inst")
     assert line.endswith("}\n") and line.count("\n") == 1
     assert line == json.dumps(json.loads(line), ensure_ascii=False) + "\n"
-    assert list(json.loads(line)) == ["id", "text"]
+    assert json.loads(line)["dataset"] == 'd"s' and json.loads(line)["source_id"] == "07\n"
+    assert list(json.loads(line)) == ["id", "dataset", "source_id", "text"]
 
 
 @pytest.mark.parametrize("fmt", ["inst", "messages"])
@@ -124,9 +125,28 @@ def test_compiled_lines_decide_the_length_limit_exactly(fmt):
         premise, hypothesis, thought = ("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30)))
                                         for _ in range(3))
         label, example_id = rnd.randint(0, 1), rnd.choice([1, 42, 918_273_645, 10**12])
+        names = (rnd.choice(["rte", 'd"s', "é\n"]), str(example_id))
         exact = estimate_tokens(sft_text(premise, hypothesis, thought, label))
-        expected = sft_line(example_id, premise, hypothesis, thought, label, fmt).encode()
-        assert layout.encoded(example_id, premise, hypothesis, thought, label) == (expected, exact)
+        expected = sft_line(example_id, *names, premise, hypothesis, thought, label, fmt).encode()
+        assert layout.encoded(example_id, *names, premise, hypothesis, thought, label) == (expected, exact)
         for limit in (exact - 30, exact - 1, exact, exact + 1, exact + 30):
-            line, bound = layout.encoded(example_id, premise, hypothesis, thought, label, limit)
+            line, bound = layout.encoded(example_id, *names, premise, hypothesis, thought, label, limit)
             assert line == expected and (bound <= limit) == (exact <= limit), (premise, hypothesis, thought, limit)
+
+
+def test_training_reads_every_layout_with_the_dataset_and_source_id(tiny_db, tmp_path):
+    """Rows carry the example's dataset and its id in the user's file; training reads them as before."""
+    from pipeline.train.data import read_pairs, read_sft
+
+    record(tiny_db, "accept", [2], reviewer="ana")
+    for fmt in ("inst", "messages"):
+        out = tmp_path / f"{fmt}.jsonl"
+        write_sft(tiny_db, SftOptions(ablation="reflected", fmt=fmt), out=out)
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [(r["dataset"], r["source_id"]) for r in rows] == [("tiny", "0"), ("tiny", "1")]
+        assert [r.id for r in read_sft(out)] == [1, 2]
+    write_sft(tiny_db, SftOptions(ablation="reflected"), hf_dir=tmp_path / "ds")
+    assert [r.id for r in read_sft(tmp_path / "ds")] == [1, 2]
+    write_dpo(tiny_db, DpoOptions(), out=tmp_path / "dpo.jsonl")
+    (pair,) = read_pairs(tmp_path / "dpo.jsonl")
+    assert pair.id == 2 and json.loads(pair.chosen)["predicted_label"] == 0

@@ -41,10 +41,10 @@ def test_a_crash_midway_leaves_the_old_file_whole_and_no_temporary(seed_db, tmp_
     original = JsonlSink.write
     monkeypatch.setattr(JsonlSink, "write", crash)
     with pytest.raises(KeyboardInterrupt):
-        write_sft(seed_db, SftOptions(ablation="unmodified"), out=out)
+        write_sft(seed_db, SftOptions(ablation="unmodified"), out=out, overwrite=True)
     assert out.read_bytes() == before and _leftovers(tmp_path) == []
     assert [e.id for e in list_exports(seed_db)] == [first.export_id]
-    assert list_runs(seed_db, "export")[0]["status"] == "failed"
+    assert list_runs(seed_db, "export")[0]["status"] == "cancelled"
 
 
 def test_manifest_table_row_and_run_agree(seed_db, tmp_path):
@@ -167,8 +167,10 @@ def test_targets_in_the_way_are_refused(seed_db, tmp_path):
         write_sft(seed_db, SftOptions(), out=tmp_path / "no" / "x.jsonl")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    with pytest.raises(ExportTargetError, match="already exists"):
-        write_sft(seed_db, SftOptions(), hf_dir=tmp_path / "full")
+    for overwrite in (False, True):  # a folder of other files is never replaced
+        with pytest.raises(ExportTargetError, match="not a datasets folder"):
+            write_sft(seed_db, SftOptions(), hf_dir=tmp_path / "full", overwrite=overwrite)
+    assert (tmp_path / "full" / "x").read_text() == "x"
     assert list_exports(seed_db) == []
 
 

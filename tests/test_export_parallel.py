@@ -251,7 +251,7 @@ def test_an_interrupted_export_stops_its_workers_and_leaves_the_old_file(mixed_d
 
     monkeypatch.setattr(JsonlSink, "write", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        write_sft(mixed_db, SftOptions(), out=out)
+        write_sft(mixed_db, SftOptions(), out=out, overwrite=True)
     assert out.read_text() == "old\n" and not list(tmp_path.glob(".*.tmp"))
     assert in_workers and all(child.poll() is not None for child in in_workers)
 

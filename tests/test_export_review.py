@@ -135,11 +135,23 @@ def test_the_session_files_and_manifests_are_pinned(session, tmp_path):
         assert on_disk["review_log_position"] == 11 and on_disk["database"] == str(db_file(db))
     assert sft.sha256 == SFT_SHA256
     assert dpo.sha256 == DPO_SHA256
+    # Every row names its dataset and its id in the user's file; without those two fields the files are
+    # byte for byte what they were before the fields were added.
+    for manifest, before in ((sft, SFT_SHA256_WITHOUT_SOURCE), (dpo, DPO_SHA256_WITHOUT_SOURCE)):
+        rows = _rows(Path(manifest.path))
+        assert all(list(row)[:3] == ["id", "dataset", "source_id"] and row["dataset"] == "sample" for row in rows)
+        stripped = "".join(json.dumps({k: v for k, v in row.items() if k not in ("dataset", "source_id")},
+                                      ensure_ascii=False) + "\n" for row in rows)
+        assert hashlib.sha256(stripped.encode("utf-8")).hexdigest() == before
+    source_ids = dict(db.execute("SELECT id, source_id FROM examples").fetchall())
+    assert all(row["source_id"] == source_ids[row["id"]] for row in _rows(Path(sft.path)))
 
 
 def db_file(db) -> Path:
     return Path(db.execute("PRAGMA database_list").fetchone()[2])
 
 
-SFT_SHA256 = "3e81e684458716d3038c089eccd335aff35c108049b9a6ae238697c87b937b4a"
-DPO_SHA256 = "46cfcf5ea211fe2ca8f67333352ce6ae71c4dd6fc3802a6ad4ff3914d10cdecb"
+SFT_SHA256 = "892e89a63d6993e03947bb1661bb74680de90e01166ea693a3151ac5af2035ff"
+DPO_SHA256 = "7a8d0bb59075f11ce932b4a6c134b4a4a17ccc2ef66a8fc924d31e9c8037e53e"
+SFT_SHA256_WITHOUT_SOURCE = "3e81e684458716d3038c089eccd335aff35c108049b9a6ae238697c87b937b4a"
+DPO_SHA256_WITHOUT_SOURCE = "46cfcf5ea211fe2ca8f67333352ce6ae71c4dd6fc3802a6ad4ff3914d10cdecb"

@@ -54,13 +54,13 @@ async def test_export_screen_shows_the_plan_then_writes_it(demo_db_path, tmp_pat
         await pilot.pause(0.5)
         await settle(app, pilot)
         assert screen.plan.rule == "correct-only" and screen.plan.rows < expected.rows
-        assert screen.query_one("#export-out").value == "exports/sft-correct-only.jsonl"
+        written = demo_db_path.parent / "demo-sft-correct-only.jsonl"  # beside the store, whatever the cwd
+        assert screen.query_one("#export-out").value == str(written)
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert "Write" in screen_text(app)
         await pilot.press("y")
         await settle(app, pilot)
-        written = tmp_path / "exports" / "sft-correct-only.jsonl"
         assert written.exists() and len(written.read_text().splitlines()) == screen.plan.rows
         screen.query_one("#export-use-relabels").value = True  # only for the curated rule: refused, said why
         await pilot.pause(0.5)
@@ -70,6 +70,68 @@ async def test_export_screen_shows_the_plan_then_writes_it(demo_db_path, tmp_pat
     db = open_db(demo_db_path)
     assert [e.rule for e in list_exports(db)] == ["correct-only"]
     db.conn.close()
+
+
+async def test_the_default_path_is_never_inside_a_python_package(tmp_path, monkeypatch):
+    """Run from a repository root, the app's default export path used to land inside the `exports` package."""
+    from pipeline.demo import build_demo
+
+    package = tmp_path / "repo" / "exports"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    store = build_demo(package / "demo.db")  # even a store kept inside a package folder
+    monkeypatch.chdir(tmp_path / "repo")
+    async with running(store, SIZE) as (app, pilot):
+        await pilot.press("E")
+        await settle(app, pilot)
+        out = Path(app.screen.query_one("#export-out").value)
+        assert out == tmp_path / "repo" / "demo-sft-reflected.jsonl"
+        assert not (out.parent / "__init__.py").exists()
+        await pilot.press("escape")
+
+
+async def _write_from_screen(app, pilot, *keys: str) -> None:  # noqa: ANN001
+    await pilot.press("ctrl+s")
+    await settle(app, pilot)
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
+async def test_writing_twice_never_silently_replaces_the_first_export(demo_db_path, tmp_path, monkeypatch):
+    """Pressing E twice and writing each time used to replace the first export without a word."""
+    monkeypatch.chdir(tmp_path)
+    first = demo_db_path.parent / "demo-sft-reflected.jsonl"
+    async with running(demo_db_path, SIZE) as (app, pilot):
+        await pilot.press("E")
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        assert app.screen.query_one("#export-out").value == str(first)
+        assert "a new file" in screen_text(app)
+        await _write_from_screen(app, pilot, "y")
+        original = first.read_bytes()
+        await pilot.press("escape", "E")  # the screen again: a fresh default name
+        await pilot.pause(0.5)
+        await settle(app, pilot)
+        screen = app.screen
+        second = demo_db_path.parent / "demo-sft-reflected-2.jsonl"
+        assert screen.query_one("#export-out").value == str(second)
+        screen.query_one("#export-out").value = str(first)  # the user types the first one's path
+        await settle(app, pilot)
+        assert "exists (export #1" in screen_text(app)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "already exists" in screen_text(app) and "overwrite" in screen_text(app)
+        await pilot.press("n")  # nothing written
+        await settle(app, pilot)
+        await _write_from_screen(app, pilot, "f")  # a fresh name instead
+        assert second.exists() and first.read_bytes() == original
+        await _write_from_screen(app, pilot, "o")  # explicitly over the first
+        await pilot.press("escape")
+    db = open_db(demo_db_path)
+    records = {e.id: e for e in list_exports(db)}
+    db.conn.close()
+    assert sorted(records) == [1, 2, 3] and records[1].superseded_by == 3 and records[2].superseded_by is None
+    assert records[3].path == str(first) and records[3].state() == "ok"
 
 
 async def _export_id(path: Path, tmp_path: Path) -> int:

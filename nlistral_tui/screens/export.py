@@ -1,6 +1,11 @@
-"""The export screen: the choices of `nlistral export`, the counts of the plan before anything is written."""
+"""The export screen: the choices of `nlistral export`, the counts of the plan before anything is written.
+
+The file goes beside the store by default (a fresh name: exports.default_path); the screen says when the
+path it will write is taken, and replaces it only after an explicit choice to overwrite.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +21,9 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Input, Label, Select, SelectionList, Static
 
 from exports import (
-    ABLATIONS, DEFAULT_MAX_TOKENS, REASONS, SFT_FORMATS, DpoOptions, ExportError, ExportPlan, SftOptions,
-    available_scopes, list_exports, plan_dpo, plan_sft, write_dpo, write_sft,
+    ABLATIONS, DEFAULT_MAX_TOKENS, REASONS, SFT_FORMATS, DpoOptions, ExportError, ExportPlan, ExportRecord,
+    ExportTargetError, SftOptions, TargetExistsError, available_scopes, check_target, default_path, list_exports,
+    plan_dpo, plan_sft, write_dpo, write_sft,
 )
 from nlistral_tui.data.store import Store
 from nlistral_tui.screens.choice import ChoiceScreen
@@ -69,6 +75,7 @@ class ExportScreen(Screen[None]):
         self.store = store
         self.plan: ExportPlan | None = None
         self.error: str | None = None
+        self.history: list[ExportRecord] = []
         self._timer = None
 
     def compose(self) -> ComposeResult:
@@ -93,7 +100,8 @@ class ExportScreen(Screen[None]):
                 yield Label("Max tokens (longer rows are left out, never cut)")
                 yield Input(str(DEFAULT_MAX_TOKENS), type="integer", id="export-max-tokens", compact=True)
                 yield Label("Write to")
-                yield Input("exports/sft-reflected.jsonl", id="export-out", compact=True)
+                yield Input(str(self._default_out()), id="export-out", compact=True)
+                yield Static(id="export-target", markup=False)
             with VerticalScroll(id="export-plan"):
                 yield Static("Reading the splits and datasets…", id="export-plan-text")
                 yield Static(id="export-history")
@@ -119,15 +127,47 @@ class ExportScreen(Screen[None]):
         return SftOptions(ablation=q("#export-ablation", Select).value, fmt=q("#export-fmt", Select).value,
                           reviewed_only=q("#export-reviewed-only", Checkbox).value, **common)
 
+    def _default_out(self) -> Path:
+        """A fresh file beside the store for the chosen kind and rule."""
+        kind, rule = "sft", "reflected"
+        if self.is_mounted:
+            kind = str(self.query_one("#export-kind", Select).value)
+            rule = "pairs" if kind == "dpo" else str(self.query_one("#export-ablation", Select).value)
+        return default_path(self.store.path, kind, rule)
+
+    def _out(self) -> Path:
+        """The path in the form (relative paths are taken from where the app runs, as in the CLI)."""
+        return Path(self.query_one("#export-out", Input).value.strip() or self._default_out())
+
+    def _listed(self, out: Path) -> ExportRecord | None:
+        """The current export of this store at out, if any."""
+        real = os.path.realpath(out.expanduser())
+        return next((r for r in self.history if r.superseded_by is None and os.path.realpath(r.path) == real), None)
+
+    def _about(self, record: ExportRecord | None) -> str:
+        return f"export #{record.id}, written {record.created_at[:16].replace('T', ' ')} UTC" if record else ""
+
+    @on(Input.Changed, "#export-out")
+    def _show_target(self, _event: Any = None) -> None:
+        """Say whether the path is free, taken (and by which export), or cannot be written."""
+        out = self._out()
+        box = self.query_one("#export-target", Static)
+        try:
+            check_target(out, folder=False, store=self.store.path)
+            box.update(Text("a new file", style="dim"))
+        except TargetExistsError:
+            about = self._about(self._listed(out)) or "not an export of this store"
+            box.update(Text(f"exists ({about}): writing asks before replacing it", style="yellow"))
+        except ExportTargetError as exc:
+            box.update(Text(str(exc), style="red"))
+
     @on(Select.Changed)
     @on(SelectionList.SelectedChanged)
     @on(Checkbox.Changed)
     @on(Input.Changed, "#export-max-tokens")
     def _changed(self, event: Any) -> None:
         if isinstance(event, Select.Changed) and event.select.id in ("export-kind", "export-ablation"):
-            kind = self.query_one("#export-kind", Select).value
-            rule = "pairs" if kind == "dpo" else self.query_one("#export-ablation", Select).value
-            self.query_one("#export-out", Input).value = f"exports/{kind}-{rule}.jsonl"
+            self.query_one("#export-out", Input).value = str(self._default_out())
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(PLAN_DELAY_S, self._replan)
@@ -162,10 +202,24 @@ class ExportScreen(Screen[None]):
         if self.plan is None:
             self.notify("Wait for the counts (or fix the options) before writing.", severity="warning")
             return
-        out = Path(self.query_one("#export-out", Input).value.strip() or "export.jsonl")
+        out = self._out()
         what = f"{self.plan.rows:,} {'pairs' if self.plan.kind == 'dpo' else 'rows'}"
+        try:
+            check_target(out, folder=False, store=self.store.path)
+        except TargetExistsError:
+            fresh = self._default_out()
+            about = self._about(self._listed(out))
+            title = f"{out.name} already exists ({about or 'not an export of this store'}): replace it?"
+            choices = [("o", f"overwrite {out} with {what}{' (the old export is marked superseded)' if about else ''}",
+                        out), ("f", f"write to a fresh name: {fresh}", fresh), ("n", "no, write nothing", None)]
+            self.app.push_screen(ChoiceScreen(title, choices),
+                                 lambda chosen: chosen is not None and self._write(options, chosen, chosen == out))
+            return
+        except ExportTargetError as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            return
         self.app.push_screen(ChoiceScreen(f"Write {what} to {out}?", [("y", "yes, write it", True), ("n", "no", False)]),
-                             lambda yes: yes and self._write(options, out))
+                             lambda yes: yes and self._write(options, out, False))
 
     # ------------------------------------------------------------- workers
     @work(thread=True, exclusive=True, group="export-scopes", exit_on_error=False)
@@ -174,7 +228,8 @@ class ExportScreen(Screen[None]):
         scopes, history = available_scopes(db), list_exports(db)
         self.app.call_from_thread(self._scopes_loaded, scopes, history)
 
-    def _scopes_loaded(self, scopes: list[tuple[str, str, int]], history: list[Any]) -> None:
+    def _scopes_loaded(self, scopes: list[tuple[str, str, int]], history: list[ExportRecord]) -> None:
+        self.history = history
         splits = sorted({s for _d, s, _n in scopes})
         datasets = sorted({d for d, _s, _n in scopes})
         split_list = self.query_one("#export-splits", SelectionList)
@@ -184,12 +239,15 @@ class ExportScreen(Screen[None]):
         dataset_list.clear_options()
         dataset_list.add_options([(Content(d), d, False) for d in datasets])
         table = Table(title="Written exports", title_justify="left")
-        for col in ("id", "kind", "rule", "rows", "path", "created"):
+        for col in ("id", "kind", "rule", "rows", "path", "created", "now"):
             table.add_column(col, justify="right" if col in ("id", "rows") else "left")
         for r in history[:20]:
+            now = f"superseded by #{r.superseded_by}" if r.superseded_by is not None else r.state()
             table.add_row(str(r.id), r.kind, Text(r.rule), f"{r.counts.get('rows', 0):,}", Text(r.path),
-                          r.created_at[:16].replace("T", " "))
+                          r.created_at[:16].replace("T", " "), Text(now, style="dim" if now in ("ok", "unchecked")
+                                                                    else "yellow"))
         self.query_one("#export-history", Static).update(table)
+        self._show_target()
         self._replan()
 
     @work(thread=True, exclusive=True, group="export-plan", exit_on_error=False)
@@ -206,13 +264,17 @@ class ExportScreen(Screen[None]):
         self.plan, self.error = plan, None
         self.query_one("#export-plan-text", Static).update(plan_view(plan))
 
+    def _waiting(self) -> None:  # on the write worker's thread, each time a write waits again
+        self.app.call_from_thread(self.notify, f"waiting: another process is writing to {self.store.path}; the export "
+                                  "goes on when it is done.", severity="warning", timeout=8, markup=False)
+
     @work(thread=True, exclusive=True, group="export-write", exit_on_error=False)
-    def _write(self, options: SftOptions | DpoOptions, out: Path) -> None:
+    def _write(self, options: SftOptions | DpoOptions, out: Path, overwrite: bool) -> None:
         db = self.store.db()
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             writer = write_dpo if isinstance(options, DpoOptions) else write_sft
-            manifest = writer(db, options, out=out)
+            manifest = writer(db, options, out=out, overwrite=overwrite, on_wait=self._waiting)
         except (ExportError, OSError) as exc:
             self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", timeout=10, markup=False)
             return
