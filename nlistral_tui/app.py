@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import gc
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import WorkerState
 
+from db.journal import Step
 from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
@@ -41,6 +43,8 @@ class NlistralApp(App[None]):
         self._settings_error = settings_error
         self._start_filter = start_filter
         self.sub_title = db_path.name
+        self.review: ReviewScreen | None = None
+        self.unsaved: list[Step] = []  # steps still only in the journal when the app closed
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
@@ -50,7 +54,20 @@ class NlistralApp(App[None]):
                         "(press ? for the ids).", severity="warning", timeout=10, markup=False)
         if self._settings_error:
             self.notify(f"{self._settings_error} Using the defaults.", severity="error", timeout=15, markup=False)
-        self.push_screen(ReviewScreen(self.store, self.reviewer, self.settings, self._start_filter))
+        try:
+            self.store.open_journal(self.reviewer)
+        except OSError as exc:
+            self.notify(f"The decision journal cannot be created beside {self.store.path} ({exc.strerror or exc}): "
+                        "decisions go straight to the store, and any made while another process holds it are "
+                        "lost if the app is killed.", severity="error", timeout=15, markup=False)
+        self.store.replay_orphans().add_done_callback(self._replayed)
+        self.review = ReviewScreen(self.store, self.reviewer, self.settings, self._start_filter)
+        self.push_screen(self.review)
+
+    def _replayed(self, future: Future[int]) -> None:  # on the writer thread
+        if not future.cancelled() and future.exception() is None and future.result():
+            self.call_from_thread(self.notify, f"Stored {future.result()} review steps that an earlier session "
+                                  "had journaled but not saved.", timeout=8)
 
     def quiet_gc(self) -> None:
         """Keep garbage collection out of key presses: the objects of startup are never freed, so
@@ -97,7 +114,9 @@ class NlistralApp(App[None]):
                         severity="error", timeout=10, markup=False)
 
     def on_unmount(self) -> None:
-        self.store.close()
+        if self.review is not None:
+            self.review.save_position()
+        self.unsaved = self.store.close()
 
 
 def run_app(db_path: Path) -> None:
@@ -109,5 +128,10 @@ def run_app(db_path: Path) -> None:
         settings, error = Settings(), str(exc)
     app = NlistralApp(Path(db_path), settings, settings_error=error)
     app.run()
+    n = sum(step.op != "position" for step in app.unsaved)
+    if n and app.store.journal is not None:
+        print(f"nlistral: {n} review step{'' if n == 1 else 's'} could not be stored yet: another process holds the "
+              f"write lock of {db_path}. {'It is' if n == 1 else 'They are'} kept in {app.store.journal.path} and "
+              "stored the next time nlistral opens this store.", file=sys.stderr)
     if app.return_code:
         sys.exit(app.return_code)

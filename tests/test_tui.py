@@ -8,7 +8,7 @@ import pytest
 
 from db import open_db
 from db.queues import QUEUES, QueueFilter, ids
-from db.reviews import state
+from db.reviews import record, state
 from nlistral_tui.pilot import running, screen_text, settle
 from pipeline.settings import Settings
 
@@ -101,7 +101,7 @@ async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_pat
         app.screen.query_one("#edit-text").text = "   "
         await _press(app, pilot, "ctrl+s")
         assert app.screen.__class__.__name__ == "EditScreen"
-        await _press(app, pilot, "escape")
+        await _press(app, pilot, "escape", "d")  # the text was changed: esc asks, d discards
         assert app.screen.current.id == target
     assert _state(demo_db_path, target).status == "pending"
 
@@ -161,7 +161,7 @@ async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_pat
     async with running(demo_db_path) as (app, pilot):
         members = _ids(demo_db_path, QueueFilter(queue="disagreements"))
         await _press(app, pilot, "A")
-        assert "15" in screen_text(app)  # the confirmation shows the count
+        assert "15 undecided" in screen_text(app)  # the confirmation shows the count
         await _press(app, pilot, "y")
         assert all(_state(demo_db_path, i).status == "accepted" for i in members)
         assert _state(demo_db_path, 1).status == "pending"  # outside the filter
@@ -169,6 +169,48 @@ async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_pat
         assert all(_state(demo_db_path, i).status == "pending" for i in members)
         await _press(app, pilot, "X", "n")
         assert all(_state(demo_db_path, i).status == "pending" for i in members)
+
+
+async def test_bulk_leaves_decided_examples_alone_unless_they_are_included(demo_db_path):
+    """An edit is careful work: a bulk accept over its filter takes only the undecided examples; replacing
+    earlier decisions is its own, explicit choice."""
+    members = _ids(demo_db_path, QueueFilter(queue="disagreements"))
+    db = open_db(demo_db_path)
+    record(db, "edit", [members[0]], reviewer="pilot", payload={"thought": "My careful edit.", "label": 1})
+    record(db, "reject", [members[1]], reviewer="pilot")
+    db.conn.close()
+    async with running(demo_db_path) as (app, pilot):
+        await _press(app, pilot, "A")
+        text = screen_text(app)
+        assert "13 undecided · 2 decided" in text and "replacing 2 decisions" in text
+        await _press(app, pilot, "y")
+        assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["accepted"] * 13
+        assert _state(demo_db_path, members[0]).edited_thought == "My careful edit."
+        await _press(app, pilot, "u", "A", "a")
+        assert all(_state(demo_db_path, i).status == "accepted" for i in members)
+        await _press(app, pilot, "u")
+        assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["pending"] * 13
+
+
+async def test_the_app_reopens_where_the_reviewer_left_off(demo_db_path):
+    """Each reviewer comes back to their queue and filter, on the example after the last one decided (or on
+    the one they were looking at), so the next keys never re-decide what is already decided."""
+    members = _ids(demo_db_path, QueueFilter(queue="disagreements", gold=1))
+    async with running(demo_db_path) as (app, pilot):
+        app.screen.set_filter(QueueFilter(queue="disagreements", gold=1), "filter")
+        await settle(app, pilot)
+        await _press(app, pilot, "a", "r")
+    async with running(demo_db_path) as (app, pilot):
+        assert app.screen.filter == QueueFilter(queue="disagreements", gold=1)
+        assert app.screen.current.id == members[2]
+        await _press(app, pilot, "j")
+    async with running(demo_db_path) as (app, pilot):  # quit after moving on without deciding
+        assert app.screen.current.id == members[3]
+    async with running(demo_db_path, start_filter=QueueFilter(queue="all")) as (app, pilot):
+        assert app.screen.filter.queue == "all"  # an explicit start wins
+    async with running(demo_db_path, settings=Settings(reviewer="someone-else")) as (app, pilot):
+        assert app.screen.filter == QueueFilter(queue="disagreements")  # a new reviewer starts as before
+        assert app.screen.current.id == _ids(demo_db_path, QueueFilter(queue="disagreements"))[0]
 
 
 async def test_search_finds_and_filters(demo_db_path):

@@ -10,7 +10,8 @@ import pytest
 from db import open_db
 from db.generations import add_generation
 from db.queues import QueueFilter, QueueRow, ids
-from nlistral_tui.data.actions import flip_step, record_step
+from db.journal import Step, apply_step
+from nlistral_tui.data.actions import reload_after
 from nlistral_tui.data.detail import load_details
 from nlistral_tui.data.review_stats import accepted_balance, review_stats
 from nlistral_tui.data.window import MARGIN, MAX_ROWS, QueueWindow, load_window
@@ -106,25 +107,29 @@ def test_details_bring_thought_reflection_versions_judges_prediction_and_state(s
     assert d.thought.id == thought_id and len(d.reflections) == 2 and d.reflection.id == newer.id
     assert d.judges[0].score == 4.0 and d.prediction.predicted_label == 1 - gold
     assert d.improved_thought == "Step 1: newer." and d.improved_label == gold
-    record_step(store, "edit", [eid], reviewer="t", payload={"thought": "Mine.", "label": gold})
+    apply_step(store, Step("record", "t", "edit", (eid,), {"thought": "Mine.", "label": gold}))
     edited = load_details(store, [eid])[eid]
     assert edited.improved_thought == "Mine." and edited.state.status == "edited"
 
 
 def test_review_steps_reload_what_they_touched_and_undo_says_when_there_is_nothing(store):
-    assert flip_step(store, redo=False, reviewer="t").message.startswith("Nothing to undo")
-    done = record_step(store, "accept", [3, 4], reviewer="t", seconds=2.5, reload=[3])
+    def flip(op):
+        return apply_step(store, Step(op, "t"))
+
+    assert flip("undo").message.startswith("Nothing to undo")
+    step = Step("record", "t", "accept", (3, 4), seconds=2.5)
+    done = reload_after([3], None)(store, apply_step(store, step))
     assert list(done.details) == [3] and done.details[3].state.status == "accepted"
-    undone = flip_step(store, redo=False, reviewer="t")
-    assert undone.group == done.group and undone.action == "accept" and undone.ids == (3, 4)
-    assert flip_step(store, redo=True, reviewer="t").ids == (3, 4)
-    assert flip_step(store, redo=True, reviewer="t").group is None
+    undone = flip("undo")
+    assert undone.group == done.applied.group and undone.action == "accept" and undone.ids == (3, 4)
+    assert flip("redo").ids == (3, 4)
+    assert flip("redo").group is None
 
 
 def test_review_stats_balance_and_pace(store):
     gold = dict(store.execute("SELECT id, gold_label FROM examples").fetchall())
-    record_step(store, "accept", [1, 2], reviewer="ann", seconds=4.0)
-    record_step(store, "edit", [3], reviewer="bob", seconds=10.0, payload={"thought": "x", "label": 1 - gold[3]})
+    apply_step(store, Step("record", "ann", "accept", (1, 2), seconds=4.0))
+    apply_step(store, Step("record", "bob", "edit", (3,), {"thought": "x", "label": 1 - gold[3]}, seconds=10.0))
     balance = accepted_balance(store)
     assert sum(balance["gold"].values()) == 3 and sum(balance["curated"].values()) == 3
     stats = review_stats(store)
@@ -152,8 +157,7 @@ def test_a_decision_waits_for_another_process_holding_the_write_lock(demo_db_pat
     waits: list[float] = []
     store = Store(demo_db_path, on_wait=lambda: waits.append(time.monotonic()))
     started = time.monotonic()
-    group = asyncio.run(store.write(lambda db: record_step(db, "accept", [1], reviewer="r", payload=None,
-                                                           seconds=None, reload=[1], run_id=None).group))
-    store.close()
+    group = asyncio.run(store.stored(store.submit(Step("record", "r", "accept", (1,))))).group
+    assert store.close() == []
     assert group is not None and time.monotonic() - started >= 0.9 and waits
     assert state(open_db(demo_db_path), 1).status == "accepted"

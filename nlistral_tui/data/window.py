@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from db import queues
+from db import positions, queues
 from db.queues import QueueFilter, QueueRow
 from nlistral_tui.data.detail import ExampleDetail, load_details
 
@@ -26,6 +26,7 @@ class WindowLoad:
     at_start: bool
     at_end: bool
     details: dict[int, ExampleDetail]
+    focus_id: int | None = None
 
 
 def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> WindowLoad:
@@ -38,7 +39,26 @@ def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: 
         before = queues.page_before(db, f, focus_id, PAGE // 2)
         after = queues.page_after(db, f, focus_id - 1, PAGE)
     near = [r.id for r in after[:AHEAD]] + [r.id for r in before[-BEHIND:]]
-    return WindowLoad(f, before + after, len(before) < PAGE // 2, len(after) < PAGE, load_details(db, near, f.run_id))
+    return WindowLoad(f, before + after, len(before) < PAGE // 2, len(after) < PAGE, load_details(db, near, f.run_id),
+                      focus_id)
+
+
+def load_start(db: Database, reviewer: str) -> WindowLoad:
+    """Where the reviewer left off (their queue and filter, on the example they were at, or the one
+    after the example they last decided); without a saved place, the disagreements when there are any."""
+    saved = positions.load(db, reviewer)
+    if saved is not None:
+        try:
+            f = QueueFilter(**saved.filter)
+        except (TypeError, ValueError):  # a place saved by another version of the app
+            f = None
+        if f is not None:
+            focus = saved.example_id
+            if focus is not None and saved.decided:
+                after = queues.page_after(db, f, focus, 1)
+                focus = after[0].id if after else focus
+            return load_window(db, f, focus)
+    return load_window(db, QueueFilter(), None, pick_start=True)
 
 
 class QueueWindow:

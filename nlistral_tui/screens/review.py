@@ -1,6 +1,8 @@
 """The review screen: a queue pane and a detail pane; every decision is one key."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import importlib.util
 import time
@@ -15,12 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from db import queues
+from db.journal import Step
 from db.queues import QUEUE_TITLES, QUEUES, Facets, QueueFilter
 from db.reviews import BIAS_CATEGORIES
-from nlistral_tui.data.actions import flip_step, record_step
+from nlistral_tui.data.actions import Recorded, reload_after
 from nlistral_tui.data.detail import ExampleDetail, load_details
 from nlistral_tui.data.store import Store
-from nlistral_tui.data.window import PAGE, QueueWindow, load_window
+from nlistral_tui.data.window import PAGE, QueueWindow, load_start, load_window
 from nlistral_tui.messages import (
     CountsCounted, DecisionRecorded, DetailsLoaded, FacetsFound, PositionFound, ReflectionCompleted,
     ReflectionFailed, ReflectionStarted, RowsFetched, StepUndone, StoreChanged, WindowLoaded,
@@ -60,7 +63,8 @@ class ReviewScreen(Screen[None]):
         Binding("l", "relabel", "relabel", id="relabel", tooltip="suggest a label beside gold"),
         Binding("R", "rerun", "re-run", id="rerun", tooltip="re-run the reflection (a new version)"),
         Binding("v", "versions", "versions", id="versions", tooltip="browse and choose reflection versions"),
-        Binding("d", "toggle_diff", "diff", id="toggle_diff", tooltip="diff: flawed thought vs improved"),
+        Binding("d", "toggle_diff", "diff", id="toggle_diff",
+                tooltip="diff: flawed thought vs improved (on an edited example: the edit)"),
         Binding("slash", "search", "search", id="search", tooltip="full-text search (enter applies)"),
         Binding("f", "filter", "filter", id="filter", tooltip="filter: dataset, split, gold, model, run"),
         Binding("c", "clear_filter", "clear", id="clear_filter", tooltip="clear the search and the filters"),
@@ -112,7 +116,10 @@ class ReviewScreen(Screen[None]):
     def on_mount(self) -> None:
         self._search_line = self.query_one(SearchLine)  # on_key asks it about every key press
         self._paint_queue()
-        self._load_window(self.filter, None, pick_start=self._pick_start)
+        if self._pick_start:
+            self._load_start()
+        else:
+            self._load_window(self.filter, None)
         self._load_facets()
         self._check_store()  # the baseline: later checks compare with it
         self.set_interval(WATCH_S, self._check_store)
@@ -136,7 +143,8 @@ class ReviewScreen(Screen[None]):
     def action_edit(self) -> None:
         if (d := self._need_current()) is not None:
             base = d.improved_thought
-            self.app.push_screen(EditScreen(d.id, base, d.improved_label),
+            self.app.push_screen(EditScreen(d.id, base, d.improved_label, gold=d.example.gold_label,
+                                            suggested=d.state.suggested_label),
                                  lambda edit: self._edited(d, base, edit))
 
     def action_flag_bias(self) -> None:
@@ -331,9 +339,11 @@ class ReviewScreen(Screen[None]):
         if d is None:
             return
         seconds = round(time.monotonic() - self.shown_at, 2)
-        if action in _STATUS_AFTER:
-            self.window.mark(d.id, status=_STATUS_AFTER[action])
-        self._record(action, [d.id], payload, seconds, [d.id])
+        step = Step("record", self.reviewer, action, (d.id,), payload or {}, seconds, at=self._at(d.id))
+        if not self._submit(step, [d.id]):
+            return
+        status = {"status": _STATUS_AFTER[action]} if action in _STATUS_AFTER else {}
+        self.window.mark(d.id, unsaved=True, **status)
         if advance if advance is not None else action in (*_STATUS_AFTER, "skip"):
             if self.window.can_move(1) or not self.window.at_end:
                 self.move(1)
@@ -341,6 +351,29 @@ class ReviewScreen(Screen[None]):
                 self._show_cursor()
         else:
             self.query_one(QueueList).show(self.window.rows, self.window.cursor)
+
+    def _at(self, example_id: int | None) -> dict[str, Any]:
+        """Where the reviewer stands, journaled with each step so the app reopens there."""
+        return {"filter": dataclasses.asdict(self.filter), "example": example_id}
+
+    def _submit(self, step: Step, reload: list[int]) -> bool:
+        """Journal the step (on disk before anything shows it as made) and have the writer store it."""
+        try:
+            future = self.store.submit(step, reload_after(reload, self.filter.run_id))
+        except OSError as exc:
+            self.notify(f"Not saved: the decision journal {self.store.journal.path if self.store.journal else ''} "
+                        f"cannot be written ({exc.strerror or exc}). Free some disk space and press the key again.",
+                        severity="error", timeout=15, markup=False)
+            return False
+        self._await_step(future)
+        return True
+
+    def save_position(self) -> None:
+        """Journal where the reviewer stands (on quitting), so the app reopens here."""
+        if self.ready:
+            current = self.window.current
+            with contextlib.suppress(OSError, ValueError):
+                self.store.submit(Step("position", self.reviewer, at=self._at(current.id if current else None)))
 
     def _edited(self, d: ExampleDetail, base: str, edit: Edit | None) -> None:
         if edit is not None and self.current is not None and self.current.id == d.id:
@@ -358,6 +391,13 @@ class ReviewScreen(Screen[None]):
     # ---------------------------------------------------------------- workers
     # Reads a key press waits on go through the store's one reader thread (a warm page cache);
     # counts and other slow scans run in ordinary thread workers beside them.
+    @work(group="window", exclusive=True, exit_on_error=False)
+    async def _load_start(self) -> None:
+        reviewer = self.reviewer
+        loaded = await self.store.read(lambda db: load_start(db, reviewer))
+        self.post_message(WindowLoaded(loaded.filter, loaded.rows, loaded.focus_id, loaded.at_start, loaded.at_end,
+                                       loaded.details))
+
     @work(group="window", exclusive=True, exit_on_error=False)
     async def _load_window(self, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> None:
         loaded = await self.store.read(lambda db: load_window(db, f, focus_id, pick_start))
@@ -404,26 +444,25 @@ class ReviewScreen(Screen[None]):
         self.app.call_from_thread(self._rows_refreshed, fresh)
 
     @work(group="write", exit_on_error=False)
-    async def _record(self, action: str, ids: list[int], payload: dict[str, Any] | None,
-                      seconds: float | None, reload: list[int]) -> None:
-        run_id, reviewer = self.filter.run_id, self.reviewer
-        done = await self.store.write(lambda db: record_step(
-            db, action, ids, reviewer=reviewer, payload=payload, seconds=seconds, reload=reload, run_id=run_id))
-        self.post_message(DecisionRecorded(action, done.group, ids, done.details))
-
-    @work(group="write", exit_on_error=False)
-    async def _flip(self, redo: bool) -> None:
-        reviewer = self.reviewer
-        flipped = await self.store.write(lambda db: flip_step(db, redo=redo, reviewer=reviewer))
-        if flipped.group is None:
-            self.notify(flipped.message, severity="warning")
+    async def _await_step(self, future: Any) -> None:
+        """Report a stored step (the writer stores it even if this worker is cancelled by a quit)."""
+        done: Recorded = await self.store.stored(future)
+        applied = done.applied
+        step = applied.step
+        if step.op == "record":
+            self.post_message(DecisionRecorded(step.action, applied.group or 0, list(step.ids), done.details))
+        elif applied.group is None:
+            self.notify(applied.message, severity="warning", markup=False)
         else:
-            self.post_message(StepUndone(redo, flipped.group, flipped.action, list(flipped.ids)))
+            self.post_message(StepUndone(step.op == "redo", applied.group, applied.action, list(applied.ids)))
+
+    def _flip(self, redo: bool) -> None:
+        self._submit(Step("redo" if redo else "undo", self.reviewer), [])
 
     @work(thread=True, group="bulk", exclusive=True, exit_on_error=False)
     def _count_bulk(self, action: str, f: QueueFilter) -> None:
-        ids = queues.ids(self.store.db(), f)
-        self.app.call_from_thread(self._confirm_bulk, action, f, ids)
+        undecided, decided = queues.ids_by_decision(self.store.db(), f)
+        self.app.call_from_thread(self._confirm_bulk, action, f, undecided, decided)
 
     @work(thread=True, group="jump", exclusive=True, exit_on_error=False)
     def _locate(self, example_id: int, switch: bool) -> None:
@@ -511,7 +550,7 @@ class ReviewScreen(Screen[None]):
         self.details.update(msg.details)
         for i, d in msg.details.items():
             self.window.mark(i, status=d.state.status, flagged=d.state.bias_category is not None,
-                             suggested_label=d.state.suggested_label)
+                             suggested_label=d.state.suggested_label, unsaved=False)
         if self.current is not None and self.current.id in msg.details:
             self._display(msg.details[self.current.id])
         if len(msg.ids) > 1:
@@ -570,18 +609,25 @@ class ReviewScreen(Screen[None]):
             self.filter, self.counts, self.decided = f, None, None
         self._load_window(f, example_id)
 
-    def _confirm_bulk(self, action: str, f: QueueFilter, ids: list[int]) -> None:
+    def _confirm_bulk(self, action: str, f: QueueFilter, undecided: list[int], decided: list[int]) -> None:
+        """Ask before a bulk step: by default it takes only the undecided examples; replacing earlier
+        decisions (edits among them) needs its own key."""
         if f != self.filter:
             return
-        if not ids:
+        if not undecided and not decided:
             self.notify("Nothing to do: the current filter selects no examples.", severity="warning")
             return
-        verb = {"accept": "Accept", "reject": "Reject"}[action]
-        self.app.push_screen(
-            ChoiceScreen(f"{verb} all {len(ids):,} examples in {f.describe()}?",
-                         [("y", f"yes, {verb.lower()} {len(ids):,} examples (one undo step)", True),
-                          ("n", "no", False)]),
-            lambda yes: yes and self._record(action, ids, None, None, []))
+        verb = action
+        choices: list[tuple[str, str, Any]] = []
+        if undecided:
+            choices.append(("y", f"yes, {verb} the {len(undecided):,} undecided (one undo step)", undecided))
+        if decided:
+            choices.append(("a", f"{verb} all {len(undecided) + len(decided):,}, replacing {len(decided):,} "
+                                 "decisions (edits too)", undecided + decided))
+        choices.append(("n", "no", None))
+        title = f"{verb.capitalize()} in {f.describe()}? {len(undecided):,} undecided · {len(decided):,} decided"
+        self.app.push_screen(ChoiceScreen(title, choices), lambda chosen: chosen and self._submit(
+            Step("record", self.reviewer, action, tuple(sorted(chosen))), []))
 
     def _paint_queue(self) -> None:
         self._search_line.show(self.filter.search)

@@ -21,7 +21,8 @@ from nlistral_tui.text import one_line
 STATUS_GLYPH = {"pending": "·", "accepted": "✓", "rejected": "✗", "edited": "✎"}
 STATUS_STYLE = {"pending": "$text-muted", "accepted": "$text-success", "rejected": "$text-error",
                 "edited": "$text-warning"}
-LEGEND = "· pending ✓ accepted ✗ rejected ✎ edited  ≠ thought ≠ gold  R reflection  ⚑ bias flag  ! parse failed"
+LEGEND = ("· pending ✓ accepted ✗ rejected ✎ edited  * journaled, not yet in the store  ≠ thought ≠ gold  "
+          "R reflection  ⚑ bias flag  ! parse failed")
 MAX_CACHED = 2000
 
 
@@ -38,7 +39,8 @@ def row_content(row: QueueRow, width: int, selected: bool, id_width: int = 7) ->
     marks += "!" if row.parse_failed else " "
     head = f" {row.id:>{id_width}} g{_label(row.gold_label)} t{_label(row.thought_label)} {marks} "
     line = Content.assemble(
-        (STATUS_GLYPH.get(row.status, "?"), STATUS_STYLE.get(row.status, "")), head,
+        (STATUS_GLYPH.get(row.status, "?"), STATUS_STYLE.get(row.status, "")),
+        ("*", "$text-warning") if row.unsaved else "", head[1:] if row.unsaved else head,
         one_line(row.snippet, max(0, width - len(head) - 1)),
     )
     return line.stylize("reverse") if selected else line
