@@ -122,6 +122,61 @@ async def test_real_escape_sequences_are_shown_never_sent(escape_db, size):
         assert not any("\x1b" in t or "\x07" in t for t in segments)
 
 
+HOSTILE_DATASET = "[bold]rte\x1b]0;pwned\x07"
+HOSTILE_MODEL = "[i]m\x1b[5m"
+
+
+@pytest.fixture
+def hostile_names_db(tmp_path: Path) -> Path:
+    """A store whose dataset and thought model names hold markup and real escape sequences."""
+    pairs, thoughts = tmp_path / "pairs.csv", tmp_path / "pairs_thoughts.jsonl"
+    rows = [(i, f"Premise {i} about a harbour.", f"Hypothesis {i}.", i % 2) for i in range(4)]
+    with pairs.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("id", "premise", "hypothesis", "label"), *rows])
+    thoughts.write_text("".join(json.dumps({"id": i, "premise": p, "hypothesis": h, "thought_process": "Step 1: x.",
+                                            "predicted_label": 1 - g, "true_label": g}) + "\n"
+                                for i, p, h, g in rows), encoding="utf-8")
+    path = tmp_path / "hostile.db"
+    db = open_db(path)
+    import_file(db, pairs, dataset=HOSTILE_DATASET, split="dev", fmt="csv")
+    import_file(db, thoughts, dataset=HOSTILE_DATASET, split="dev", fmt="seed-thoughts", model=HOSTILE_MODEL)
+    db.conn.close()
+    return path
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [WIDE, NARROW, (160, 45)], ids=["wide", "narrow", "160x45"])
+async def test_the_active_filter_is_shown_in_both_layouts_as_typed(hostile_names_db, size):
+    from textual.widgets import Select
+
+    async with running(hostile_names_db, size) as (app, pilot):
+        screen = app.screen
+        assert "filter:" not in screen_text(app)
+        await pilot.press("f")
+        await settle(app, pilot)
+        for name, value in (("dataset", HOSTILE_DATASET), ("split", "dev"), ("gold", 1), ("model", HOSTILE_MODEL)):
+            app.screen.query_one(f"#filter-{name}", Select).value = value
+        await pilot.press("ctrl+s", "slash", *"harbour", "enter")
+        await settle(app, pilot)
+        assert screen.filter.dataset == HOSTILE_DATASET and screen.filter.model == HOSTILE_MODEL
+        assert screen.current is not None  # the filter selects the labelled-1 examples
+        text = screen_text(app)
+        lines, shown = text.splitlines(), []
+        for widget in ("#queue-bar", "#queue-line", "#search-line"):  # what is painted there, row by row
+            if screen.query_one(widget).display:
+                r = screen.query_one(widget).region
+                shown += [line[r.x:r.right] for line in lines[r.y:r.bottom]]
+        flat = " ".join(" ".join(shown).split())
+        assert "filter: [bold]rte␛]0;pwned␇/dev · gold 1 · model [i]m␛[5m" in flat
+        assert "search: harbour" in flat
+        segments = [seg.text for strip in screen._compositor.render_strips() for seg in strip]
+        assert not any("\x1b" in t or "\x07" in t for t in segments)
+        assert max(len(line) for line in text.splitlines()) <= size[0]
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert "filter:" not in screen_text(app) and "search: harbour" not in screen_text(app)
+
+
 @pytest.mark.asyncio
 async def test_an_empty_database_says_how_to_fill_it(db_path):
     async with running(db_path, NARROW) as (app, pilot):

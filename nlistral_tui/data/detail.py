@@ -20,6 +20,12 @@ class ExampleDetail:
     judges: tuple[Generation, ...]  # judge scores of this example's thought or reflections
     prediction: Generation | None  # the latest prediction (of the evaluate run in the filter, if any)
     state: ReviewState
+    edit_base: str | None = None  # the text the current edit replaced, as the edit recorded it
+
+    @property
+    def edited(self) -> bool:
+        """Whether the current decision is an edit (its text and label are what a curated export uses)."""
+        return self.state.status == "edited" and bool(self.state.edited_thought)
 
     @property
     def id(self) -> int:
@@ -45,7 +51,7 @@ class ExampleDetail:
 
 
 def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) -> dict[int, ExampleDetail]:
-    """The details of the examples with these ids (unknown ids are left out), in three queries."""
+    """The details of the examples with these ids (unknown ids left out), in three queries (four with edits)."""
     ids = list(dict.fromkeys(int(i) for i in ids))
     if not ids:
         return {}
@@ -56,10 +62,35 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
         gens.setdefault(row["example_id"], []).append(Generation.from_row(row))
     states = {r["example_id"]: ReviewState.from_row(r)
               for r in db.query(f"SELECT * FROM review_state WHERE example_id IN ({marks})", ids)}
-    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id) for i, ex in examples.items()}
+    bases = _edit_bases(db, [i for i, s in states.items() if s.status == "edited"])
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i)) for i, ex in examples.items()}
 
 
-def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None) -> ExampleDetail:
+def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
+    """The base text (what it replaced) of each example's latest active edit."""
+    if not ids:
+        return {}
+    rows = db.execute(
+        "SELECT e.example_id, json_extract(e.payload, '$.base') FROM review_events e "
+        "JOIN review_groups g ON g.group_id = e.group_id "
+        f"WHERE e.example_id IN ({','.join('?' * len(ids))}) AND e.action = 'edit' AND g.active = 1 ORDER BY e.id",
+        ids).fetchall()
+    return dict(rows)  # ordered by id: each example keeps its latest edit's base
+
+
+def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -> str | None:
+    """What a curated export does with an edit whose label is not gold (None when the label is gold)."""
+    if label is None or gold is None or label == gold:
+        return None
+    if suggested == label:
+        return (f"label {label} differs from gold {gold}: the suggested relabel {label} matches it, so a curated "
+                "export keeps this edit only with --use-relabels (else it leaves it out: edit_not_gold)")
+    return (f"label {label} differs from gold {gold}: a curated export leaves this edit out (edit_not_gold) "
+            f"unless a relabel to {label} is suggested (l) and --use-relabels is used")
+
+
+def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,
+            edit_base: str | None = None) -> ExampleDetail:
     by_id = {g.id: g for g in gens}
     thought = by_id.get(ex.thought_id) if ex.thought_id else None
     reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
@@ -73,4 +104,5 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         judges=tuple(g for g in gens if g.kind == "judge"),
         prediction=predictions[-1] if predictions else None,
         state=state or ReviewState(example_id=ex.id),
+        edit_base=edit_base,
     )

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, RadioButton, RadioSet, Static, TextArea
+
+from nlistral_tui.data.detail import edit_gold_note
+from nlistral_tui.screens.choice import ChoiceScreen
+from nlistral_tui.text import label_name
+
+LABELS = (1, 0)  # the radio buttons' order
 
 
 @dataclass(frozen=True)
@@ -19,35 +26,69 @@ class Edit:
 
 
 class EditScreen(ModalScreen[Edit | None]):
-    """A text area for the improved thought and a label choice."""
+    """A text area for the improved thought and a label choice; warns when the label is not gold."""
 
     BINDINGS = [
         Binding("ctrl+s", "save", "save", id="edit.save"),
         Binding("escape", "cancel", "cancel", id="edit.cancel"),
     ]
 
-    def __init__(self, example_id: int, thought: str, label: int | None) -> None:
+    def __init__(self, example_id: int, thought: str, label: int | None, *, gold: int | None = None,
+                 suggested: int | None = None) -> None:
         super().__init__()
         self.example_id, self.thought, self.label = example_id, thought, label
+        self.gold, self.suggested = gold, suggested
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide-dialog"):
             yield Label(f"Edit the improved thought of #{self.example_id}", classes="dialog-title")
             yield TextArea(self.thought, soft_wrap=True, id="edit-text")
             with RadioSet(id="edit-label"):
-                yield RadioButton("1 entailment", value=self.label == 1)
-                yield RadioButton("0 no-entailment", value=self.label == 0)
+                for value in LABELS:
+                    yield RadioButton(label_name(value), value=self.label == value, id=f"edit-label-{value}")
+            yield Static("", id="edit-warning", markup=False)
             yield Static("ctrl+s save · esc cancel · tab moves to the label", classes="dialog-hint", markup=False)
+
+    def on_mount(self) -> None:
+        self._warn()
+
+    @property
+    def chosen_label(self) -> int | None:
+        """The label chosen now (None while none is)."""
+        index = self.query_one("#edit-label", RadioSet).pressed_index
+        return LABELS[index] if 0 <= index < len(LABELS) else None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the text or the label differs from what the dialog opened with."""
+        return self.query_one("#edit-text", TextArea).text != self.thought or self.chosen_label != self.label
+
+    @on(RadioSet.Changed)
+    def _warn(self) -> None:
+        note = edit_gold_note(self.chosen_label, self.gold, self.suggested)
+        warning = self.query_one("#edit-warning", Static)
+        warning.update(note or "")
+        warning.display = note is not None
 
     def action_save(self) -> None:
         text = self.query_one("#edit-text", TextArea).text.strip()
-        index = self.query_one("#edit-label", RadioSet).pressed_index
+        label = self.chosen_label
         if not text:
             self.notify("The improved thought is empty; write it, or press esc to cancel.", severity="error")
-        elif index < 0:
+        elif label is None:
             self.notify("Choose a label: 1 entailment or 0 no-entailment.", severity="error")
         else:
-            self.dismiss(Edit(text, 1 if index == 0 else 0))
+            if note := edit_gold_note(label, self.gold, self.suggested):
+                self.notify(f"Saved the edit of #{self.example_id}, but its {note}.", severity="warning",
+                            timeout=10, markup=False)
+            self.dismiss(Edit(text, label))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if not self.changed:
+            self.dismiss(None)
+            return
+        self.app.push_screen(
+            ChoiceScreen(f"Discard your changes to #{self.example_id}?",
+                         [("k", "keep editing", False), ("d", "discard the changes", True)],
+                         hint="k or esc keeps editing · d discards"),
+            lambda discard: self.dismiss(None) if discard else None)

@@ -40,7 +40,7 @@ class DetailPane(Horizontal, can_focus=False):
         super().__init__(**kwargs)
         self.detail: ExampleDetail | None = None
         self.show_diff = False
-        self._shown = False
+        self._shown = self._empty_store = False
         self._cache: OrderedDict[tuple, _Rendered] = OrderedDict()
 
     def compose(self) -> ComposeResult:
@@ -77,7 +77,7 @@ class DetailPane(Horizontal, can_focus=False):
 
     def show(self, detail: ExampleDetail | None, show_diff: bool = False, empty_store: bool = False) -> None:
         """Render an example (None: an empty queue, or an empty store)."""
-        self.detail, self.show_diff, self._shown = detail, show_diff, True
+        self.detail, self.show_diff, self._shown, self._empty_store = detail, show_diff, True, empty_store
         left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
         if detail is None:
             left_pager.show(EMPTY_STORE if empty_store else EMPTY)
@@ -99,6 +99,6 @@ class DetailPane(Horizontal, can_focus=False):
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
         if self._shown:
-            self.call_after_refresh(self.show, self.detail, self.show_diff)
+            self.call_after_refresh(self.show, self.detail, self.show_diff, self._empty_store)
         else:
             self.query_one("#detail-left", TextPager).show(LOADING)

@@ -5,7 +5,7 @@ from textual.content import Content
 
 from db.records import Generation
 from db.textdiff import word_diff
-from nlistral_tui.data.detail import ExampleDetail
+from nlistral_tui.data.detail import ExampleDetail, edit_gold_note
 from nlistral_tui.text import label_name, literal
 
 HEAD = "bold $accent"
@@ -86,9 +86,32 @@ def left_column(d: ExampleDetail) -> Content:
     return Content.assemble(*parts)
 
 
+def edit_content(d: ExampleDetail, show_diff: bool = False) -> Content:
+    """The current edit: its label against gold (and what a curated export does with it), its text or its diff."""
+    s, gold = d.state, d.example.gold_label
+    verdict, style = _verdict(s.edited_label, gold)
+    parts: list[Content | str | tuple[str, str]] = [
+        _section("EDITED THOUGHT", f"  label {label_name(s.edited_label)}  ", (verdict, style))]
+    if note := edit_gold_note(s.edited_label, gold, s.suggested_label):
+        parts += [(note, "$text-warning"), "\n"]
+    parts.append("\n")
+    if not show_diff:
+        parts.append(literal(s.edited_thought))
+    elif d.edit_base is None:
+        parts += [("Diff: the edit did not record the text it replaced\n", "bold"), literal(s.edited_thought)]
+    else:
+        same = " (the text is unchanged: the edit set the label)" if d.edit_base == s.edited_thought else ""
+        parts += [("Diff: what the edit replaced → edited thought", "bold"), (same, MUTED), "\n",
+                  diff_content(d.edit_base, s.edited_thought or "")]
+    parts.append("\n\n")
+    return Content.assemble(*parts)
+
+
 def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
-    """The reflection (or its diff against the thought), judge scores, prediction and review state."""
+    """The edit, if any; the reflection (or its diff against the thought); judge scores, prediction, review."""
     ex, parts = d.example, []
+    if d.edited:  # what a curated export uses comes first; `d` diffs the edit, not the reflection
+        parts.append(edit_content(d, show_diff))
     r = d.reflection
     if r is None:
         need = d.example.disagrees
@@ -100,7 +123,7 @@ def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
         parts += [_section("REFLECTION", (f"  version {version} of {n}{chosen}", MUTED)),
                   _gen_line(r, "label", ex.gold_label), Content("\n"),
                   Content.styled("Error analysis\n", "bold"), literal(r.error_analysis or "(none)"), Content("\n\n")]
-        if show_diff and d.thought is not None:
+        if show_diff and d.thought is not None and not d.edited:
             parts += [Content.styled("Diff: flawed thought → improved thought\n", "bold"),
                       diff_content(d.thought.thought_process or "", r.thought_process or "")]
         else:
@@ -122,7 +145,7 @@ def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
 
 
 def review_content(d: ExampleDetail) -> Content:
-    """The review state: decision, who and how long, edit, relabel suggestion, bias flag, note."""
+    """The review state: decision, who and how long, relabel suggestion, bias flag, note (the edit is above)."""
     s = d.state
     who = "" if s.reviewer is None else f" by {s.reviewer}"
     spent = f" · {s.seconds_spent:.0f} s" if s.seconds_spent else ""
@@ -138,9 +161,6 @@ def review_content(d: ExampleDetail) -> Content:
         parts.append("\n")
     if s.suggested_label is not None:
         parts += [("relabel suggested: ", "$text-warning"), label_name(s.suggested_label), "\n"]
-    if s.status == "edited" and s.edited_thought:
-        parts += [("edited thought", "bold"), f"  label {label_name(s.edited_label)}\n", literal(s.edited_thought),
-                  "\n"]
     if s.note:
         parts += [("note: ", "bold"), literal(s.note), "\n"]
     return Content.assemble(*parts)

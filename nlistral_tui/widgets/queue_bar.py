@@ -1,10 +1,14 @@
-"""The queues with their live counts: a list in wide layouts, one line in narrow ones."""
+"""The queues with their live counts and the active filter: a list in wide layouts, one line in narrow ones."""
 from __future__ import annotations
 
 from textual.content import Content
 from textual.widget import Widget
 
 from db.queues import QUEUE_TITLES, QUEUES, QueueFilter
+from nlistral_tui.text import literal
+
+FILTER_STYLE = "bold $text-warning"
+MUTED = "$text-muted"
 
 
 def queue_key(queue: str) -> str:
@@ -16,8 +20,25 @@ def _count(counts: dict[str, int] | None, queue: str) -> str:
     return "…" if counts is None else f"{counts.get(queue, 0):,}"
 
 
+def facets_content(f: QueueFilter) -> Content | None:
+    """The filter's facets (dataset/split, gold, model, evaluate run) as literal text; None when there are none.
+
+    The search is left out: the search line shows it.
+    """
+    parts: list[Content] = []
+    if f.dataset or f.split:
+        parts.append(literal(f"{f.dataset or '*'}/{f.split or '*'}"))
+    if f.gold is not None:
+        parts.append(Content(f"gold {f.gold}"))
+    if f.model:
+        parts.append(Content.assemble("model ", literal(f.model)))
+    if f.run_id is not None:
+        parts.append(Content(f"run {f.run_id}"))
+    return Content(" · ").join(parts) if parts else None
+
+
 class _QueueView(Widget):
-    """Holds the filter and counts; a change repaints it (its size never changes, so no re-layout)."""
+    """Holds the filter and counts; a count repaints it, a change of facets lays it out again (it may wrap)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -27,12 +48,13 @@ class _QueueView(Widget):
     def show(self, current: QueueFilter, counts: dict[str, int] | None) -> None:
         """Redraw for the current filter and counts (None while counting)."""
         if (current, counts) != (self.current, self.counts):
+            relayout = facets_content(current) != facets_content(self.current)
             self.current, self.counts = current, counts
-            self.refresh()
+            self.refresh(layout=relayout)
 
 
 class QueueBar(_QueueView):
-    """Every queue on its own line: key, name, count; the current one highlighted."""
+    """Every queue on its own line: key, name, count; the current one highlighted; then the filter."""
 
     def render(self) -> Content:
         width = max(10, self.size.width or 30)
@@ -42,14 +64,20 @@ class QueueBar(_QueueView):
             pad = max(1, width - len(name) - len(n) - 3)
             line = Content.assemble((queue_key(q), "bold $accent"), f" {name}{' ' * pad}{n}")
             lines.append(line.stylize("reverse bold") if q == self.current.queue else line)
+        facets = facets_content(self.current)
+        lines.append(Content.styled("no filter (f filters)", MUTED) if facets is None else
+                     Content.assemble(("filter: ", FILTER_STYLE), facets, ("  c clears", MUTED)))
         return Content("\n").join(lines)
 
 
 class QueueLine(_QueueView):
-    """The current queue and filter on one line, for narrow terminals."""
+    """The current queue, its count and the filter on one line (two when the filter is long), for narrow terminals."""
 
     def render(self) -> Content:
-        return Content.assemble(
-            (queue_key(self.current.queue), "bold $accent"), " ", (self.current.describe(), "bold"),
-            f"  {_count(self.counts, self.current.queue)}", ("   [ ] 1-0 queues · ? keys", "$text-muted"),
-        )
+        q = self.current.queue
+        head = Content.assemble((queue_key(q), "bold $accent"), " ", (QUEUE_TITLES[q], "bold"),
+                                f"  {_count(self.counts, q)}")
+        facets = facets_content(self.current)
+        if facets is None:
+            return Content.assemble(head, ("   [ ] 1-0 queues · f filter · ? keys", MUTED))
+        return Content.assemble(head, ("  filter: ", FILTER_STYLE), facets, ("  c clears", MUTED))
