@@ -24,6 +24,12 @@ async def settle(app: App, pilot: Pilot) -> None:
     raise TimeoutError("workers kept starting; the app did not settle")
 
 
+async def press(app: App, pilot: Pilot, *keys: str) -> None:
+    """Press keys, then wait until the app has settled."""
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
 async def ready(app: App, pilot: Pilot) -> None:
     """Wait until the review screen shows its first window, then settle."""
     for _ in range(2000):

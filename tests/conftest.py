@@ -1,11 +1,13 @@
 """Shared fixtures: temporary databases, the real data beside the project (skipped when absent)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from db import open_db
+from fake_mistral import TEST_KEY, FakeMistral
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -59,3 +61,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_mistral"))
+
+
+@pytest.fixture
+def api_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MISTRAL_API_KEY set to the fake server's key, no user config file, tmp_path as the working directory."""
+    monkeypatch.setenv("MISTRAL_API_KEY", TEST_KEY)
+    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.chdir(tmp_path)
+    return TEST_KEY
+
+
+@pytest.fixture
+def fake(api_env: str) -> Iterator[FakeMistral]:
+    """A fake Mistral-compatible server that takes api_env's key (no wait after a 429)."""
+    with FakeMistral(api_key=api_env, retry_after="0", latency_s=0.005) as server:
+        yield server

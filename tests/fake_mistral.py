@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import hashlib
 import json
 import random
@@ -26,9 +27,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 FAULTS = ("ok", "400", "429", "500", "timeout", "malformed", "wrong_schema", "bad_body")
+TEST_KEY = "sk-test-fake-server-3c9e1d"  # the key tests set in MISTRAL_API_KEY (conftest.api_env)
 
 
 @dataclass
@@ -48,6 +51,9 @@ class FakeConfig:
     thought_error_rate: float = 0.2  # share of pairs whose thought gets the other label
     reflection_error_rate: float = 0.0  # share of reflections that do not reach gold
     script: deque[str] = field(default_factory=deque)  # faults for the next requests, in order
+    # Scripted answers: "KIND<tab>PREMISE" (kind: thought, reflection or judge) -> the reply text sent
+    # for that request, whatever it is (a poison reply, a label in prose); other requests as usual.
+    replies: dict[str, str] = field(default_factory=dict)
     seed: int = 0
 
 
@@ -141,6 +147,10 @@ class FakeMistral:
     def duplicates(self) -> int:
         """Request keys answered successfully more than once (answers paid for twice)."""
         return sum(1 for n in self.ok_by_key().values() if n > 1)
+
+    def script_replies(self, replies: dict[tuple[str, str], str]) -> None:
+        """Answer (kind, premise) requests with these reply texts; anything else as usual."""
+        self.config.replies = {f"{kind}\t{premise}": reply for (kind, premise), reply in replies.items()}
 
     def reset(self) -> None:
         """Forget the records."""
@@ -311,6 +321,9 @@ def _share(key: str, salt: str) -> float:
 def _answer(kind: str, messages: list[dict[str, Any]], cfg: FakeConfig, key: str) -> str:
     user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
     premise, hypothesis = _field(user, "Premise"), _field(user, "Hypothesis")
+    scripted = cfg.replies.get(f"{kind}\t{premise}")
+    if scripted is not None:
+        return scripted
     pair_key = hashlib.sha256(f"{premise}\x1f{hypothesis}".encode()).hexdigest()
     if kind == "judge":
         score = 1 + int(_share(key, "score") * 5)
@@ -362,12 +375,34 @@ def toy_pairs(n: int) -> list[tuple[str, str, int]]:
     return pairs
 
 
+def toy_db(path: Path, pairs: list[tuple[str, str, int]], name: str = "toy_train") -> Path:
+    """A store at path holding these pairs, imported from a CSV (NAME.csv beside it) as a user would."""
+    from db import open_db
+    from pipeline.importing import import_file
+
+    csv_path = path.parent / f"{name}.csv"
+    with csv_path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("premise", "hypothesis", "label"), *pairs])
+    db = open_db(path)
+    import_file(db, csv_path)
+    db.conn.close()
+    return path
+
+
+def client_settings(url: str, **api: Any) -> Any:
+    """Settings that point the client at a fake server at url, fast (high rps, short timeout); api overrides."""
+    from pipeline.settings import Api, Settings
+
+    return Settings(api=Api(**{"server_url": url, "rps": 500.0, "max_concurrency": 6, "timeout_s": 5.0,
+                                "max_retries": 3, **api}))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; print the URL on the first line of stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     for f in fields(FakeConfig):
-        if f.name in ("script",):
+        if f.name in ("script", "replies"):
             continue
         kind = {"float": float, "int": int}.get(str(f.type), str)
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)

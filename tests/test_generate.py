@@ -1,17 +1,15 @@
 """Generate, reflect and judge end to end: real SDK, real sockets, real SQLite, the fake server."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_mistral import FakeMistral, request_key, toy_pairs
+from fake_mistral import TEST_KEY, FakeMistral, client_settings, request_key, toy_db, toy_pairs
 from typer.testing import CliRunner
 
 from db import open_db
@@ -19,7 +17,6 @@ from db.generations import generations_for
 from db.runs import get_run, list_runs
 from pipeline.cli import app
 from pipeline.client import ApiError, AuthError, ClientConfigError
-from pipeline.importing import import_file
 from pipeline.generate import (
     GenerateError,
     Selection,
@@ -29,42 +26,17 @@ from pipeline.generate import (
     stage_options,
 )
 from pipeline.prompts import JUDGE, REFLECTION, THOUGHT
-from pipeline.settings import Api, Settings
+from pipeline.settings import Settings
 
-KEY = "sk-test-generate-9d3e51a07c"
+KEY = TEST_KEY
 MODEL = "ministral-8b-latest"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
-    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeMistral]:
-    with FakeMistral(api_key=KEY, retry_after="0", latency_s=0.005) as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("api_env")
 
 
 def make_db(path: Path, n: int = 12, name: str = "toy_train", pairs: list | None = None) -> Path:
     """A database with n toy examples, imported from a CSV as a user would."""
-    csv_path = path.parent / f"{name}.csv"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["premise", "hypothesis", "label"])
-        writer.writerows(pairs or toy_pairs(n))
-    db = open_db(path)
-    import_file(db, csv_path)
-    db.conn.close()
-    return path
-
-
-def settings(url: str, **api: object) -> Settings:
-    return Settings(api=Api(**{"server_url": url, "rps": 500.0, "max_concurrency": 6, "timeout_s": 5.0,
-                                "max_retries": 3, **api}))
+    return toy_db(path, pairs or toy_pairs(n), name)
 
 
 def thoughts(path: Path) -> list[dict]:
@@ -83,7 +55,7 @@ def write_config(url: str, **api: object) -> Path:
 
 def test_generate_stores_each_thought_once_and_a_rerun_sends_nothing(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "g.db")
-    opts = stage_options("thought", settings(fake.url))
+    opts = stage_options("thought", client_settings(fake.url))
     result = run_stage(path, opts)
     assert result.status == "completed" and result.counters.stored == 12
     rows = thoughts(path)
@@ -105,14 +77,14 @@ def test_generate_stores_each_thought_once_and_a_rerun_sends_nothing(fake: FakeM
     assert again.counters.total == 0 and len(fake.snapshot()) == sent  # never pays twice
     assert fake.duplicates() == 0
     # A new prompt version or model is new work; the old answers stay.
-    other = run_stage(path, stage_options("thought", settings(fake.url), model="mistral-small-latest"))
+    other = run_stage(path, stage_options("thought", client_settings(fake.url), model="mistral-small-latest"))
     assert other.counters.stored == 12 and len(thoughts(path)) == 24
 
 
 def test_parse_failures_are_stored_and_only_resent_when_asked(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "f.db", n=6)
     fake.config.script.extend(["malformed", "wrong_schema", "bad_body"])
-    opts = stage_options("thought", settings(fake.url, max_concurrency=1))
+    opts = stage_options("thought", client_settings(fake.url, max_concurrency=1))
     result = run_stage(path, opts)
     assert result.counters.parse["failed"] == 3 and result.summary["parse_failed"] == 3
     failed = [r for r in thoughts(path) if r["parse_status"] == "failed"]
@@ -128,34 +100,34 @@ def test_parse_failures_are_stored_and_only_resent_when_asked(fake: FakeMistral,
 
     sent = len(fake.snapshot())
     assert run_stage(path, opts).counters.total == 0 and len(fake.snapshot()) == sent
-    retry = run_stage(path, stage_options("thought", settings(fake.url), retry_failed=True))
+    retry = run_stage(path, stage_options("thought", client_settings(fake.url), retry_failed=True))
     assert retry.counters.stored == 3 and len(fake.snapshot()) == sent + 3
     rows = thoughts(path)
     assert len(rows) == 9  # the failed versions are kept beside the new ones
-    assert run_stage(path, stage_options("thought", settings(fake.url), retry_failed=True)).counters.total == 0
+    assert run_stage(path, stage_options("thought", client_settings(fake.url), retry_failed=True)).counters.total == 0
 
 
 def test_requests_given_up_are_not_stored_and_are_sent_again_next_run(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "a.db", n=4)
     fake.config.script.extend(["500"] * 2)  # one example: 1 try + 1 retry, both 500
-    result = run_stage(path, stage_options("thought", settings(fake.url, max_concurrency=1, max_retries=1)))
+    result = run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=1, max_retries=1)))
     assert result.counters.failures == Counter({"server_error": 1}) and result.counters.stored == 3
     assert result.counters.requests == 5
     assert len(thoughts(path)) == 3
-    assert run_stage(path, stage_options("thought", settings(fake.url))).counters.stored == 1
+    assert run_stage(path, stage_options("thought", client_settings(fake.url))).counters.stored == 1
     assert len(thoughts(path)) == 4 and fake.duplicates() == 0
 
 
 def test_reflect_only_mismatches_and_flag_labels_that_miss_gold(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "r.db", n=16)
     fake.config.thought_error_rate = 0.5
-    run_stage(path, stage_options("thought", settings(fake.url)))
+    run_stage(path, stage_options("thought", client_settings(fake.url)))
     db = open_db(path)
     mismatched = {r["id"]: r["thought_id"] for r in db.query(
         "SELECT id, thought_id FROM examples WHERE thought_label != gold_label")}
     assert mismatched
     fake.config.reflection_error_rate = 1.0  # every reflection keeps the wrong label
-    result = run_stage(path, stage_options("reflection", settings(fake.url)))
+    result = run_stage(path, stage_options("reflection", client_settings(fake.url)))
     assert result.counters.stored == len(mismatched)
     rows = list(db.query("SELECT * FROM generations WHERE kind = 'reflection'"))
     assert {r["example_id"]: r["parent_id"] for r in rows} == mismatched
@@ -164,17 +136,17 @@ def test_reflect_only_mismatches_and_flag_labels_that_miss_gold(fake: FakeMistra
         assert "label_not_gold" in json.loads(row["flags"])  # flagged, not forced to gold
         assert row["error_analysis"] and row["thought_process"]
     assert result.summary["not_gold"] == len(mismatched) and result.summary["reached_gold"] == 0
-    assert run_stage(path, stage_options("reflection", settings(fake.url))).counters.total == 0
+    assert run_stage(path, stage_options("reflection", client_settings(fake.url))).counters.total == 0
     db.conn.close()
 
 
 def test_judge_scores_thoughts_and_reflections(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "j.db", n=8)
     fake.config.thought_error_rate = 0.5
-    run_stage(path, stage_options("thought", settings(fake.url)))
-    run_stage(path, stage_options("reflection", settings(fake.url)))
-    on_thoughts = run_stage(path, stage_options("judge", settings(fake.url)))
-    on_reflections = run_stage(path, stage_options("judge", settings(fake.url), judge_target="reflection"))
+    run_stage(path, stage_options("thought", client_settings(fake.url)))
+    run_stage(path, stage_options("reflection", client_settings(fake.url)))
+    on_thoughts = run_stage(path, stage_options("judge", client_settings(fake.url)))
+    on_reflections = run_stage(path, stage_options("judge", client_settings(fake.url), judge_target="reflection"))
     db = open_db(path)
     judged = list(db.query("SELECT j.*, p.kind AS parent_kind FROM generations j JOIN generations p "
                            "ON p.id = j.parent_id WHERE j.kind = 'judge'"))
@@ -192,7 +164,7 @@ def test_selection_by_dataset_ids_and_limit(fake: FakeMistral, tmp_path: Path) -
     db = open_db(path)
     ids = [r[0] for r in db.execute("SELECT id FROM examples WHERE dataset = 'toy' ORDER BY id")]
     db.conn.close()
-    opts = stage_options("thought", settings(fake.url))
+    opts = stage_options("thought", client_settings(fake.url))
     assert run_stage(path, opts, Selection(dataset="other")).counters.stored == 1
     assert run_stage(path, opts, Selection(ids=(ids[0], ids[3]))).counters.stored == 2
     assert run_stage(path, opts, Selection(split="train", limit=3)).counters.stored == 3
@@ -202,12 +174,12 @@ def test_selection_by_dataset_ids_and_limit(fake: FakeMistral, tmp_path: Path) -
 
 def test_reflect_one_makes_a_new_version_each_time(fake: FakeMistral, tmp_path: Path) -> None:
     path = make_db(tmp_path / "o.db", n=4)
-    run_stage(path, stage_options("thought", settings(fake.url)))
+    run_stage(path, stage_options("thought", client_settings(fake.url)))
     db = open_db(path)
     example_id = db.execute("SELECT min(id) FROM examples").fetchone()[0]
     thought_id = db.execute("SELECT thought_id FROM examples WHERE id = ?", [example_id]).fetchone()[0]
-    first = reflect_one(path, example_id, settings=settings(fake.url))
-    second = reflect_one(path, example_id, settings=settings(fake.url), model="mistral-medium-latest")
+    first = reflect_one(path, example_id, settings=client_settings(fake.url))
+    second = reflect_one(path, example_id, settings=client_settings(fake.url), model="mistral-medium-latest")
     assert first.kind == second.kind == "reflection" and first.id != second.id
     assert first.parent_id == second.parent_id == thought_id
     assert second.model == "mistral-medium-latest" and first.model == "mistral-small-latest"
@@ -223,11 +195,11 @@ def test_reflect_one_errors(fake: FakeMistral, tmp_path: Path, monkeypatch: pyte
     example_id = db.execute("SELECT min(id) FROM examples").fetchone()[0]
     db.conn.close()
     with pytest.raises(GenerateError, match="no thought yet"):
-        reflect_one(path, example_id, settings=settings(fake.url))
-    run_stage(path, stage_options("thought", settings(fake.url)))
+        reflect_one(path, example_id, settings=client_settings(fake.url))
+    run_stage(path, stage_options("thought", client_settings(fake.url)))
     fake.config.rate_500 = 1.0
     with pytest.raises(ApiError) as caught:
-        reflect_one(path, example_id, settings=settings(fake.url, max_retries=1))
+        reflect_one(path, example_id, settings=client_settings(fake.url, max_retries=1))
     assert caught.value.kind == "server_error"
     monkeypatch.delenv("MISTRAL_API_KEY")
     with pytest.raises(ClientConfigError, match="MISTRAL_API_KEY"):
@@ -285,7 +257,7 @@ def test_bad_requests_in_a_row_stop_the_run(fake: FakeMistral, tmp_path: Path) -
     path = make_db(tmp_path / "b.db", n=20)
     fake.config.script.extend(["400"] * 20)
     with pytest.raises(GenerateError, match="rejected"):
-        run_stage(path, stage_options("thought", settings(fake.url, max_concurrency=1)))
+        run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=1)))
     assert len(fake.snapshot()) == 5
 
 
@@ -293,14 +265,14 @@ def test_auth_error_from_run_stage(fake: FakeMistral, tmp_path: Path, monkeypatc
     path = make_db(tmp_path / "x.db", n=3)
     monkeypatch.setenv("MISTRAL_API_KEY", "sk-nope-000")
     with pytest.raises(AuthError):
-        run_stage(path, stage_options("thought", settings(fake.url)))
+        run_stage(path, stage_options("thought", client_settings(fake.url)))
     assert thoughts(path) == []
 
 
 def test_fake_server_request_keys_match_our_prompts(fake: FakeMistral, tmp_path: Path) -> None:
     """The duplicate check in the kill test relies on this: one key per (model, prompt, pair)."""
     path = make_db(tmp_path / "q.db", n=3)
-    run_stage(path, stage_options("thought", settings(fake.url)))
+    run_stage(path, stage_options("thought", client_settings(fake.url)))
     premise, hypothesis, _ = toy_pairs(3)[0]
     assert request_key(MODEL, THOUGHT.messages(premise=premise, hypothesis=hypothesis)) in fake.ok_by_key()
 
@@ -344,7 +316,7 @@ def test_answers_wait_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMist
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
     seen_waiting: list[bool] = []
-    result = run_stage(path, stage_options("thought", settings(fake.url)),
+    result = run_stage(path, stage_options("thought", client_settings(fake.url)),
                        on_progress=lambda c: seen_waiting.append(c.waiting_for_store))
     holder.join()
     assert result.status == "completed" and result.counters.stored == 12
@@ -410,7 +382,7 @@ def test_run_finish_waits_for_a_write_lock_held_past_the_busy_timeout(fake: Fake
 
     told: list[str] = []
     try:
-        result = run_stage(path, stage_options("thought", settings(fake.url, max_concurrency=1)),
+        result = run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=1)),
                            on_progress=progress, notify=told.append)
     finally:
         holder.wait(10)

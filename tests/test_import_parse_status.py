@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import fake_mistral
 import pytest
-from fake_mistral import FakeMistral, toy_pairs
+from fake_mistral import FakeMistral, client_settings, toy_pairs
 from typer.testing import CliRunner
 
 from db import open_db
@@ -20,9 +17,7 @@ from exports import SftOptions, plan_sft
 from pipeline.cli import app
 from pipeline.generate import Selection, run_stage, stage_options
 from pipeline.importing import import_file
-from pipeline.settings import Api, Settings
 
-KEY = "sk-test-import-status-7e2d"
 STEPS = "Step 1: the premise is about a park. Step 2: the hypothesis adds nothing new."
 WRONG = "{wrong}"  # replaced by the label that is not the example's gold
 
@@ -35,34 +30,15 @@ ANSWERS: list[tuple[str, str, bool]] = [
     (f'"thought_process": "{STEPS}", "predicted_label": "{WRONG}"', "repaired", True),
 ]
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("api_env")
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
-    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeMistral]:
-    with FakeMistral(api_key=KEY, retry_after="0", latency_s=0.001) as server:
-        yield server
 
 
-def _scripted(monkeypatch: pytest.MonkeyPatch, replies: dict[tuple[str, str], str]) -> None:
-    """The fake server answers (kind, premise) from `replies`, anything else as usual."""
-    answer = fake_mistral._answer
-
-    def scripted(kind: str, messages: list[dict[str, Any]], cfg: Any, key: str) -> str:
-        user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
-        return replies.get((kind, fake_mistral._field(user, "Premise")), answer(kind, messages, cfg, key))
-
-    monkeypatch.setattr(fake_mistral, "_answer", scripted)
 
 
-def _settings(url: str) -> Settings:
-    return Settings(api=Api(server_url=url, rps=500.0, max_concurrency=4, timeout_s=5.0, max_retries=1))
 
 
 def _answer(fields: str, gold: int) -> str:
@@ -92,8 +68,7 @@ def _parse_failed_ids(path: Path, ablation: str) -> set[int]:
         db.conn.close()
 
 
-def test_imported_answers_are_stored_reflected_and_exported_as_generated_ones(fake: FakeMistral, tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imported_answers_are_stored_reflected_and_exported_as_generated_ones(fake: FakeMistral, tmp_path: Path) -> None:
     n = len(ANSWERS)
     off = n + n % 2  # examples 1..n: generated answers; off+1..off+n: the same answers imported (same golds)
     pairs = toy_pairs(off + n)
@@ -106,9 +81,9 @@ def test_imported_answers_are_stored_reflected_and_exported_as_generated_ones(fa
     (tmp_path / "toy_thoughts.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     import_file(db, tmp_path / "toy_thoughts.jsonl", dataset="toy", split="train")
     db.conn.close()
-    _scripted(monkeypatch, {("thought", pairs[k][0]): _answer(fields, pairs[k][2])
+    fake.script_replies({("thought", pairs[k][0]): _answer(fields, pairs[k][2])
                             for k, (fields, _, _) in enumerate(ANSWERS)})
-    run_stage(path, stage_options("thought", _settings(fake.url)), Selection(ids=tuple(range(1, n + 1))))
+    run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=4, max_retries=1)), Selection(ids=tuple(range(1, n + 1))))
 
     thoughts = _stored(path, "thought")
     for k, (fields, status, has_label) in enumerate(ANSWERS):
@@ -126,9 +101,9 @@ def test_imported_answers_are_stored_reflected_and_exported_as_generated_ones(fa
     # (failed, no label), one with no error analysis (its label kept, noted), generated or imported alike.
     reflections = {0: '"error_analysis": "It missed the place.", "predicted_label": %d',
                    4: f'"improved_thought_process": "{STEPS} So it follows.", "predicted_label": %d'}
-    _scripted(monkeypatch, {("reflection", pairs[k][0]): "{" + fields % pairs[k][2] + "}"
+    fake.script_replies({("reflection", pairs[k][0]): "{" + fields % pairs[k][2] + "}"
                             for k, fields in reflections.items()})
-    run_stage(path, stage_options("reflection", _settings(fake.url)), Selection(ids=(1, 5)))
+    run_stage(path, stage_options("reflection", client_settings(fake.url, max_concurrency=4, max_retries=1)), Selection(ids=(1, 5)))
     lines = [_seed(off + k, pairs[off + k], f'"thought_process": "{STEPS}", ' + fields % pairs[off + k][2])
              for k, fields in reflections.items()]
     (tmp_path / "toy_reflections.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")

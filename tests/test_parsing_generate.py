@@ -6,24 +6,17 @@ every reply the store's parse status agrees with what the export later does: a s
 """
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import fake_mistral
 import pytest
-from fake_mistral import FakeMistral, toy_pairs
+from fake_mistral import FakeMistral, client_settings, toy_db, toy_pairs
 
 from db import open_db
 from db.runs import get_run
 from exports import SftOptions, plan_sft
 from pipeline.generate import run_stage, stage_options
-from pipeline.importing import import_file
-from pipeline.settings import Api, Settings
 
-KEY = "sk-test-parsing-5a1c"
 HUGE = "9" * 5000
 STEPS = "Step 1: the premise is about a park. Step 2: the hypothesis adds nothing new."
 
@@ -55,44 +48,14 @@ THOUGHT_REPLIES: list[tuple[str, str, int | None]] = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
-    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeMistral]:
-    with FakeMistral(api_key=KEY, retry_after="0", latency_s=0.001) as server:
-        yield server
 
 
-def _scripted(monkeypatch: pytest.MonkeyPatch, replies: dict[tuple[str, str], str]) -> None:
-    """The fake server answers (kind, premise) from `replies`, anything else as usual."""
-    answer = fake_mistral._answer
-
-    def scripted(kind: str, messages: list[dict[str, Any]], cfg: Any, key: str) -> str:
-        user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
-        return replies.get((kind, fake_mistral._field(user, "Premise")), answer(kind, messages, cfg, key))
-
-    monkeypatch.setattr(fake_mistral, "_answer", scripted)
 
 
-def _store(tmp_path: Path, n: int) -> tuple[Path, list[tuple[str, str, int]]]:
-    pairs = toy_pairs(n)
-    csv_path = tmp_path / "toy_train.csv"
-    with csv_path.open("w", newline="") as fh:
-        csv.writer(fh).writerows([("premise", "hypothesis", "label"), *pairs])
-    path = tmp_path / "p.db"
-    db = open_db(path)
-    import_file(db, csv_path)
-    db.conn.close()
-    return path, pairs
 
 
-def _settings(url: str) -> Settings:
-    return Settings(api=Api(server_url=url, rps=500.0, max_concurrency=4, timeout_s=5.0, max_retries=1))
 
 
 def _parse_failed_ids(path: Path, ablation: str) -> set[int]:
@@ -104,13 +67,13 @@ def _parse_failed_ids(path: Path, ablation: str) -> set[int]:
     return set(plan.left_out_ids.get("parse_failed", []))
 
 
-def test_a_5000_digit_integer_is_stored_as_a_failed_parse(fake: FakeMistral, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_5000_digit_integer_is_stored_as_a_failed_parse(fake: FakeMistral, tmp_path: Path) -> None:
     """It used to raise ValueError in the parser: generate crashed, stored nothing, left its run running."""
-    path, pairs = _store(tmp_path, 3)
+    pairs = toy_pairs(3)
+    path = toy_db(tmp_path / "p.db", pairs)
     poison = {("thought", pairs[0][0]): _thought(HUGE), ("thought", pairs[1][0]): f"{HUGE} is my answer: {HUGE}"}
-    _scripted(monkeypatch, poison)
-    result = run_stage(path, stage_options("thought", _settings(fake.url)))
+    fake.script_replies(poison)
+    result = run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=4, max_retries=1)))
     assert result.counters.stored == 3 and result.counters.parse["failed"] == 2
     db = open_db(path)
     rows = {r["example_id"]: r for r in db.query("SELECT * FROM generations WHERE kind = 'thought'")}
@@ -123,13 +86,13 @@ def test_a_5000_digit_integer_is_stored_as_a_failed_parse(fake: FakeMistral, tmp
         assert json.loads(row["params"])["parse_problems"]
     assert rows[3]["parse_status"] == "ok"
     sent = len(fake.snapshot())
-    assert run_stage(path, stage_options("thought", _settings(fake.url))).counters.total == 0  # never paid twice
+    assert run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=4, max_retries=1))).counters.total == 0  # never paid twice
     assert len(fake.snapshot()) == sent
 
 
-def test_stored_parse_status_agrees_with_the_export(fake: FakeMistral, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    path, pairs = _store(tmp_path, len(THOUGHT_REPLIES) + 4)
+def test_stored_parse_status_agrees_with_the_export(fake: FakeMistral, tmp_path: Path) -> None:
+    pairs = toy_pairs(len(THOUGHT_REPLIES) + 4)
+    path = toy_db(tmp_path / "p.db", pairs)
     replies = {("thought", pairs[i][0]): reply for i, (reply, _, _) in enumerate(THOUGHT_REPLIES)}
     # The last four examples: thoughts that disagree with gold, so they get reflections (scripted too).
     wrong = list(range(len(THOUGHT_REPLIES), len(pairs)))
@@ -144,9 +107,9 @@ def test_stored_parse_status_agrees_with_the_export(fake: FakeMistral, tmp_path:
     ]
     for i, reply in zip(wrong, reflections, strict=True):
         replies[("reflection", pairs[i][0])] = reply
-    _scripted(monkeypatch, replies)
+    fake.script_replies(replies)
 
-    stage = run_stage(path, stage_options("thought", _settings(fake.url)))
+    stage = run_stage(path, stage_options("thought", client_settings(fake.url, max_concurrency=4, max_retries=1)))
     assert stage.counters.stored == len(pairs)
     db = open_db(path)
     thoughts = {r["example_id"]: r for r in db.query("SELECT * FROM generations WHERE kind = 'thought'")}
@@ -163,7 +126,7 @@ def test_stored_parse_status_agrees_with_the_export(fake: FakeMistral, tmp_path:
     # Parsed thoughts that disagree with gold get a reflection: the four scripted ones, and the fake's
     # usual (correct) reflection for the others.
     others = sum(label is not None and label != pairs[i][2] for i, (_, _, label) in enumerate(THOUGHT_REPLIES))
-    reflect = run_stage(path, stage_options("reflection", _settings(fake.url)))
+    reflect = run_stage(path, stage_options("reflection", client_settings(fake.url, max_concurrency=4, max_retries=1)))
     assert reflect.counters.stored == 4 + others and reflect.counters.parse["failed"] == 3
     assert reflect.summary["reached_gold"] == 1 + others  # "The gold label: 1 / My view differs." is not
     db = open_db(path)

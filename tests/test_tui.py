@@ -9,7 +9,7 @@ import pytest
 from db import open_db
 from db.queues import QUEUES, QueueFilter, ids
 from db.reviews import record, state
-from nlistral_tui.pilot import running, screen_text, settle
+from nlistral_tui.pilot import press, running, screen_text, settle
 from pipeline.settings import Settings
 
 pytestmark = pytest.mark.asyncio
@@ -38,11 +38,6 @@ def _ids(path: Path, f: QueueFilter) -> list[int]:
         db.conn.close()
 
 
-async def _press(app, pilot, *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
-
-
 async def test_opens_on_the_disagreements_with_live_counts(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         screen = app.screen
@@ -58,10 +53,10 @@ async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_p
     async with running(demo_db_path) as (app, pilot):
         first, second, third = _ids(demo_db_path, QueueFilter(queue="disagreements"))[:3]
         await pilot.pause(0.05)
-        await _press(app, pilot, "a")
+        await press(app, pilot, "a")
         assert app.screen.current.id == second
-        await _press(app, pilot, "r")
-        await _press(app, pilot, "s")
+        await press(app, pilot, "r")
+        await press(app, pilot, "s")
         assert app.screen.current.id == _ids(demo_db_path, QueueFilter(queue="disagreements"))[3]
     accepted, rejected, skipped = (_state(demo_db_path, i) for i in (first, second, third))
     assert accepted.status == "accepted" and accepted.reviewer == "pilot" and accepted.seconds_spent >= 0.05
@@ -71,11 +66,11 @@ async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_p
 async def test_next_previous_and_the_arrow_keys(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         order = _ids(demo_db_path, QueueFilter(queue="disagreements"))
-        await _press(app, pilot, "j", "j", "down")
+        await press(app, pilot, "j", "j", "down")
         assert app.screen.current.id == order[3]
-        await _press(app, pilot, "k", "up")
+        await press(app, pilot, "k", "up")
         assert app.screen.current.id == order[1]
-        await _press(app, pilot, *["j"] * 20)
+        await press(app, pilot, *["j"] * 20)
         assert app.screen.current.id == order[-1]
         assert len(app.screen.latency["next"]) >= 18  # each move was timed inside the app
 
@@ -84,10 +79,10 @@ async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         target = app.screen.current
         base = target.improved_thought
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         area = app.screen.query_one("#edit-text")
         area.text = base.replace("Step 3:", "Step 3: Crucially,")
-        await _press(app, pilot, "ctrl+s")
+        await press(app, pilot, "ctrl+s")
         assert app.screen.current.id != target.id
     edited = _state(demo_db_path, target.id)
     assert edited.status == "edited" and edited.edited_label == target.improved_label
@@ -97,11 +92,11 @@ async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
 async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         target = app.screen.current.id
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         app.screen.query_one("#edit-text").text = "   "
-        await _press(app, pilot, "ctrl+s")
+        await press(app, pilot, "ctrl+s")
         assert app.screen.__class__.__name__ == "EditScreen"
-        await _press(app, pilot, "escape", "d")  # the text was changed: esc asks, d discards
+        await press(app, pilot, "escape", "d")  # the text was changed: esc asks, d discards
         assert app.screen.current.id == target
     assert _state(demo_db_path, target).status == "pending"
 
@@ -109,14 +104,14 @@ async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_pat
 async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         target = app.screen.current.id
-        await _press(app, pilot, "b")
+        await press(app, pilot, "b")
         app.screen.query_one("#choice-note").value = "annotators disagree here"
-        await _press(app, pilot, "1")
+        await press(app, pilot, "1")
         flagged = _state(demo_db_path, target)
         assert flagged.bias_category == "gold_wrong" and flagged.bias_note == "annotators disagree here"
         assert app.screen.current.id == target and "gold looks wrong" in screen_text(app)
         assert app.screen.window.current.flagged
-        await _press(app, pilot, "b", "c")
+        await press(app, pilot, "b", "c")
     assert _state(demo_db_path, target).bias_category is None
 
 
@@ -124,7 +119,7 @@ async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         current = app.screen.current
         other = 1 - current.example.gold_label
-        await _press(app, pilot, "l", str(other))
+        await press(app, pilot, "l", str(other))
         assert "suggested relabel" in screen_text(app)
     after = _state(demo_db_path, current.id)
     assert after.suggested_label == other
@@ -137,37 +132,37 @@ async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
 async def test_undo_and_redo_survive_a_restart(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         first = app.screen.current.id
-        await _press(app, pilot, "a", "r")
+        await press(app, pilot, "a", "r")
     assert _state(demo_db_path, first).status == "accepted"
     async with running(demo_db_path) as (app, pilot):  # a new process would read the same log
-        await _press(app, pilot, "u", "u")
+        await press(app, pilot, "u", "u")
         assert _state(demo_db_path, first).status == "pending"
         assert app.screen.current.id == first  # undo shows the example it changed
-        await _press(app, pilot, "U")
+        await press(app, pilot, "U")
         assert _state(demo_db_path, first).status == "accepted"
-        await _press(app, pilot, "ctrl+z")
+        await press(app, pilot, "ctrl+z")
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "ctrl+y")
+        await press(app, pilot, "ctrl+y")
     assert _state(demo_db_path, first).status == "accepted"
 
 
 async def test_undo_with_nothing_to_undo_says_so(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "u")
+        await press(app, pilot, "u")
         assert any("Nothing to undo" in n.message for n in app._notifications)
 
 
 async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         members = _ids(demo_db_path, QueueFilter(queue="disagreements"))
-        await _press(app, pilot, "A")
+        await press(app, pilot, "A")
         assert "15 undecided" in screen_text(app)  # the confirmation shows the count
-        await _press(app, pilot, "y")
+        await press(app, pilot, "y")
         assert all(_state(demo_db_path, i).status == "accepted" for i in members)
         assert _state(demo_db_path, 1).status == "pending"  # outside the filter
-        await _press(app, pilot, "u")
+        await press(app, pilot, "u")
         assert all(_state(demo_db_path, i).status == "pending" for i in members)
-        await _press(app, pilot, "X", "n")
+        await press(app, pilot, "X", "n")
         assert all(_state(demo_db_path, i).status == "pending" for i in members)
 
 
@@ -180,15 +175,15 @@ async def test_bulk_leaves_decided_examples_alone_unless_they_are_included(demo_
     record(db, "reject", [members[1]], reviewer="pilot")
     db.conn.close()
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "A")
+        await press(app, pilot, "A")
         text = screen_text(app)
         assert "13 undecided · 2 decided" in text and "replacing 2 decisions" in text
-        await _press(app, pilot, "y")
+        await press(app, pilot, "y")
         assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["accepted"] * 13
         assert _state(demo_db_path, members[0]).edited_thought == "My careful edit."
-        await _press(app, pilot, "u", "A", "a")
+        await press(app, pilot, "u", "A", "a")
         assert all(_state(demo_db_path, i).status == "accepted" for i in members)
-        await _press(app, pilot, "u")
+        await press(app, pilot, "u")
         assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["pending"] * 13
 
 
@@ -199,11 +194,11 @@ async def test_the_app_reopens_where_the_reviewer_left_off(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         app.screen.set_filter(QueueFilter(queue="disagreements", gold=1), "filter")
         await settle(app, pilot)
-        await _press(app, pilot, "a", "r")
+        await press(app, pilot, "a", "r")
     async with running(demo_db_path) as (app, pilot):
         assert app.screen.filter == QueueFilter(queue="disagreements", gold=1)
         assert app.screen.current.id == members[2]
-        await _press(app, pilot, "j")
+        await press(app, pilot, "j")
     async with running(demo_db_path) as (app, pilot):  # quit after moving on without deciding
         assert app.screen.current.id == members[3]
     async with running(demo_db_path, start_filter=QueueFilter(queue="all")) as (app, pilot):
@@ -215,15 +210,15 @@ async def test_the_app_reopens_where_the_reviewer_left_off(demo_db_path):
 
 async def test_search_finds_and_filters(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "1", "slash")
+        await press(app, pilot, "1", "slash")
         await pilot.press(*"BBCode")
-        await _press(app, pilot, "enter")
+        await press(app, pilot, "enter")
         screen = app.screen
         assert screen.filter == QueueFilter(search="BBCode")
         assert [r.id for r in screen.window.rows] == _ids(demo_db_path, screen.filter)
         assert "[bold]water tomatoes before noon[/bold]" in screen.current.example.premise
         assert screen.latency["search"], "the search was timed"
-        await _press(app, pilot, "slash", "ctrl+u", "enter")
+        await press(app, pilot, "slash", "ctrl+u", "enter")
         assert screen.filter.search == "" and screen.counts["all"] == 45
 
 
@@ -232,7 +227,7 @@ async def test_each_queue_key_shows_that_queue(reviewed_demo, queue):
     path = reviewed_demo
     async with running(path) as (app, pilot):
         key = str((QUEUES.index(queue) + 1) % 10)
-        await _press(app, pilot, key)
+        await press(app, pilot, key)
         expected = _ids(path, QueueFilter(queue=queue))
         assert app.screen.filter.queue == queue and expected, f"the fixture leaves {queue} empty"
         assert [r.id for r in app.screen.window.rows] == expected
@@ -241,44 +236,44 @@ async def test_each_queue_key_shows_that_queue(reviewed_demo, queue):
 
 async def test_queue_cycling_and_an_empty_queue(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "right_square_bracket")
+        await press(app, pilot, "right_square_bracket")
         assert app.screen.filter.queue == "needs_reflection"
         assert app.screen.current is None and "Nothing to show" in screen_text(app)
-        await _press(app, pilot, "a")
+        await press(app, pilot, "a")
         assert any("No example is shown" in n.message for n in app._notifications)
-        await _press(app, pilot, "left_square_bracket", "left_square_bracket")
+        await press(app, pilot, "left_square_bracket", "left_square_bracket")
         assert app.screen.filter.queue == "all"
 
 
 async def test_filter_dialog_sets_gold_and_clears(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "1", "f")
+        await press(app, pilot, "1", "f")
         gold = app.screen.query_one("#filter-gold")
         gold.value = 1
-        await _press(app, pilot, "ctrl+s")
+        await press(app, pilot, "ctrl+s")
         assert app.screen.filter == QueueFilter(gold=1)
         assert all(r.gold_label == 1 for r in app.screen.window.rows) and app.screen.window.rows
-        await _press(app, pilot, "f", "ctrl+x")
+        await press(app, pilot, "f", "ctrl+x")
         assert app.screen.filter == QueueFilter()
 
 
 async def test_jump_to_an_id_in_and_out_of_the_queue(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         inside = _ids(demo_db_path, QueueFilter(queue="disagreements"))[5]
-        await _press(app, pilot, "g", *str(inside), "enter")
+        await press(app, pilot, "g", *str(inside), "enter")
         assert app.screen.current.id == inside and app.screen.filter.queue == "disagreements"
-        await _press(app, pilot, "g", "1", "enter")  # example 1 agrees with gold
+        await press(app, pilot, "g", "1", "enter")  # example 1 agrees with gold
         assert app.screen.current.id == 1 and app.screen.filter == QueueFilter()
-        await _press(app, pilot, "g", "9", "9", "9", "enter")
+        await press(app, pilot, "g", "9", "9", "9", "enter")
         assert any("No example with id 999" in n.message for n in app._notifications)
 
 
 async def test_diff_toggle_and_page_keys(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         assert "Improved thought" in screen_text(app)
-        await _press(app, pilot, "d")
+        await press(app, pilot, "d")
         assert "Diff: flawed thought → improved thought" in screen_text(app)
-        await _press(app, pilot, "pagedown")
+        await press(app, pilot, "pagedown")
 
 
 async def test_reflection_versions_can_be_browsed_and_chosen(demo_db_path):
@@ -295,16 +290,16 @@ async def test_reflection_versions_can_be_browsed_and_chosen(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         assert app.screen.current.id == example[0] and len(app.screen.current.reflections) == 2
         assert "version 2 of 2" in screen_text(app)
-        await _press(app, pilot, "v")
+        await press(app, pilot, "v")
         assert "second-model" in screen_text(app)
-        await _press(app, pilot, "up", "enter")
+        await press(app, pilot, "up", "enter")
         assert app.screen.current.reflection.id == first and "version 1 of 2 (chosen)" in screen_text(app)
     assert _state(demo_db_path, example[0]).chosen_reflection_id == first
 
 
 async def test_rerun_without_a_model_says_what_to_set(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "R")
+        await press(app, pilot, "R")
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert any("MISTRAL_API_KEY" in m for m in errors), errors
 
@@ -318,7 +313,7 @@ async def test_rerun_against_a_fake_server_adds_a_version(demo_db_path, monkeypa
         settings = Settings(api=Api(server_url=fake.url, rps=100.0, timeout_s=5.0))
         async with running(demo_db_path, settings=settings) as (app, pilot):
             current = app.screen.current
-            await _press(app, pilot, "R")
+            await press(app, pilot, "R")
             await settle(app, pilot)
             after = app.screen.current
             assert after.id == current.id and len(after.reflections) == len(current.reflections) + 1
@@ -329,26 +324,26 @@ async def test_keymap_from_the_config_remaps_and_help_lists_it(demo_db_path):
     async with running(demo_db_path, settings=Settings(keymap={"accept": "y", "bogus": "z"})) as (app, pilot):
         first = app.screen.current.id
         assert any("bogus" in n.message for n in app._notifications)
-        await _press(app, pilot, "a")  # no longer accept
+        await press(app, pilot, "a")  # no longer accept
         assert _state(demo_db_path, first).status == "pending"
-        await _press(app, pilot, "y")
+        await press(app, pilot, "y")
         assert _state(demo_db_path, first).status == "accepted"
-        await _press(app, pilot, "question_mark")
+        await press(app, pilot, "question_mark")
         text = screen_text(app)
         assert "Keys" in text and "accept" in text and "flag_bias" in text
         assert re.search(r"\by\s+accept and move on\s+accept\b", text), text
-        await _press(app, pilot, "escape")
+        await press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen"
 
 
 async def test_stats_screen_shows_the_thought_model_against_gold(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "a", "S")
+        await press(app, pilot, "a", "S")
         await settle(app, pilot)
         text = screen_text(app)
         assert "accuracy" in text and "Confusion" in text and "Label balance" in text and "Review pace" in text
         assert app.screen.stats.balance["gold"] and app.screen.stats.by_reviewer[0][:2] == ("pilot", 1)
-        await _press(app, pilot, "escape")
+        await press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen"
 
 
@@ -364,7 +359,7 @@ async def test_rows_written_by_another_process_appear(demo_db_path):
         await settle(app, pilot)
         assert app.screen.current.state.status == "rejected" and app.screen.counts["rejected"] == 1
         assert "someone-else" in screen_text(app)
-        await _press(app, pilot, "f5")
+        await press(app, pilot, "f5")
         assert app.screen.current.id == shown
 
 
@@ -379,7 +374,7 @@ async def test_model_errors_queue_shows_the_prediction(demo_db_path):
                    thought_process="Step 1: predicted wrongly.", predicted_label=1 - gold, parse_status="ok")
     db.conn.close()
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "0")
+        await press(app, pilot, "0")
         assert app.screen.current.id == 3
         text = screen_text(app)
         assert "PREDICTION" in text and "my-adapter" in text and "predicted wrongly" in text
@@ -412,7 +407,7 @@ async def test_generations_and_examples_written_elsewhere_appear(demo_db_path, t
     from pipeline.importing import import_file
 
     async with running(demo_db_path) as (app, pilot):
-        await _press(app, pilot, "1")
+        await press(app, pilot, "1")
         shown = app.screen.current
         assert shown.id == 1 and not shown.reflections
         other = open_db(demo_db_path)  # a pipeline run in another process
@@ -427,5 +422,5 @@ async def test_generations_and_examples_written_elsewhere_appear(demo_db_path, t
         await settle(app, pilot)
         assert app.screen.current.reflection.model == "elsewhere" and "written elsewhere" in screen_text(app)
         assert app.screen.counts["all"] == 46
-        await _press(app, pilot, *["j"] * 45)
+        await press(app, pilot, *["j"] * 45)
         assert app.screen.current.example.dataset == "late"

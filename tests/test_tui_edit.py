@@ -8,7 +8,7 @@ import pytest
 from db import open_db
 from db.reviews import record, state, undo
 from nlistral_tui.data.detail import edit_gold_note, load_details
-from nlistral_tui.pilot import running, screen_text, settle
+from nlistral_tui.pilot import press, running, screen_text, settle
 from nlistral_tui.widgets.text_pager import TextPager
 
 WIDE, NARROW = (200, 50), (80, 24)
@@ -25,11 +25,6 @@ def _state(path: Path, example_id: int):
         return state(db, example_id)
     finally:
         db.conn.close()
-
-
-async def _press(app, pilot, *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
 
 
 async def _choose(app, pilot, label: int) -> None:
@@ -62,7 +57,7 @@ async def test_a_label_that_is_not_gold_is_warned_before_saving_and_marked_after
         target = app.screen.current
         gold = target.example.gold_label
         assert target.improved_label == gold
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         warning = app.screen.query_one("#edit-warning")
         assert not warning.display  # the label the dialog opens with is gold: nothing to warn of
         await _choose(app, pilot, 1 - gold)
@@ -71,11 +66,11 @@ async def test_a_label_that_is_not_gold_is_warned_before_saving_and_marked_after
         await _choose(app, pilot, gold)
         assert not warning.display
         await _choose(app, pilot, 1 - gold)
-        await _press(app, pilot, "ctrl+s")  # warned, not blocked
+        await press(app, pilot, "ctrl+s")  # warned, not blocked
         assert app.screen.__class__.__name__ == "ReviewScreen"
         warned = [n for n in app._notifications if n.severity == "warning" and "edit_not_gold" in n.message]
         assert warned and f"#{target.id}" in warned[0].message
-        await _press(app, pilot, "k")
+        await press(app, pilot, "k")
         assert app.screen.current.id == target.id
         shown = _shown(app)
         assert "EDITED THOUGHT" in shown and f"label {1 - gold}" in shown
@@ -94,7 +89,7 @@ async def test_an_edit_whose_label_is_not_gold_is_marked_in_the_detail_pane(demo
     record(db, "edit", [eid], reviewer="pilot", payload={"thought": "Step 1: mine.", "label": 1 - gold})
     db.conn.close()
     async with running(demo_db_path, size) as (app, pilot):
-        await _press(app, pilot, "7")  # the edited queue
+        await press(app, pilot, "7")  # the edited queue
         assert app.screen.current.id == eid
         shown = _shown(app)
         head, _, rest = shown[shown.index("EDITED THOUGHT"):].partition("\n")
@@ -109,7 +104,7 @@ async def test_an_edit_whose_label_is_not_gold_is_marked_in_the_detail_pane(demo
 async def test_with_a_matching_relabel_the_warning_names_use_relabels(demo_db_path):
     async with running(demo_db_path, WIDE) as (app, pilot):
         gold = app.screen.current.example.gold_label
-        await _press(app, pilot, "l", str(1 - gold), "e")
+        await press(app, pilot, "l", str(1 - gold), "e")
         await _choose(app, pilot, 1 - gold)
         text = str(app.screen.query_one("#edit-warning").render())
         assert f"the suggested relabel {1 - gold} matches it" in text and "only with --use-relabels" in text
@@ -119,7 +114,7 @@ async def test_with_a_matching_relabel_the_warning_names_use_relabels(demo_db_pa
 async def test_escape_closes_an_unchanged_edit_at_once(demo_db_path):
     async with running(demo_db_path, NARROW) as (app, pilot):
         target = app.screen.current.id
-        await _press(app, pilot, "e", "escape")
+        await press(app, pilot, "e", "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen" and app.screen.current.id == target
     assert _state(demo_db_path, target).status == "pending"
 
@@ -128,17 +123,17 @@ async def test_escape_closes_an_unchanged_edit_at_once(demo_db_path):
 async def test_escape_asks_before_discarding_typed_text(demo_db_path):
     async with running(demo_db_path, NARROW) as (app, pilot):
         target = app.screen.current.id
-        await _press(app, pilot, "e", *"Mine. ")
+        await press(app, pilot, "e", *"Mine. ")
         area = app.screen.query_one("#edit-text")
         assert area.text.startswith("Mine. ")
-        await _press(app, pilot, "escape")
+        await press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ChoiceScreen"
         assert f"Discard your changes to #{target}?" in screen_text(app)
-        await _press(app, pilot, "k")  # keep editing: the text is still there
+        await press(app, pilot, "k")  # keep editing: the text is still there
         assert app.screen.__class__.__name__ == "EditScreen" and area.text.startswith("Mine. ")
-        await _press(app, pilot, "escape", "escape")  # esc on the question keeps editing too
+        await press(app, pilot, "escape", "escape")  # esc on the question keeps editing too
         assert app.screen.__class__.__name__ == "EditScreen" and area.text.startswith("Mine. ")
-        await _press(app, pilot, "escape", "d")
+        await press(app, pilot, "escape", "d")
         assert app.screen.__class__.__name__ == "ReviewScreen" and app.screen.current.id == target
     assert _state(demo_db_path, target).status == "pending"
 
@@ -147,11 +142,11 @@ async def test_escape_asks_before_discarding_typed_text(demo_db_path):
 async def test_escape_asks_when_only_the_label_changed(demo_db_path):
     async with running(demo_db_path, WIDE) as (app, pilot):
         gold = app.screen.current.example.gold_label
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         await _choose(app, pilot, 1 - gold)
-        await _press(app, pilot, "escape")
+        await press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ChoiceScreen"
-        await _press(app, pilot, "d")
+        await press(app, pilot, "d")
         assert app.screen.__class__.__name__ == "ReviewScreen"
 
 
@@ -160,15 +155,15 @@ async def test_escape_asks_when_only_the_label_changed(demo_db_path):
 async def test_d_shows_the_edit_once_the_example_is_edited(demo_db_path, size):
     async with running(demo_db_path, size) as (app, pilot):
         target = app.screen.current
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         area = app.screen.query_one("#edit-text")
         area.text = target.improved_thought.replace("Step 3:", "Step 3: Crucially,")
-        await _press(app, pilot, "ctrl+s", "k", "d")
+        await press(app, pilot, "ctrl+s", "k", "d")
         assert app.screen.current.id == target.id
         shown = _shown(app)
         assert "Diff: what the edit replaced → edited thought" in shown and "{+Crucially, +}" in shown
         assert "Diff: flawed thought → improved thought" not in shown
-        await _press(app, pilot, "j")  # the next example is not edited: `d` diffs its reflection as before
+        await press(app, pilot, "j")  # the next example is not edited: `d` diffs its reflection as before
         assert "Diff: flawed thought → improved thought" in _shown(app)
 
 
@@ -176,9 +171,9 @@ async def test_d_shows_the_edit_once_the_example_is_edited(demo_db_path, size):
 async def test_a_label_only_edit_says_its_text_is_unchanged(demo_db_path):
     async with running(demo_db_path, WIDE) as (app, pilot):
         gold = app.screen.current.example.gold_label
-        await _press(app, pilot, "e")
+        await press(app, pilot, "e")
         await _choose(app, pilot, 1 - gold)
-        await _press(app, pilot, "ctrl+s", "k", "d")
+        await press(app, pilot, "ctrl+s", "k", "d")
         assert "(the text is unchanged: the edit set the label)" in _shown(app)
 
 
