@@ -204,20 +204,6 @@ class Journal:
         return empty
 
 
-def orphan_journals(store: str | Path) -> list[Path]:
-    """Journal files of the store that no running session holds, oldest first (cheap when there are none)."""
-    folder = journal_folder(store)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.glob("*.jsonl"):
-        fd = _claim(path)
-        if fd is not None:
-            os.close(fd)
-            found.append(path)
-    return sorted(found, key=_age)
-
-
 def _age(path: Path) -> float:
     """Oldest session first, so one reviewer's steps of two ended sessions are stored in the order made."""
     try:
@@ -254,8 +240,9 @@ def read_steps(data: bytes) -> Iterator[Step]:
 
 def replay_orphans(db: Database, store: str | Path) -> int:
     """Store every step of the journals that ended sessions left, then delete those files; returns how
-    many review steps (decisions, undos, redos) were newly stored. Each file is held (flock) while it is applied. Raises
-    sqlite3.OperationalError (SQLITE_BUSY) when the store stays locked: the file is then kept."""
+    many review steps (decisions, undos, redos) were newly stored. Each file is held (flock) while it
+    is applied. Raises sqlite3.OperationalError (SQLITE_BUSY) when the store stays locked: the file is
+    then kept (the steps already stored are skipped next time)."""
     stored = 0
     folder = journal_folder(store)
     if not folder.is_dir():
@@ -271,6 +258,11 @@ def replay_orphans(db: Database, store: str | Path) -> int:
                 stored += apply_step(db, step).message != "already stored" and step.op != "position"
             path.unlink(missing_ok=True)
         finally:
+            os.close(fd)
+    for path in folder.glob("*.new"):  # a session that died while starting its journal: nothing in it yet
+        fd = _claim(path)
+        if fd is not None:
+            path.unlink(missing_ok=True)
             os.close(fd)
     with contextlib.suppress(OSError):
         folder.rmdir()
