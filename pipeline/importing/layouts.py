@@ -37,6 +37,8 @@ class Layout:
         cols = [role if column == role else f"{role}={column}" for role, column in
                 (("premise", self.premise), ("hypothesis", self.hypothesis), ("label", self.label), ("id", self.id))
                 if column]
+        if self.id and self.name != "--columns":
+            cols[-1] += " if present (else the row number)"
         text = ", ".join(cols)
         if self.labels is not None:
             text += f"; labels {', '.join(f'{k}={v}' for k, v in self.labels.items())}"
