@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.errors import MissingDatabaseError, NotADatabaseError, ReadOnlyStoreError
 from db.journal import journal_folder, replay_orphans
+from db.paths import store_files
 from db.runs import mark_interrupted
 from db.schema import migrations
 from db.staging import attach_stage
@@ -179,3 +180,18 @@ def replay_journals(db: Database, path: Path, notify: Callable[[str], None] | No
     if stored and notify is not None:
         notify(f"Stored {stored} review step{'' if stored == 1 else 's'} that a review session of {path} had "
                "journaled but not yet saved (it ended while the store was locked, or was killed).")
+
+
+def discard_if_new_and_empty(db: Database, path: Path) -> bool:
+    """Close db and delete the store at path (and its companions) if it holds nothing: for a command
+    that created the store and then failed (an import whose rows were bad), so that a failure never
+    leaves a store behind. Kept when another process has it open. True if deleted."""
+    held = any(db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+               for table in ("examples", "generations", "review_events", "exports"))
+    db.conn.close()
+    if held or open_elsewhere(path):
+        return False
+    for part in store_files(path):
+        if not part.is_dir():
+            part.unlink(missing_ok=True)
+    return True

@@ -5,12 +5,15 @@ import importlib
 import importlib.util
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from db.errors import StoreError
 from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, db_callback, fail, open_store
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 app = typer.Typer(
     name="nlistral",
@@ -104,6 +107,7 @@ def import_cmd(
         fail(str(exc), 2)
     except ImportFailed as exc:
         fail(str(exc))
+    created = not db.exists()
     store = open_store(db)
     lines = line_count(path)
     told: list[str] = []
@@ -119,10 +123,13 @@ def import_cmd(
                                  columns=columns, skip_bad=skip_bad, unlabelled=unlabelled, report_path=report,
                                  progress=lambda line: bar.update(line, lines), on_wait=waiting)
     except (BadOption, OutputPathError) as exc:
+        _forget(store, db, created)
         fail(str(exc), 2)
     except (ImportFailed, ReportFailed) as exc:
+        _forget(store, db, created)
         fail(str(exc))
     except KeyboardInterrupt:
+        _forget(store, db, created)
         fail(f"Interrupted: nothing from {path} was imported (an import is one transaction).", 130)
     what = f" and {result.generations_added} {result.kind}s" if result.kind else ""
     # A file name's bytes that are not UTF-8 are shown as escapes: stdout cannot encode them.
@@ -147,6 +154,14 @@ def import_cmd(
     if result.rejected:
         shown_report = str(result.report_path).encode("utf-8", "backslashreplace").decode("utf-8")
         console.print(f"  {len(result.rejected)} rows rejected; reasons in {shown_report}", markup=False)
+
+
+def _forget(store: Database, path: Path, created: bool) -> None:
+    """A failed import leaves no store behind that it created (it holds nothing: one transaction)."""
+    from db.connection import discard_if_new_and_empty
+
+    if created:
+        discard_if_new_and_empty(store, path)
 
 
 @app.command()

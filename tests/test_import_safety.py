@@ -226,7 +226,8 @@ def test_escape_sequences_in_a_header_dataset_or_file_name_are_not_sent_raw(tmp_
 
 # --- item 8: a failing import creates no database -------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["missing input", "bad format", "bad header", "bad label map", "not a format"])
+@pytest.mark.parametrize("case", ["missing input", "bad format", "bad header", "bad label map", "not a format",
+                                  "bad row", "bad JSON label"])
 def test_a_failing_import_creates_no_database(tmp_path, case):
     store = tmp_path / "new.db"
     good = _write(tmp_path / "p.csv", GOOD)
@@ -234,7 +235,11 @@ def test_a_failing_import_creates_no_database(tmp_path, case):
             "bad format": [str(good), "--format", "xml"],
             "bad header": [str(_write(tmp_path / "h.csv", "premise,label\nA,1\n"))],
             "bad label map": [str(good), "--label-map", "yes=2"],
-            "not a format": [str(_write(tmp_path / "x.bin", "no tabs, no JSON\n"))]}[case]
+            "not a format": [str(_write(tmp_path / "x.bin", "no tabs, no JSON\n"))],
+            "bad row": [str(_write(tmp_path / "m.csv", MIXED))],  # found only while importing
+            "bad JSON label": [str(_write(tmp_path / "x.jsonl",
+                                          '{"premise": "p", "hypothesis": "h", "label": 1e-400}\n'))],
+            }[case]
     result = runner.invoke(app, ["import", *args, "--db", str(store)])
     assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
     assert not store.exists() and not Path(f"{store}-wal").exists()
