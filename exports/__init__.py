@@ -31,7 +31,7 @@ from exports.errors import (
     TargetExistsError,
     TokenizerLoadError,
 )
-from exports.lineage import STATES, ExportRecord, Manifest, list_exports, listed_at
+from exports.lineage import STATES, ExportRecord, Manifest, current_at, list_exports, listed_at
 from exports.options import (
     ABLATIONS,
     DEFAULT_MAX_TOKENS,
@@ -50,6 +50,6 @@ __all__ = [
     "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "STATES", "CrossSplit", "DpoOptions",
     "EmptyExportError", "ExportError", "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError",
     "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions", "TargetExistsError", "TokenizerLoadError",
-    "available_scopes", "check_target", "default_path", "describe_dpo", "describe_sft", "list_exports",
-    "listed_at", "manifest_path", "plan_dpo", "plan_sft", "write_dpo", "write_sft",
+    "available_scopes", "check_target", "current_at", "default_path", "describe_dpo", "describe_sft",
+    "list_exports", "listed_at", "manifest_path", "plan_dpo", "plan_sft", "write_dpo", "write_sft",
 ]

@@ -219,9 +219,9 @@ def write_with(db: Database, options: Options, selector: Selector, fmt: str, rul
         sink.abort()
         if run_id is not None:
             status, done = ("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"), run_id
+            error = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(sqlite3.Error):  # a store that cannot be written: the sweep marks it later
-                when_unlocked(lambda: finish_run(db, done, status, error=f"{type(exc).__name__}: {exc}"),
-                              on_wait=on_wait)
+                when_unlocked(lambda: finish_run(db, done, status, error=error), on_wait=on_wait)
         explained = _explained(exc, target, run_id)
         if explained is exc:
             raise

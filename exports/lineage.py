@@ -128,9 +128,14 @@ def database_path(db: Database) -> str:
 
 
 def listed_at(db: Database, path: Path) -> list[ExportRecord]:
-    """The current (not superseded) exports recorded at path, compared as resolved paths, newest first."""
-    real = os.path.realpath(path)
-    return [r for r in list_exports(db) if r.superseded_by is None and os.path.realpath(r.path) == real]
+    """The current (not superseded) exports of the store recorded at path, newest first."""
+    return current_at(list_exports(db), path)
+
+
+def current_at(records: list[ExportRecord], path: Path) -> list[ExportRecord]:
+    """Those of records that are current (not superseded) and at path, compared as resolved paths."""
+    real = os.path.realpath(Path(path).expanduser())
+    return [r for r in records if r.superseded_by is None and os.path.realpath(r.path) == real]
 
 
 def _write_manifest(manifest: Manifest, temporary: Path) -> None:

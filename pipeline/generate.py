@@ -561,8 +561,8 @@ def reflect_one(db_path: Path, example_id: int, *, settings: Settings | None = N
         try:
             stored = asyncio.run(_run_tasks(db, [task], opts, run_id, counters, None, raise_api_errors=True))
         except (ApiError, AuthError) as exc:
-            when_unlocked(lambda: finish_run(db, run_id, "failed", metrics={"run": counters.as_dict()},
-                                             error=str(exc)))
+            error = str(exc)
+            when_unlocked(lambda: finish_run(db, run_id, "failed", metrics={"run": counters.as_dict()}, error=error))
             raise
         when_unlocked(lambda: finish_run(db, run_id, "completed", metrics={"run": counters.as_dict()}))
         return stored[0]

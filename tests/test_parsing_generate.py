@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from fake_mistral import FakeMistral, client_settings, toy_db, toy_pairs
 
 from db import open_db

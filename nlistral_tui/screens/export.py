@@ -5,7 +5,6 @@ path it will write is taken, and replaces it only after an explicit choice to ov
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, SelectionLis
 from exports import (
     ABLATIONS, DEFAULT_MAX_TOKENS, REASONS, SFT_FORMATS, DpoOptions, ExportError, ExportPlan, ExportRecord,
     ExportTargetError, SftOptions, TargetExistsError, available_scopes, check_target, default_path, list_exports,
-    plan_dpo, plan_sft, write_dpo, write_sft,
+    current_at, plan_dpo, plan_sft, write_dpo, write_sft,
 )
 from nlistral_tui.data.store import Store
 from nlistral_tui.screens.choice import ChoiceScreen
@@ -140,9 +139,8 @@ class ExportScreen(Screen[None]):
         return Path(self.query_one("#export-out", Input).value.strip() or self._default_out())
 
     def _listed(self, out: Path) -> ExportRecord | None:
-        """The current export of this store at out, if any."""
-        real = os.path.realpath(out.expanduser())
-        return next((r for r in self.history if r.superseded_by is None and os.path.realpath(r.path) == real), None)
+        """The current export of this store at out, if any (from the list read when the screen opened)."""
+        return next(iter(current_at(self.history, out)), None)
 
     def _about(self, record: ExportRecord | None) -> str:
         return f"export #{record.id}, written {record.created_at[:16].replace('T', ' ')} UTC" if record else ""
