@@ -1,6 +1,6 @@
 """Which characters of model and dataset text must never reach a terminal raw, and how they are shown.
 
-One definition for the review app (nlistral_tui/text.py) and the command line (pipeline/cli_common.py).
+One definition for the review app (nlistral_tui/text.py) and the command line (pipeline/cli/common.py).
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def test_stats_json_escapes_them_and_keeps_the_value(hostile_store, tmp_path):
 
 
 def test_fail_shows_hostile_text_literally(tmp_path):
-    code = ("import sys; from pipeline.cli_common import fail; "
+    code = ("import sys; from pipeline.cli.common import fail; "
             f"fail('column {RETITLE}premise{CLEAR} is missing [bold]not markup[/bold]')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "250"})
@@ -96,7 +96,7 @@ def test_every_print_path_of_the_console_is_safe():
     from rich.table import Table
     from rich.text import Text
 
-    from pipeline.cli_common import SafeConsole
+    from pipeline.cli.common import SafeConsole
 
     evil = f"a{RETITLE}b{CLEAR}c\x9bd\u202ee"
     out = io.StringIO()
@@ -120,7 +120,7 @@ def test_rich_own_control_codes_pass_untouched():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from pipeline.cli_common import SafeConsole
+    from pipeline.cli.common import SafeConsole
 
     def run(kind: type[Console]) -> str:
         out = io.StringIO()

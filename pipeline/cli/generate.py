@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, console, err_console, fail
+from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, console, err_console, fail
 
 if TYPE_CHECKING:
     from pipeline.generate import Counters, RunResult, Selection, StageOptions
@@ -94,7 +94,7 @@ def _selection(dataset: str | None, split: str | None, ids: str | None, limit: i
 def _run(stage: str, db: Path, selection: Selection, model: str | None, server_url: str | None,
          rps: float | None, max_concurrency: int | None, dry_run: bool, retry_failed: bool, as_json: bool,
          target: str = "thought") -> None:
-    from pipeline.cli_common import open_store
+    from pipeline.cli.common import open_store
     from pipeline.client import ClientConfigError
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
     from pipeline.settings import SettingsError, load_settings

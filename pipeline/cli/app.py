@@ -1,7 +1,6 @@
 """The `nlistral` command line: thin commands that parse, validate and call one core function."""
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 from pathlib import Path
@@ -10,7 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from db.errors import StoreError
-from pipeline.cli_common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, db_callback, fail, open_store
+from pipeline.cli import evaluate as evaluate_commands
+from pipeline.cli import export as export_commands
+from pipeline.cli import generate as generate_commands
+from pipeline.cli import train as train_commands
+from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, db_callback, fail, open_store
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -227,9 +230,8 @@ def tui(db: DbOption = DEFAULT_DB_PATH) -> None:
 
 
 # Commands of the later stages live in their own modules, each with register(app).
-for _name in ("cli_generate", "cli_export", "cli_train", "cli_evaluate"):
-    if importlib.util.find_spec(f"pipeline.{_name}") is not None:
-        importlib.import_module(f"pipeline.{_name}").register(app)
+for _group in (generate_commands, export_commands, train_commands, evaluate_commands):
+    _group.register(app)
 
 
 def main() -> None:
