@@ -4,7 +4,13 @@ Headless: nothing here imports Textual or any model library.
 """
 from db import _light_import  # noqa: F401  (first: sqlite-utils without pandas / numpy)
 from db.connection import default_db_path, open_db
-from db.errors import NotADatabaseError, NothingToRedoError, NothingToUndoError, StoreError, UnknownExampleError
+from db.errors import (
+    NotADatabaseError,
+    NothingToRedoError,
+    NothingToUndoError,
+    StoreError,
+    UnknownExampleError,
+)
 from db.records import Example, Generation, ReviewState
 from db.tx import write_tx
 

@@ -1,8 +1,16 @@
-"""Domain exceptions of the store. Each message says what was wrong and how to fix it."""
+"""The project's exception root, and the store's errors. Each message says what was wrong and how to fix it."""
 from __future__ import annotations
 
 
-class StoreError(Exception):
+class NlistralError(Exception):
+    """Root of every error the project raises on purpose: str() is the message a user is shown.
+
+    Each package has one root under it (StoreError here, ExportError, PipelineError); the command line
+    and the review app show any NlistralError as a message, never as a traceback.
+    """
+
+
+class StoreError(NlistralError):
     """Base class for errors raised by the store."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from db import search
+from db.errors import StoreError
 from db.search import fts_query
 
 QUEUES = (
@@ -70,7 +71,7 @@ _ROW_COLUMNS = (
 )
 
 
-class UnknownQueueError(ValueError):
+class UnknownQueueError(StoreError, ValueError):
     """A filter named a queue that does not exist."""
 
 

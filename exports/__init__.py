@@ -31,7 +31,14 @@ from exports.errors import (
     TargetExistsError,
     TokenizerLoadError,
 )
-from exports.lineage import STATES, ExportRecord, Manifest, current_at, list_exports, listed_at
+from exports.lineage import (
+    STATES,
+    ExportRecord,
+    Manifest,
+    current_at,
+    list_exports,
+    listed_at,
+)
 from exports.options import (
     ABLATIONS,
     DEFAULT_MAX_TOKENS,

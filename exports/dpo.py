@@ -12,7 +12,14 @@ from typing import Any
 from sqlite_utils import Database
 
 from exports.block import Block, BlockBuilder
-from exports.engine import LengthCheck, OnWait, Progress, Selector, plan_with, write_with
+from exports.engine import (
+    LengthCheck,
+    OnWait,
+    Progress,
+    Selector,
+    plan_with,
+    write_with,
+)
 from exports.length import estimate_tokens
 from exports.lineage import Manifest
 from exports.lines import dpo_line, sft_text

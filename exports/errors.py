@@ -1,8 +1,10 @@
 """Domain exceptions of the exporters. Each message says what was wrong and how to fix it."""
 from __future__ import annotations
 
+from db.errors import NlistralError
 
-class ExportError(Exception):
+
+class ExportError(NlistralError):
     """Base class for errors raised while planning or writing an export."""
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from exports.block import Block, BlockBuilder
-from exports.engine import LengthCheck, OnWait, Progress, Selector, plan_with, write_with
+from exports.engine import (
+    LengthCheck,
+    OnWait,
+    Progress,
+    Selector,
+    plan_with,
+    write_with,
+)
 from exports.lineage import Manifest
 from exports.lines import sft_lines, sft_text
 from exports.options import SftOptions

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.errors import PipelineError
 from pipeline.ratelimit import RateLimiter
 from pipeline.settings import Settings, config_path
 
@@ -46,7 +47,7 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
-class ClientConfigError(Exception):
+class ClientConfigError(PipelineError):
     """No usable endpoint or key is configured (the message says what to set)."""
 
 
@@ -54,7 +55,7 @@ class AuthError(ClientConfigError):
     """The server refused the API key (401/403): nothing else will succeed, so the run stops."""
 
 
-class ApiError(Exception):
+class ApiError(PipelineError):
     """A request that finally failed (after retries where retrying made sense)."""
 
     def __init__(self, message: str, kind: str, status: int | None = None, attempts: int = 1):

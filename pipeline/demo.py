@@ -11,6 +11,7 @@ from sqlite_utils import Database
 from db.connection import open_db, open_elsewhere
 from db.paths import store_files
 from db.tx import write_tx
+from pipeline.errors import PipelineError
 from pipeline.importing import import_file
 
 DEMO_DATASET = "demo"
@@ -19,7 +20,7 @@ DEMO_REFLECTION_MODEL = "demo/reflection-writer"
 DEFAULT_DEMO_DB = Path("nlistral-demo.db")
 
 
-class DemoError(Exception):
+class DemoError(PipelineError):
     """The demo database cannot be opened or rebuilt at the given path."""
 
 

@@ -22,12 +22,21 @@ from typing import Any
 from sqlite_utils import Database
 
 from db.connection import open_db
-from db.generations import add_generation, dedupe_key
 from db.examples import get_example
+from db.generations import add_generation, dedupe_key
 from db.records import Generation
 from db.runs import finish_run, start_run
 from db.tx import when_unlocked
-from pipeline.client import ApiError, AuthError, ClientConfigError, Endpoint, MistralChat, estimate_cost, resolve_endpoint
+from pipeline.client import (
+    ApiError,
+    AuthError,
+    ClientConfigError,
+    Endpoint,
+    MistralChat,
+    estimate_cost,
+    resolve_endpoint,
+)
+from pipeline.errors import PipelineError
 from pipeline.metrics import BinaryMetrics
 from pipeline.parsing import Parsed, parse_judge, parse_reflection, parse_thought
 from pipeline.prompts import PROMPTS, Prompt, label_name
@@ -41,7 +50,7 @@ CHARS_PER_TOKEN = 4  # rough, for estimates before the server reports real count
 STOP_AFTER_BAD_REQUESTS = 5  # consecutive 4xx rejections (bad model name, ...) stop the run
 
 
-class GenerateError(Exception):
+class GenerateError(PipelineError):
     """The work cannot be done as asked (the message says why and what to do)."""
 
 

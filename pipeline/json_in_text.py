@@ -13,11 +13,13 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from pipeline.errors import PipelineError
+
 MAX_OBJECTS = 100  # more {...} spans than any answer has: hostile or garbage, and costly to try one by one
 MAX_DEPTH = 100  # nesting deeper than any answer: refused at once instead of repaired character by character
 
 
-class Unreadable(Exception):
+class Unreadable(PipelineError):
     """A reply refused as a whole (the message says why)."""
 
 

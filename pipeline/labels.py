@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 
+from pipeline.errors import PipelineError
 from pipeline.json_in_text import Written
 from pipeline.parsing import label_value
 
@@ -33,7 +34,7 @@ _NUMBER = re.compile(r"[+-]?\d+")
 _SHOWN = 40  # characters of a value shown in a message (a 5,000-digit number is cut)
 
 
-class LabelError(ValueError):
+class LabelError(PipelineError, ValueError):
     """A label that is not 0/1 and not in the label map; reason and fix say what and how."""
 
     def __init__(self, reason: str, fix: str, *, three_class: bool = False):

@@ -13,12 +13,14 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from pipeline.errors import PipelineError
+
 DEFAULT_THOUGHT_MODEL = "ministral-8b-latest"
 DEFAULT_REFLECTION_MODEL = "mistral-small-latest"
 DEFAULT_JUDGE_MODEL = "mistral-small-latest"
 
 
-class SettingsError(Exception):
+class SettingsError(PipelineError):
     """The config file is unreadable or holds an unknown key or a value of the wrong type."""
 
 

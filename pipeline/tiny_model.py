@@ -31,7 +31,14 @@ def _training_text() -> list[str]:
 
 def build_tokenizer(vocab_size: int = 512):
     """A byte-level BPE PreTrainedTokenizerFast (every string encodes; no unknown characters)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))

@@ -13,7 +13,15 @@ from pipeline.cli import evaluate as evaluate_commands
 from pipeline.cli import export as export_commands
 from pipeline.cli import generate as generate_commands
 from pipeline.cli import train as train_commands
-from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, db_callback, fail, open_store
+from pipeline.cli.common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    ProgressBar,
+    console,
+    db_callback,
+    fail,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from sqlite_utils import Database

@@ -7,7 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store, require_train_extra
+from pipeline.cli.common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    ProgressBar,
+    console,
+    fail,
+    open_store,
+    require_train_extra,
+)
 
 
 def register(app: typer.Typer) -> None:

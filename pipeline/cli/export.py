@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store
+from pipeline.cli.common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    ProgressBar,
+    console,
+    fail,
+    open_store,
+)
 
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
                                                 "is written beside it).")]

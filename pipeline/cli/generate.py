@@ -132,7 +132,13 @@ class _Bar:
     """A rich progress bar with rate, ETA, failures and estimated cost."""
 
     def __init__(self, opts: StageOptions) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.opts = opts
         self.progress = Progress(

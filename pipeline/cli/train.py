@@ -6,7 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, console, fail, require_train_extra
+from pipeline.cli.common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    console,
+    fail,
+    require_train_extra,
+)
 
 
 def register(app: typer.Typer) -> None:

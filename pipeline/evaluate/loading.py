@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 
-class LoadError(ValueError):
+
+class LoadError(PipelineError, ValueError):
     """The adapter or base model cannot be found or loaded (the message says how to fix it)."""
 
 
@@ -83,8 +85,8 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
     kwargs: dict[str, Any] = {"device_map": {"": device}}
     if four_bit:
         try:
-            from transformers import BitsAndBytesConfig
             import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
         except ImportError as exc:
             raise LoadError("4-bit loading needs bitsandbytes: pip install -e '.[cuda]'") from exc
         kwargs["quantization_config"] = BitsAndBytesConfig(

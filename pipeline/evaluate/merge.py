@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import PipelineError
 
-class MergeError(ValueError):
+
+class MergeError(PipelineError, ValueError):
     """The adapter or base layer cannot be folded into dense weights (the message says what to use)."""
 
 

@@ -5,7 +5,13 @@ import hashlib
 import json
 from typing import Any
 
-from exports.formats import INSTRUCTION_COT, INSTRUCTION_LABEL_ONLY, cot_target, inst_prompt, user_prompt
+from exports.formats import (
+    INSTRUCTION_COT,
+    INSTRUCTION_LABEL_ONLY,
+    cot_target,
+    inst_prompt,
+    user_prompt,
+)
 
 _LABEL_SLOT = "0}"
 _PREMISE, _HYPOTHESIS = "Premise: ", "\nHypothesis: "

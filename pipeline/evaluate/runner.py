@@ -16,9 +16,15 @@ from db.generations import add_generations, dedupe_key
 from db.records import Example
 from db.runs import finish_run, get_run, reopen_run, start_run
 from db.tx import when_unlocked
+from pipeline.errors import PipelineError
 from pipeline.evaluate.loading import LoadedModel, load_model
 from pipeline.evaluate.overlap import find_overlaps
-from pipeline.evaluate.prompts import encode_prompt, forced_label_prefix, prompt_text, prompt_version
+from pipeline.evaluate.prompts import (
+    encode_prompt,
+    forced_label_prefix,
+    prompt_text,
+    prompt_version,
+)
 from pipeline.evaluate.summary import summarize
 from pipeline.parsing import parse_prediction
 
@@ -26,7 +32,7 @@ Loader = Callable[..., LoadedModel]
 SHUFFLE_MAX_NEW_TOKENS = 8  # the label and the closing brace
 
 
-class EvaluationError(ValueError):
+class EvaluationError(PipelineError, ValueError):
     """The evaluation cannot run as asked (the message says how to fix it)."""
 
 

@@ -19,7 +19,11 @@ from pipeline.importing.errors import BadOption, BadRow, ImportFailed, ReportFai
 from pipeline.importing.names import choose_names, default_names
 from pipeline.importing.plan import FORMATS, ImportPlan, plan_import
 from pipeline.importing.readers import detect_format
-from pipeline.importing.rejected import check_report, default_report_path, write_rejected
+from pipeline.importing.rejected import (
+           check_report,
+           default_report_path,
+           write_rejected,
+)
 
 __all__ = ["FORMATS", "BadOption", "BadRow", "ImportFailed", "ImportPlan", "ImportReport", "ReportFailed",
            "check_report", "choose_names", "default_names", "default_report_path", "detect_format", "import_file",

@@ -15,13 +15,26 @@ from db.generations import add_generations, dedupe_key
 from db.runs import finish_run, start_run
 from db.staging import StagedRows, stage_rows
 from db.tx import when_unlocked, write_tx
-from pipeline.importing.errors import BadRow, ImportFailed, NoGold, ReportFailed, RowProblem, three_class_failure
+from pipeline.importing.errors import (
+    BadRow,
+    ImportFailed,
+    NoGold,
+    ReportFailed,
+    RowProblem,
+    three_class_failure,
+)
 from pipeline.importing.names import Names
 from pipeline.importing.parallel import PARALLEL_MIN_BYTES, staged_in_child
 from pipeline.importing.plan import ImportPlan, plan_import
 from pipeline.importing.readers import Record, file_records, jsonl_records, text_lines
 from pipeline.importing.rejected import PendingReport, check_report, default_report_path
-from pipeline.importing.validate import Target, answer_label, example_batches, inconsistent, pair
+from pipeline.importing.validate import (
+    Target,
+    answer_label,
+    example_batches,
+    inconsistent,
+    pair,
+)
 
 Progress = Callable[[int], None]
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import PipelineError
 from pipeline.labels import THREE_CLASS, THREE_CLASS_FIX
 
 MAX_SHOWN = 5
@@ -20,7 +21,7 @@ class BadRow:
     three_class: bool = False  # its label is 2: the file looks like 3-class NLI (see pipeline.labels)
 
 
-class ImportFailed(Exception):
+class ImportFailed(PipelineError):
     """The file cannot be imported; nothing was written. str() is the message for the user."""
 
     def __init__(self, path: Path, problems: list[BadRow], header: str | None = None):
@@ -45,7 +46,7 @@ def three_class_failure(path: Path, bad: list[BadRow], skip_bad: bool) -> Import
                         f"line(s) {lines}): {THREE_CLASS}. Nothing was imported{but}.\nFix: {THREE_CLASS_FIX}.")
 
 
-class RowProblem(Exception):
+class RowProblem(PipelineError):
     """A record failed validation (turned into a BadRow with its line and raw text)."""
 
     def __init__(self, reason: str, fix: str, *, three_class: bool = False):
@@ -53,11 +54,11 @@ class RowProblem(Exception):
         self.reason, self.fix, self.three_class = reason, fix, three_class
 
 
-class NoGold(Exception):
+class NoGold(PipelineError):
     """A row whose gold label says the annotators reached no consensus (SNLI's `-`): skipped and counted."""
 
 
-class BadOption(Exception):
+class BadOption(PipelineError):
     """A command-line option cannot work with this file (exit 2); str() says which option and the fix."""
 
     def __init__(self, option: str, message: str):
@@ -65,5 +66,5 @@ class BadOption(Exception):
         self.option = option
 
 
-class ReportFailed(Exception):
+class ReportFailed(PipelineError):
     """The import was committed but its report of rejected rows could not be put in place; str() says where it is."""

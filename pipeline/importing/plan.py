@@ -6,9 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.importing.errors import BadOption, ImportFailed
-from pipeline.importing.layouts import SEED, Layout, missing_columns, parse_columns, recognise
+from pipeline.importing.layouts import (
+    SEED,
+    Layout,
+    missing_columns,
+    parse_columns,
+    recognise,
+)
 from pipeline.importing.names import Names, choose_names
-from pipeline.importing.readers import check_path, detect_format, first_fields, first_line, header_problem, is_unicode
+from pipeline.importing.readers import (
+    check_path,
+    detect_format,
+    first_fields,
+    first_line,
+    header_problem,
+    is_unicode,
+)
 from pipeline.importing.validate import Target
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "seed-thoughts", "seed-reflections")

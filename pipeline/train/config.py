@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 METHODS = ("sft", "dpo", "label-only")
 DPO_LOSSES = ("dpo", "cal-dpo", "dr-dpo")
 QUANTIZATION = ("auto", "nf4", "none")
@@ -27,7 +29,7 @@ TINY_MODEL = "tiny-random"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
-class ConfigError(Exception):
+class ConfigError(PipelineError):
     """A training config is invalid; the message names the key, where it was set and the fix."""
 
 

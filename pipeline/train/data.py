@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from exports import formats
+from pipeline.errors import PipelineError
 
 IGNORE = -100
 
 
-class DataError(Exception):
+class DataError(PipelineError):
     """An export file is missing, unreadable or malformed; the message names the file and line."""
 
 

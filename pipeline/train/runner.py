@@ -17,19 +17,26 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from pipeline.errors import PipelineError
 from pipeline.train import data as train_data
 from pipeline.train.config import ConfigError, TrainConfig, save_config
 from pipeline.train.hardware import Hardware, detect
-from pipeline.train.tracking import JsonlLog, JsonlLogger, Throughput, gpu_peak_gib, tensorboard_callback
+from pipeline.train.tracking import (
+    JsonlLog,
+    JsonlLogger,
+    Throughput,
+    gpu_peak_gib,
+    tensorboard_callback,
+)
 
 LOG_NAME = "train_log.jsonl"
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(PipelineError):
     """The run was asked to stop (SIGTERM from the TUI, or Ctrl-C)."""
 
 
-class TrainingError(Exception):
+class TrainingError(PipelineError):
     """The run cannot start; the message says what to change."""
 
 
