@@ -14,7 +14,7 @@ from textual_plotext import PlotextPlot
 
 from nlistral_tui.data.review_stats import ReviewStats, review_stats
 from nlistral_tui.data.store import Store
-from pipeline.stats_view import render_stats
+from pipeline.views.stats import render_stats
 
 
 def balance_table(stats: ReviewStats) -> Table:

@@ -192,7 +192,7 @@ def stats(
 
 def _print_stats(db: Path) -> None:
     from pipeline.stats import collect_stats
-    from pipeline.stats_view import render_stats
+    from pipeline.views.stats import render_stats
 
     console.print(render_stats(collect_stats(open_store(db, read_only=True))))
 

@@ -66,7 +66,7 @@ def evaluate(
     """
     from pipeline.evaluate.loading import LoadError
     from pipeline.evaluate.merge import MergeError
-    from pipeline.evaluate.report import render_summary
+    from pipeline.views.evaluate import render_summary
     from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation
     from pipeline.train_extra import EVALUATE_MODULES
 
@@ -107,7 +107,7 @@ def compare(
 ) -> None:
     """Two evaluate runs side by side: metrics, and the examples where their answers differ."""
     from pipeline.evaluate.compare import compare_runs
-    from pipeline.evaluate.report import render_comparison
+    from pipeline.views.evaluate import render_comparison
     from pipeline.evaluate.runner import EvaluationError
 
     store = open_store(db, read_only=True)

@@ -8,13 +8,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.evaluate.compare import Comparison
+from pipeline.views.tables import confusion_table, pct
 
 _RATES = (("accuracy", "accuracy"), ("precision (label 1)", "precision"), ("recall (label 1)", "recall"),
           ("F1 (label 1)", "f1"), ("macro F1", "macro_f1"), ("parse failures", "parse_failure_rate"))
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def render_summary(s: dict[str, Any]) -> Group:
@@ -27,17 +24,13 @@ def render_summary(s: dict[str, Any]) -> Group:
     rates.add_column("metric")
     rates.add_column("value", justify="right")
     for label, key in _RATES:
-        rates.add_row(label, _pct(m[key]))
-    confusion = Table(title="Confusion (rows gold, columns predicted)", title_justify="left")
-    for col in ("", "pred 1", "pred 0", "failed"):
-        confusion.add_column(col, justify="right")
-    for gold, row in m["confusion"].items():
-        confusion.add_row(gold.replace("_", " "), str(row["pred_1"]), str(row["pred_0"]), str(row["failed"]))
+        rates.add_row(label, pct(m[key]))
+    confusion = confusion_table("Confusion (rows gold, columns predicted)", m["confusion"])
     lengths = Table(title="Accuracy by the length of the model's thought (words)", title_justify="left")
     for col in ("words", "examples", "accuracy"):
         lengths.add_column(col, justify="right")
     for b in s["by_thought_length"]:
-        lengths.add_row(b["bucket"], str(b["examples"]), _pct(b["accuracy"]))
+        lengths.add_row(b["bucket"], str(b["examples"]), pct(b["accuracy"]))
     parse, speed = s["parse_status"], s["speed"]
     stops = ", ".join(f"{k} {v}" for k, v in sorted(s["stop_reasons"].items()))
     tail = Text(
@@ -62,7 +55,7 @@ def render_comparison(c: Comparison, limit: int) -> Group:
     table.add_row("examples", str(c.n_a), str(c.n_b), "")
     for name, a, b in c.metrics:
         delta = "-" if a is None or b is None else f"{100 * (b - a):+.1f}"
-        table.add_row(name, _pct(a), _pct(b), delta)
+        table.add_row(name, pct(a), pct(b), delta)
     p = c.mcnemar_p
     text = Text(
         f"On the {c.common} examples both runs answered: {len(c.differences)} answers differ; only run {c.run_a} "

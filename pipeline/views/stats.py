@@ -8,10 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.control_chars import shown
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+from pipeline.views.tables import confusion_table, pct
 
 
 def render_stats(s: dict[str, Any]) -> Group:
@@ -35,26 +32,22 @@ def render_stats(s: dict[str, Any]) -> Group:
     for col in ("n", "accuracy", "precision", "recall", "F1", "wrong", "failed"):  # short: 80 columns hold them
         thought.add_column(col, justify="right", no_wrap=True)
     for model, m in s["thought_by_model"].items():
-        thought.add_row(Text(shown(str(model))), str(m["n"]), _pct(m["accuracy"]), _pct(m["precision"]),
-                        _pct(m["recall"]), _pct(m["f1"]), str(m["mismatches"]), str(m["failed"]))
+        thought.add_row(Text(shown(str(model))), str(m["n"]), pct(m["accuracy"]), pct(m["precision"]),
+                        pct(m["recall"]), pct(m["f1"]), str(m["mismatches"]), str(m["failed"]))
     if len(s["thought_by_model"]) > 1:
-        thought.add_row("all", "", _pct(s["thought_accuracy"]), _pct(s["thought_precision"]),
-                        _pct(s["thought_recall"]), _pct(s["thought_f1"]), str(s["mismatches"]),
+        thought.add_row("all", "", pct(s["thought_accuracy"]), pct(s["thought_precision"]),
+                        pct(s["thought_recall"]), pct(s["thought_f1"]), str(s["mismatches"]),
                         str(s["thought_parse_failures"]))
     parts.append(thought)
 
-    confusion = Table(title="Confusion (rows gold, columns thought label)", title_justify="left")
-    for col in ("", "pred 1", "pred 0", "failed"):
-        confusion.add_column(col, justify="right")
-    for gold, row in s["thought_confusion"].items():
-        confusion.add_row(gold.replace("_", " "), str(row["pred_1"]), str(row["pred_0"]), str(row["failed"]))
+    confusion = confusion_table("Confusion (rows gold, columns thought label)", s["thought_confusion"])
     parts.append(confusion)
 
     parts.append(Text(
         f"Generations: {s['thoughts']} thoughts, {s['reflections']} reflections, {s['predictions']} predictions, "
         f"{s['judgements']} judge scores.\n"
         f"Reflections cover {s['mismatches_with_reflection']} of {s['mismatches']} mismatches "
-        f"({_pct(s['reflection_coverage'])}); {s['reflections_label_not_gold']} "
+        f"({pct(s['reflection_coverage'])}); {s['reflections_label_not_gold']} "
         f"{'reflection reaches' if s['reflections_label_not_gold'] == 1 else 'reflections reach'} a label "
         f"other than gold; {s['reflection_parse_failures']} failed to parse."
     ))
@@ -71,6 +64,6 @@ def render_stats(s: dict[str, Any]) -> Group:
     for col in ("words", "thoughts", "accuracy"):
         lengths.add_column(col, justify="right")
     for b in s["thought_length_words"]:
-        lengths.add_row(b["bucket"], str(b["thoughts"]), _pct(b["accuracy"]))
+        lengths.add_row(b["bucket"], str(b["thoughts"]), pct(b["accuracy"]))
     parts.append(lengths)
     return Group(*parts)
