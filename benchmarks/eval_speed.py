@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {
-    "7b": dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-               num_attention_heads=32, num_key_value_heads=8, head_dim=128),
-    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, head_dim=16),
+    "7b": {"vocab_size": 32768, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128},
+    "tiny": {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16},
 }
 DEFAULT_PAIRS = [ROOT.parent / "shared" / "data" / "external" / f for f in ("rte_dev.csv", "rte_train.csv")]
 
@@ -163,7 +163,7 @@ def main() -> None:
 
     results["transformers"] = transformers.__version__
     tokenizer = load_tokenizer()
-    base, adapter = build_models(work, shape, tokenizer, device)
+    _base, adapter = build_models(work, shape, tokenizer, device)
     prompts = [encode_prompt(tokenizer, prompt_text(p, h)) for p, h in read_pairs(n)]
     lengths = sorted(len(p) for p in prompts)
     results["prompt_tokens"] = emit({"step": "prompts", "mean": round(sum(lengths) / n, 1),
@@ -195,9 +195,10 @@ def main() -> None:
             answers.update({i: list(o.token_ids) for i, o in zip(batch.indices, batch.outputs)})
         sync()
         seconds = time.perf_counter() - t
+        peak = round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None
         results[step] = emit({"step": step, "seconds": round(seconds, 2), "generated_tokens": tokens,
-                              "tokens_per_s": round(tokens / seconds, 1), "batches": batches, "batch_s": batch_s, "peak_gib":
-                              round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None})
+                              "tokens_per_s": round(tokens / seconds, 1), "batches": batches, "batch_s": batch_s,
+                              "peak_gib": peak})
         return answers
 
     answers = timed(merged, "fast")
@@ -253,7 +254,7 @@ def main() -> None:
                 results["agreement"][f"unfolded_vs_unmerged{suffix}"] = rate
             emit({"step": "agreement_unfolded", **{k: v for k, v in results["agreement"].items()
                                                    if k.startswith("unfolded")}})
-        except Exception as exc:  # noqa: BLE001 - an optional measurement; the main ones are already printed
+        except Exception as exc:  # an optional measurement; the main ones are already printed
             emit({"step": "fast_unfolded", "failed": repr(exc)[:300]})
         report(results)
     else:
@@ -283,8 +284,9 @@ def report(results: dict) -> None:
     print(f"\n{'what':<34}{'tokens/s':>12}{'seconds':>10}")
     for key in rates:
         print(f"{key:<34}{results[key]['tokens_per_s']:>12}{results[key]['seconds']:>10}")
-    print(f"fast path: {results['prompts']} prompts x {results['new_tokens']} tokens in {results['fast']['seconds']} s; "
-          f"top-1 agreement merged vs unmerged {results['agreement']['merged_vs_unmerged']:.2%}", flush=True)
+    print(f"fast path: {results['prompts']} prompts x {results['new_tokens']} tokens in "
+          f"{results['fast']['seconds']} s; top-1 agreement merged vs unmerged "
+          f"{results['agreement']['merged_vs_unmerged']:.2%}", flush=True)
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "eval_speed.json").write_text(json.dumps(results, indent=1))
 

@@ -15,7 +15,7 @@ Each timed export runs in a fresh Python process (as a user's `nlistral export s
 CPU time (its own plus its worker processes') and peak memory are the export's alone: peak RSS
 (getrusage; it counts the database pages SQLite maps, shared and reclaimable) and peak heap
 (resident anonymous memory, sampled from /proc every 20 ms). --serial
-times the one-process path (exports.parallel.PARALLEL_MIN_EXAMPLES raised above the row count);
+times the one-process path (exports.fast.pool.PARALLEL_MIN_EXAMPLES raised above the row count);
 --canonical times the one-process path with the uncompiled line layout (exports.lines.sft_line per
 row). Prints one JSON line at the end, with wall and CPU time per run and the 1-minute load
 average before each (the machine is shared: CPU time shows what the export itself costs).
@@ -141,27 +141,26 @@ def time_export(db_path: Path, out: Path, mode: str) -> dict[str, float]:
     import resource
 
     from db import open_db
-    from exports import SftOptions, lines, sft, write_sft
+    from exports import ExportRequest, SftOptions, sft, write
+    from exports.fast import pool, sft_layout
 
     if mode in ("serial", "canonical"):
-        from exports import parallel
-
-        parallel.PARALLEL_MIN_EXAMPLES = 1 << 62
+        pool.PARALLEL_MIN_EXAMPLES = 1 << 62
     if mode == "canonical":
-        layout = lines.SftLines("inst")
+        layout = sft_layout.SftLines("inst")
         layout.compiled = False  # every line through lines.sft_line (formats + json.dumps)
         sft.sft_lines = lambda fmt: layout  # type: ignore[assignment]
     db = open_db(db_path)
     peaks = AnonPeaks()
     wall, cpu = time.perf_counter(), time.process_time()
-    manifest = write_sft(db, SftOptions(ablation="curated", fmt="inst", splits=("train",)), out=out)
+    manifest = write(db, ExportRequest(SftOptions(ablation="curated", fmt="inst", splits=("train",)), out=out))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peaks.stop()
     db.conn.close()
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall": wall, "cpu": cpu, "cpu_workers": workers.ru_utime + workers.ru_stime, "rows": manifest.rows,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "worker_rss_mb": workers.ru_maxrss / 1024,
-            "anon_mb": peaks.parent, "worker_anon_mb": peaks.worker}
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "worker_rss_mb": workers.ru_maxrss / 1024, "anon_mb": peaks.parent, "worker_anon_mb": peaks.worker}
 
 
 def time_in_child(db_path: Path, out: Path, mode: str) -> dict[str, float]:
@@ -215,7 +214,8 @@ def main() -> None:
         "rows": args.rows, "layout": layout,
         "wall_s": [round(w, 2) for w in walls], "cpu_s": [round(c, 2) for c in cpus],
         "cpu_parent_s": [round(r["cpu"], 2) for r in runs], "cpu_workers_s": [round(r["cpu_workers"], 2) for r in runs],
-        "rows_per_s_median": round(args.rows / statistics.median(walls)), "rows_per_s_best": round(args.rows / min(walls)),
+        "rows_per_s_median": round(args.rows / statistics.median(walls)),
+        "rows_per_s_best": round(args.rows / min(walls)),
         "rows_per_cpu_s_best": round(args.rows / min(cpus)), "load_average_1min": loads,
         "peak_rss_mb": round(max(r["rss_mb"] for r in runs)),
         "peak_worker_rss_mb": round(max(r["worker_rss_mb"] for r in runs)),

@@ -100,32 +100,33 @@ def parse_variants(text: str) -> list[tuple[str, dict[str, str]]]:
 def main() -> None:
     import torch
 
-    from pipeline.train import attention
+    from pipeline.train.attention_check import self_check
     from pipeline.train.config import load_config
     from pipeline.train.hardware import detect
     from pipeline.train.model import load_model, plan
     from pipeline.train.sft import build_sft_trainer
-    from pipeline.train.tracking import Throughput
+    from pipeline.train.tracking import Throughput, rate
 
     hw = detect()
     if hw.is_main:
         build_model()
     if os.environ.get("BUILD_ONLY"):
         return
-    warm, steps = int(os.environ.get("WARM", 2)), int(os.environ.get("STEPS", 6))
-    per_gpu_batch = int(os.environ.get("BATCH", 16))
+    warm, steps = int(os.environ.get("WARM", "2")), int(os.environ.get("STEPS", "6"))
+    per_gpu_batch = int(os.environ.get("BATCH", "16"))
     variants = parse_variants(os.environ.get("VARIANTS", DEFAULT_VARIANTS))
     largest = max([per_gpu_batch] + [int(v["batch_size"]) for _, v in variants if "batch_size" in v])
     rows = synthetic_rows(largest * hw.world_size * (warm + steps + 2))
     mean_len = sum(len(r["input_ids"]) for r in rows) / len(rows)
     if hw.is_main and hw.cuda:
         try:
-            print(json.dumps({"varlen_self_check_rel_err": attention.self_check()}), flush=True)
+            print(json.dumps({"varlen_self_check_rel_err": self_check()}), flush=True)
         except Exception as exc:  # report and let the varlen variants fail visibly
             print(json.dumps({"varlen_self_check_error": repr(exc)[:300]}), flush=True)
     tokenizer = special_tokens_only()
-    base = ["method=sft", "lora_r=32", "lora_alpha=64", "lora_dropout=0.05", f"batch_size={per_gpu_batch * hw.world_size}",
-            "early_stopping_patience=0", "eval_fraction=0", f"max_steps={warm + steps}", "warmup_steps=1",
+    base = ["method=sft", "lora_r=32", "lora_alpha=64", "lora_dropout=0.05",
+            f"batch_size={per_gpu_batch * hw.world_size}", "early_stopping_patience=0", "eval_fraction=0",
+            f"max_steps={warm + steps}", "warmup_steps=1",
             "logging_steps=1000", "save_steps=100000", "data=synthetic", f"base_model={MODEL_DIR}"]
     model = None
     results = []
@@ -156,7 +157,7 @@ def main() -> None:
                 start = time.time()
                 trainer.train()
                 result["wall_s"] = round(time.time() - start, 1)
-            tok_s = _rate(meter.steps[warm - 1:warm - 1 + steps])
+            tok_s = rate(meter.steps[warm - 1:warm - 1 + steps])
             flops_per_token = 4 * 7.25e9 * SHAPE["LAYERS"] / 32 + 8 * SHAPE["LAYERS"] * mean_len * SHAPE["HIDDEN"]
             peak = torch.cuda.max_memory_allocated() / 2**30 if hw.cuda else 0.0
             result.update(useful_tok_s=tok_s, peak_gib=round(peak, 2),
@@ -175,11 +176,6 @@ def main() -> None:
         results.append(result)
     if hw.is_main:
         _report(results, mean_len)
-
-
-def _rate(window: list[tuple[int, float]]) -> float | None:
-    seconds = sum(s for _, s in window)
-    return round(sum(t for t, _ in window) / seconds, 1) if seconds else None
 
 
 def _profile_callback_class():

@@ -92,12 +92,15 @@ def _write_inputs(folder: Path, n: int) -> tuple[Path, Path, Path]:
 def build_store(path: Path, n: int) -> None:
     """Build the benchmark store at path (n examples) unless it is already there, through the importer."""
     from db import open_db
+    from db.queue_counts import count
+    from db.queue_pages import page_after
+    from db.queues import QueueFilter, analyze
     from db.reviews import record
     from pipeline.importing import import_file
 
     if path.exists():
         db = open_db(path)
-        have = db.execute("SELECT count(*) FROM examples").fetchone()[0]
+        have = count(db, QueueFilter())
         db.conn.close()
         if have == n:
             return
@@ -113,13 +116,12 @@ def build_store(path: Path, n: int) -> None:
         print(f"  imported {file.name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         file.unlink()
     add_predictions(db)
-    disagreeing = [r[0] for r in db.execute(
-        "SELECT id FROM examples WHERE thought_label != gold_label ORDER BY id LIMIT 3000")]
+    disagreeing = [r.id for r in page_after(db, QueueFilter(queue="disagreements"), None, 3000)]
     for i, eid in enumerate(disagreeing):
         record(db, ("accept", "reject", "accept", "skip")[i % 4], [eid], reviewer="bench",
                seconds_spent=8.0 + i % 30)
     record(db, "flag_bias", disagreeing[:200], reviewer="bench", payload={"category": "ambiguous"})
-    db.execute("ANALYZE")
+    analyze(db)
     db.conn.close()
     print(f"  store built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
@@ -127,15 +129,20 @@ def build_store(path: Path, n: int) -> None:
 def add_predictions(db: Database) -> None:
     """One evaluate run's predictions on every 100th example, 85 % of them right."""
     from db.generations import add_generations
+    from db.queue_counts import count
+    from db.queue_pages import rows_by_id
+    from db.queues import QueueFilter
     from db.runs import finish_run, start_run
 
     rng = random.Random(11)
     run = start_run(db, "evaluate", {"benchmark": True})
+    every_100th = rows_by_id(db, list(range(100, count(db, QueueFilter()) + 1, 100)))  # ids run from 1
     add_generations(db, [
         {"example_id": eid, "kind": "prediction", "model": "bench/adapter", "backend": "local",
-         "thought_process": "A short prediction.", "predicted_label": gold if rng.random() < 0.85 else 1 - gold,
-         "parse_status": "ok", "run_id": run, "dedupe_key": f"bench-prediction-{eid}"}
-        for eid, gold in db.execute("SELECT id, gold_label FROM examples WHERE id % 100 = 0")])
+         "thought_process": "A short prediction.", "parse_status": "ok", "run_id": run,
+         "predicted_label": row.gold_label if rng.random() < 0.85 else 1 - row.gold_label,
+         "dedupe_key": f"bench-prediction-{eid}"}
+        for eid, row in every_100th.items()])
     finish_run(db, run, "completed")
 
 
@@ -172,7 +179,7 @@ async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str,
         for _ in range(presses):
             await pilot.press("j")
         await pilot.pause(0.2)
-        nexts = list(screen.latency["next"])
+        nexts = list(screen.probe.latency["next"])
         # Filters: typical triage views; the queue counts arrive later from a worker (timed apart).
         counts_ms = []
         for f in (QueueFilter(queue="disagreements", gold=1), QueueFilter(queue="needs_reflection"),
@@ -184,7 +191,7 @@ async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str,
             counts_ms.append((time.perf_counter() - asked) * 1000)
             await settle(app, pilot)
             assert screen.current is not None and screen.filter == f
-        filter_ms = list(screen.latency["filter"])
+        filter_ms = list(screen.probe.latency["filter"])
         searches: list[tuple[str, float]] = []
         evict_page_cache(db_path)  # the first search of a session reads its index from disk
         for text in SEARCHES:
@@ -196,18 +203,18 @@ async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str,
             await pilot.press("enter")
             await settle(app, pilot)
             assert screen.current is not None and screen.filter.search == text, screen.filter
-            searches.append((text, screen.latency["search"][-1]))
+            searches.append((text, screen.probe.latency["search"][-1]))
         for queue, text in IN_QUEUE_SEARCHES:  # a search within a queue: a dense one, then a sparse one
             f = QueueFilter(queue=queue, search=text)
             screen.set_filter(f, "search")
             await settle(app, pilot)
             assert screen.current is not None and screen.filter == f
-            searches.append((f.describe(), screen.latency["search"][-1]))
+            searches.append((f.describe(), screen.probe.latency["search"][-1]))
     return {
         "presses": len(nexts), "next_p50_ms": statistics.median(nexts), "next_p95_ms": _p95(nexts),
         "next_max_ms": max(nexts), "filter_ms": max(filter_ms), "filter_all_ms": filter_ms,
-        "search_ms": searches[0][1], "search_all_ms": [(t, round(ms, 1)) for t, ms in searches], "counts_ms": max(counts_ms),
-        "counts_all_ms": counts_ms,
+        "search_ms": searches[0][1], "search_all_ms": [(t, round(ms, 1)) for t, ms in searches],
+        "counts_ms": max(counts_ms), "counts_all_ms": counts_ms,
     }
 
 
@@ -238,10 +245,11 @@ def measure_datatable_baseline(db_path: Path, rows: int, size: tuple[int, int]) 
     from textual.widgets import DataTable
 
     from db import open_db
+    from db.queue_pages import page_after
+    from db.queues import QueueFilter
 
     db = open_db(db_path)
-    data = db.execute("SELECT id, gold_label, thought_label, substr(hypothesis, 1, 120) FROM examples "
-                      "ORDER BY id LIMIT ?", [rows]).fetchall()
+    data = [(r.id, r.gold_label, r.thought_label, r.snippet) for r in page_after(db, QueueFilter(), None, rows)]
     db.conn.close()
 
     class Baseline(App[None]):

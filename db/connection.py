@@ -128,7 +128,7 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
         _refuse_read_only(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
     db = Database(conn)
-    pending: list[object] = []
+    pending: list[str] = []  # the names of the migrations this open applies
     try:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -136,12 +136,12 @@ def open_db(path: str | Path | None = None, notify: Callable[[str], None] | None
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA cache_size = -65536")
-        pending = migrations.pending(db)
+        pending = [m.name for m in migrations.pending(db)]
         if pending:
             if notify is not None and db["examples"].exists():
                 n = db.execute("SELECT count(*) FROM examples").fetchone()[0]
                 notify(f"Upgrading {path} ({n:,} example{'' if n == 1 else 's'}) to the current schema: "
-                       f"{', '.join(m.name for m in pending)}. On a large store this can take a minute; "
+                       f"{', '.join(pending)}. On a large store this can take a minute; "
                        "interrupting it changes nothing.")
             migrations.apply(db)
         mark_interrupted(db, notify)  # runs whose process is gone: see db/runs.py

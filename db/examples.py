@@ -9,7 +9,8 @@ from typing import NamedTuple
 from sqlite_utils import Database
 
 from db.errors import StoreError, UnknownExampleError
-from db.records import Example
+from db.records import PAIR_COLUMNS, Example
+from db.scope import by_ids
 from db.search import index_examples
 from db.staging import STAGE, StagedRows, clear_stage, load_stage
 
@@ -20,7 +21,10 @@ def content_hash(premise: str, hypothesis: str) -> str:
 
 
 class NewExample(NamedTuple):
-    """An example as read from a file; line is where it came from (for error messages)."""
+    """An example as read from a file; line is where it came from (for error messages).
+
+    Its fields after line are PAIR_COLUMNS (db/records.py) but the content hash, in that order.
+    """
 
     line: int
     dataset: str
@@ -31,14 +35,13 @@ class NewExample(NamedTuple):
     gold_label: int | None
 
 
-# A row as db.staging.stage_rows stages it for insert_examples:
-# (line, dataset, split, source_id, premise, hypothesis, gold_label, content_hash).
+# A row as db.staging.stage_rows stages it for insert_examples: line, then PAIR_COLUMNS.
 ExampleRow = tuple[int, str, str, str, str, str, "int | None", str]
 
 
 def example_row(e: NewExample) -> ExampleRow:
     """The row insert_examples stores for a NewExample (its content hash added)."""
-    return (*e, content_hash(e.premise, e.hypothesis))  # type: ignore[return-value]
+    return (*e, content_hash(e.premise, e.hypothesis))
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,8 @@ class InsertResult:
 # the terms it holds in memory out as a new index segment. It skips rows whose key is stored; rows
 # that would break another constraint never get here (the importer validates them), and
 # _find_conflicts checks that every skipped row has its key stored.
-_MOVE = (
-    "INSERT OR IGNORE INTO examples (dataset, split, source_id, premise, hypothesis, gold_label, content_hash) "
-    f"SELECT dataset, split, source_id, premise, hypothesis, gold_label, content_hash FROM {STAGE}.rows "
-    "ORDER BY rowid"
-)
+_PAIR = ", ".join(PAIR_COLUMNS)
+_MOVE = f"INSERT OR IGNORE INTO examples ({_PAIR}) SELECT {_PAIR} FROM {STAGE}.rows ORDER BY rowid"
 _SKIPPED = "temp._new_examples"
 
 
@@ -148,13 +148,11 @@ def get_example(db: Database, example_id: int) -> Example:
 
 def ids_by_source(db: Database, dataset: str, split: str, source_ids: Sequence[str]) -> dict[str, int]:
     """Map source ids of one dataset/split to example ids (missing ones are left out)."""
-    found: dict[str, int] = {}
-    for start in range(0, len(source_ids), 500):
-        chunk = list(source_ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        for source_id, example_id in db.execute(
-            f"SELECT source_id, id FROM examples WHERE dataset = ? AND split = ? AND source_id IN ({marks})",
-            [dataset, split, *chunk],
-        ):
-            found[source_id] = example_id
-    return found
+    sql = "SELECT source_id, id FROM examples WHERE dataset = ? AND split = ? AND source_id IN ({ids})"
+    return {source_id: example_id for source_id, example_id in by_ids(db, sql, source_ids, [dataset, split])}
+
+
+def stored_pair(db: Database, example_id: int) -> tuple[str, int | None]:
+    """The content hash and gold label stored for an example id (which must exist)."""
+    content, gold = db.execute("SELECT content_hash, gold_label FROM examples WHERE id = ?", [example_id]).fetchone()
+    return content, gold

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.clock import now
 from db.records import Generation
+from db.scope import Scope
 from db.search import index_generations
 from db.tx import write_tx
 
@@ -81,10 +82,37 @@ def get_generation(db: Database, generation_id: int) -> Generation:
 
 def generations_for(db: Database, example_id: int, kind: str | None = None) -> list[Generation]:
     """All generations of an example (optionally of one kind), oldest first."""
-    sql, args = "SELECT * FROM generations WHERE example_id = ?", [example_id]
+    sql = "SELECT * FROM generations WHERE example_id = ?"
+    args: list[Any] = [example_id]
     if kind:
-        sql, args = sql + " AND kind = ?", [*args, kind]
+        sql += " AND kind = ?"
+        args.append(kind)
     return [Generation.from_row(r) for r in db.query(sql + " ORDER BY id", args)]
+
+
+def is_stored(db: Database, key: str) -> bool:
+    """Whether a generation with this dedupe key is stored."""
+    return db.execute("SELECT 1 FROM generations WHERE dedupe_key = ?", [key]).fetchone() is not None
+
+
+def latest_answers(db: Database, scope: Scope, kind: str, model: str, prompt_version: str) -> list[dict[str, Any]]:
+    """The latest answer of this kind, model and prompt version for each example in scope (its limit aside),
+    as generation rows with the example's gold_label."""
+    where, args = scope.where("e")
+    sql = f"""
+        SELECT g.*, e.gold_label FROM generations g JOIN examples e ON e.id = g.example_id
+        WHERE {where} AND g.id IN (SELECT max(x.id) FROM generations x WHERE x.kind = ? AND x.model = ?
+            AND x.prompt_version = ? GROUP BY x.example_id)"""
+    return list(db.query(sql, [*args, kind, model, prompt_version]))
+
+
+def thoughts_without_label(db: Database, scope: Scope) -> int:
+    """How many examples in scope (its limit aside) have a current thought without a label."""
+    where, args = scope.where("e")
+    sql = (f"SELECT count(*) FROM examples e JOIN generations g ON g.id = e.thought_id "
+           f"WHERE {where} AND g.predicted_label IS NULL")
+    count: int = db.execute(sql, args).fetchone()[0]
+    return count
 
 
 def refresh_derived(db: Database, example_ids_sql: str | None = None) -> None:

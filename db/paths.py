@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from db.errors import OutputPathError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # SQLite's own companions of a database file (WAL mode, and a rollback journal should one appear),
 # and the review app's decision journals (db/journal.py).
@@ -17,6 +21,11 @@ def store_files(store: str | Path) -> tuple[Path, ...]:
     """The store file, its SQLite companions and its decision-journal folder."""
     store = Path(store)
     return (*(Path(f"{store}{s}") for s in STORE_SUFFIXES), Path(f"{store}{JOURNAL_SUFFIX}"))
+
+
+def store_path(db: Database) -> Path:
+    """The file of the store db is connected to."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _same(a: Path, b: Path) -> bool:

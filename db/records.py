@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -37,9 +37,16 @@ class Example:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Example:
         """Build from a row of the examples table."""
-        data = {k: row[k] for k in _EXAMPLE_FIELDS if k in row}
+        data = {k: row[k] for k in EXAMPLE_COLUMNS if k in row}
         data["parse_failed"] = bool(data.get("parse_failed"))
         return cls(**data)
+
+
+# The examples table's columns, in table order: Example is their one declaration (db/schema.py's first
+# migration created the table; a migration is history and keeps its own text).
+EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Example))
+# The columns an import writes, dataset through content_hash; those after it are derived from generations.
+PAIR_COLUMNS: tuple[str, ...] = EXAMPLE_COLUMNS[1:EXAMPLE_COLUMNS.index("content_hash") + 1]
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,3 @@ class ReviewState:
         data = dict(row)
         data["skipped"] = bool(data.get("skipped"))
         return cls(**data)
-
-
-_EXAMPLE_FIELDS = [f for f in Example.__dataclass_fields__]

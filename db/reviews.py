@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -22,9 +23,21 @@ from db.textdiff import diff_text
 from db.tx import write_tx
 
 BIAS_CATEGORIES = ("gold_wrong", "ambiguous", "premise_underspecified", "annotation_artifact")
-DECISIONS = ("accept", "reject", "edit")
+# The review status each decision leads to (an example with no active decision is "pending").
+STATUS_AFTER = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
+DECISIONS = tuple(STATUS_AFTER)
+DECIDED_STATUSES = tuple(STATUS_AFTER.values())
 ACTIONS = (*DECISIONS, "flag_bias", "unflag_bias", "relabel", "skip", "note", "choose_reflection")
-_STATUS_OF = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
+
+
+@dataclass(frozen=True)
+class Flip:
+    """An undo or redo as stored: the step (group) it flipped, that step's action and examples."""
+
+    redo: bool
+    group: int
+    action: str
+    ids: tuple[int, ...]
 
 
 def validate_step(action: str, payload: dict[str, Any], example_ids: Sequence[int]) -> None:
@@ -86,7 +99,17 @@ _MADE_BY = ("EXISTS (SELECT 1 FROM review_events e WHERE e.group_id = g.group_id
 
 
 def undo(db: Database, *, reviewer: str) -> int:
-    """Undo this reviewer's latest active step (never another reviewer's); returns its group id."""
+    """Undo this reviewer's latest active step (never another reviewer's); its group id (undo_step: the step)."""
+    return undo_step(db, reviewer=reviewer).group
+
+
+def redo(db: Database, *, reviewer: str) -> int:
+    """Redo this reviewer's most recently undone step; returns its group id (redo_step: the step)."""
+    return redo_step(db, reviewer=reviewer).group
+
+
+def undo_step(db: Database, *, reviewer: str) -> Flip:
+    """Undo this reviewer's latest active step (never another reviewer's): the step as undone."""
     with write_tx(db):
         row = db.execute(f"SELECT g.group_id FROM review_groups g WHERE g.active = 1 AND {_MADE_BY} "
                          "ORDER BY g.group_id DESC LIMIT 1", [reviewer]).fetchone()
@@ -95,12 +118,11 @@ def undo(db: Database, *, reviewer: str) -> int:
                 raise NothingToUndoError(f"Nothing of {reviewer}'s to undo: the steps still active were made by "
                                          "other reviewers (undo takes back only your own).")
             raise NothingToUndoError("Nothing to undo: every decision in the review log is already undone.")
-        _flip(db, row[0], "undo", reviewer, active=0)
-    return row[0]
+        return _flip(db, row[0], "undo", reviewer, active=0)
 
 
-def redo(db: Database, *, reviewer: str) -> int:
-    """Redo this reviewer's most recently undone step, unless they made a new decision since; returns its group id."""
+def redo_step(db: Database, *, reviewer: str) -> Flip:
+    """Redo this reviewer's most recently undone step, unless they made a new decision since: the step as redone."""
     with write_tx(db):
         last_decision = db.execute(
             "SELECT coalesce(max(id), 0) FROM review_events WHERE action NOT IN ('undo', 'redo') AND reviewer = ?",
@@ -113,8 +135,7 @@ def redo(db: Database, *, reviewer: str) -> int:
         ).fetchone()
         if row is None:
             raise NothingToRedoError("Nothing to redo: no step was undone since the last decision.")
-        _flip(db, row[0], "redo", reviewer, active=1)
-    return row[0]
+        return _flip(db, row[0], "redo", reviewer, active=1)
 
 
 def state(db: Database, example_id: int) -> ReviewState:
@@ -137,7 +158,7 @@ def history(db: Database, example_id: int) -> list[dict[str, Any]]:
 
 def log_position(db: Database) -> int:
     """The id of the last review event (0 for an empty log): what an export reflects."""
-    return db.execute("SELECT coalesce(max(id), 0) FROM review_events").fetchone()[0]
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM review_events").fetchone()[0])
 
 
 def rebuild_state(db: Database) -> None:
@@ -148,7 +169,7 @@ def rebuild_state(db: Database) -> None:
 
 
 def _new_group(db: Database) -> int:
-    return db.execute("SELECT coalesce(max(group_id), 0) + 1 FROM review_groups").fetchone()[0]
+    return int(db.execute("SELECT coalesce(max(group_id), 0) + 1 FROM review_groups").fetchone()[0])
 
 
 def _check_reflection(db: Database, example_ids: Sequence[int], generation_id: int) -> None:
@@ -157,7 +178,7 @@ def _check_reflection(db: Database, example_ids: Sequence[int], generation_id: i
         raise UnknownExampleError(f"Generation {generation_id} is not a reflection of this example.")
 
 
-def _flip(db: Database, group: int, action: str, reviewer: str, *, active: int) -> None:
+def _flip(db: Database, group: int, action: str, reviewer: str, *, active: int) -> Flip:
     db.execute(
         "INSERT INTO review_events (example_id, action, payload, group_id, reviewer, created_at) "
         "VALUES (NULL, ?, ?, ?, ?, ?)",
@@ -166,6 +187,9 @@ def _flip(db: Database, group: int, action: str, reviewer: str, *, active: int) 
     event = db.execute("SELECT max(id) FROM review_events").fetchone()[0]
     db.execute("UPDATE review_groups SET active = ?, changed_at_event = ? WHERE group_id = ?", [active, event, group])
     _rederive(db, group)
+    rows = db.execute("SELECT example_id, action FROM review_events WHERE group_id = ? AND example_id IS NOT NULL "
+                      "ORDER BY id", [group]).fetchall()
+    return Flip(action == "redo", group, rows[0][1] if rows else "", tuple(r[0] for r in rows))
 
 
 def _latest(expr: str, actions: Sequence[str]) -> str:
@@ -178,7 +202,7 @@ def _latest(expr: str, actions: Sequence[str]) -> str:
     )
 
 
-_STATUS_SQL = "CASE e.action " + " ".join(f"WHEN '{a}' THEN '{s}'" for a, s in _STATUS_OF.items()) + " END"
+_STATUS_SQL = "CASE e.action " + " ".join(f"WHEN '{a}' THEN '{s}'" for a, s in STATUS_AFTER.items()) + " END"
 _ACTIVE_ALL = (
     "FROM review_events e JOIN review_groups g ON g.group_id = e.group_id "
     "WHERE e.example_id = review_state.example_id AND g.active = 1"

@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +70,51 @@ def finish_run(
         )
 
 
-def get_run(db: Database, run_id: int) -> dict[str, Any]:
-    """The run with this id, JSON fields decoded (KeyError when absent)."""
+@dataclass(frozen=True)
+class Run:
+    """One row of the runs table, its JSON columns (config, metrics, artifacts) decoded."""
+
+    id: int
+    kind: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, Any]
+    error: str | None
+    started_at: str
+    finished_at: str | None
+    owner: str | None = None
+
+    def __getitem__(self, column: str) -> Any:
+        """A column by name, as run["status"] (how callers that took the row as a dict read it)."""
+        if column not in _RUN_COLUMNS:
+            raise KeyError(column)
+        return getattr(self, column)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Run:
+        """Build from a row of the runs table."""
+        decoded = {k: json.loads(row[k] or "{}") for k in ("config", "metrics", "artifacts")}
+        return cls(**{**{k: row[k] for k in _RUN_COLUMNS if k in row}, **decoded})
+
+
+_RUN_COLUMNS = frozenset(f.name for f in fields(Run))
+
+
+def get_run(db: Database, run_id: int) -> Run:
+    """The run with this id (KeyError when absent)."""
     rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
     if not rows:
         raise KeyError(f"No run with id {run_id}.")
-    return _decode(rows[0])
+    return Run.from_row(rows[0])
 
 
-def list_runs(db: Database, kind: str | None = None) -> list[dict[str, Any]]:
+def list_runs(db: Database, kind: str | None = None) -> list[Run]:
     """Runs, newest first, optionally of one kind."""
     sql, args = "SELECT * FROM runs", []
     if kind:
         sql, args = sql + " WHERE kind = ?", [kind]
-    return [_decode(r) for r in db.query(sql + " ORDER BY id DESC", args)]
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, **{k: json.loads(row[k] or "{}") for k in ("config", "metrics", "artifacts")}}
+    return [Run.from_row(r) for r in db.query(sql + " ORDER BY id DESC", args)]
 
 
 def reopen_run(db: Database, run_id: int) -> None:

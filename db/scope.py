@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 ID_BATCH = 500  # ids per `IN (...)` query: far below SQLite's parameter limit, few round trips
+Key = TypeVar("Key", int, str)  # example ids, or the source ids of a file
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ class Scope:
         return (" LIMIT ?", [self.limit]) if self.limit is not None else ("", [])
 
 
-def by_ids(db: Database, sql: str, ids: Iterable[int], before: Sequence[Any] = (),
+def by_ids(db: Database, sql: str, ids: Iterable[Key], before: Sequence[Any] = (),
            size: int = ID_BATCH) -> Iterator[tuple[Any, ...]]:
     """The rows of `sql` for these ids, in batches: `{ids}` in sql stands for one batch's placeholders.
 
     `before` are the parameters that come ahead of the ids in the statement. Ids are taken sorted and
     without repeats, so rows come batch by batch in id order when the statement orders by id.
     """
-    wanted = sorted(set(ids))
+    wanted: list[Key] = sorted(set(ids))
     for start in range(0, len(wanted), size):
-        batch = wanted[start:start + size]
+        batch: list[Key] = wanted[start:start + size]
         yield from db.execute(sql.format(ids=", ".join("?" * len(batch))), [*before, *batch])

@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from db.records import PAIR_COLUMNS
+
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from db.examples import ExampleRow
 
 STAGE = "import_stage"
-# Columns in ExampleRow order; the table's rowids run 1..count in row order.
-_TABLE = ("CREATE TABLE rows (line INTEGER, dataset TEXT, split TEXT, source_id TEXT, premise TEXT, "
-          "hypothesis TEXT, gold_label INTEGER, content_hash TEXT)")
+# Columns in ExampleRow order (line, then the pair's columns); the table's rowids run 1..count in row order.
+# No declared types: the values come typed from Python, and the examples table applies its own.
+_TABLE = f"CREATE TABLE rows (line, {', '.join(PAIR_COLUMNS)})"
+_INSERT = f"INSERT INTO rows VALUES ({', '.join('?' * (1 + len(PAIR_COLUMNS)))})"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def stage_rows(rows: Sequence[ExampleRow]) -> StagedRows:
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute(_TABLE)
-        conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(_INSERT, rows)
         conn.commit()
         return StagedRows(conn.serialize(), len(rows), rows[-1][0] if rows else 0)
     finally:

@@ -3,24 +3,27 @@
 Headless (imports db only; transformers and datasets only inside the functions that need them).
 The API for the CLI and the review app's export screen:
 
-- SftOptions / DpoOptions: what to select (validated on creation; ExportOptionError says what to fix).
-- plan_sft / plan_dpo: the counts only (rows by label, source, model and split; left out by reason
-  with example ids; cross-split pairs), computed exactly as the writers do: show them before writing.
-- write_sft / write_dpo: write JSON Lines (out) or a datasets folder (hf_dir) under a temporary
-  name, then the manifest (FILE.manifest.json), the `exports` row and an `export` run; returns the Manifest.
-  An existing target is replaced only with overwrite=True (the export it held is marked superseded);
-  the store and the inputs are never a target (ExportTargetError). on_wait is told each time a write
-  waits for another process's lock.
+- SftOptions / DpoOptions (ExportOptions): what to select (validated on creation; ExportOptionError says
+  what to fix).
+- plan: the counts only (rows by label, source, model and split; left out by reason with example ids;
+  cross-split pairs), computed exactly as a write does: show them before writing.
+- write(ExportRequest(options, out | hf_dir, overwrite)): write JSON Lines (out) or a datasets folder
+  (hf_dir) under a temporary name, then the manifest (FILE.manifest.json), the `exports` row and an
+  `export` run; returns the Manifest. An existing target is replaced only with overwrite=True (the
+  export it held is marked superseded); the store and the inputs are never a target
+  (ExportTargetError). on_wait is told each time a write waits for another process's lock.
+  plan_sft / plan_dpo and write_sft / write_dpo are the same two functions (write with the request's
+  parts as arguments).
 - check_target / default_path: the same checks before writing (for a form), a fresh default name.
 - list_exports: the recorded exports, newest first; ExportRecord.state() says whether each file is still
   what was exported (STATES).
 - REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS: the choices.
 
-Large exports select in worker processes (exports.parallel); small ones in the caller's process.
+Large exports select in worker processes (exports.fast); small ones in the caller's process.
 """
 import db  # noqa: F401  (first: it loads sqlite-utils without pandas / numpy, which a worker's start would pay for)
+from db.export_reads import available_scopes
 from exports.dpo import describe as describe_dpo
-from exports.dpo import plan_dpo, write_dpo
 from exports.errors import (
     EmptyExportError,
     ExportError,
@@ -44,19 +47,23 @@ from exports.options import (
     DEFAULT_MAX_TOKENS,
     SFT_FORMATS,
     DpoOptions,
+    ExportOptions,
     SftOptions,
 )
 from exports.rules import REASONS
+from exports.run import ExportRequest, plan, write, write_to
 from exports.sft import describe as describe_sft
-from exports.sft import plan_sft, write_sft
-from exports.source import available_scopes
 from exports.tally import CrossSplit, ExportPlan
 from exports.target import check_target, default_path, manifest_path
 
+plan_sft = plan_dpo = plan
+write_sft = write_dpo = write_to
+
 __all__ = [
     "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "STATES", "CrossSplit", "DpoOptions",
-    "EmptyExportError", "ExportError", "ExportOptionError", "ExportPlan", "ExportRecord", "ExportTargetError",
-    "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions", "TargetExistsError", "TokenizerLoadError",
-    "available_scopes", "check_target", "current_at", "default_path", "describe_dpo", "describe_sft",
-    "list_exports", "listed_at", "manifest_path", "plan_dpo", "plan_sft", "write_dpo", "write_sft",
+    "EmptyExportError", "ExportError", "ExportOptionError", "ExportOptions", "ExportPlan", "ExportRecord",
+    "ExportRequest", "ExportTargetError", "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions",
+    "TargetExistsError", "TokenizerLoadError", "available_scopes", "check_target", "current_at", "default_path",
+    "describe_dpo", "describe_sft", "list_exports", "listed_at", "manifest_path", "plan", "plan_dpo", "plan_sft",
+    "write", "write_dpo", "write_sft", "write_to",
 ]

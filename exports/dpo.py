@@ -6,27 +6,17 @@ JSON strings). Which generations pair up is in exports.rules (module docstring).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from exports.block import Block, BlockBuilder
-from exports.engine import (
-    LengthCheck,
-    OnWait,
-    Progress,
-    Selector,
-    plan_with,
-    write_with,
-)
-from exports.length import estimate_tokens
-from exports.lineage import Manifest
+from exports.fast.block import Block, BlockBuilder
+from exports.length import LengthCheck, estimate_tokens
 from exports.lines import dpo_line, sft_text
 from exports.options import DpoOptions
 from exports.rules import SourceRow, Target, dpo_sides
+from exports.selection import Selector
 from exports.source import Source, passed_over_versions
-from exports.tally import ExportPlan
 
 RULE = "review-pairs"
 RULE_TEXT = ("chosen: the curated target of an accepted or edited example (an edit, the accepted reflection, "
@@ -85,18 +75,4 @@ def selector(options: DpoOptions) -> Selector:
                                  [(chosen.label, f"{chosen.source}>{side.source}", chosen.model) for side in fitting])
         return block.finish(len(rows))
 
-    return Selector("dpo", RULE, source, build)
-
-
-def plan_dpo(db: Database, options: DpoOptions, progress: Progress | None = None,
-             on_wait: OnWait | None = None) -> ExportPlan:
-    """The counts a DPO export with these options would have, without writing anything."""
-    return plan_with(db, options, selector(options), progress, on_wait)
-
-
-def write_dpo(db: Database, options: DpoOptions, out: Path | None = None, hf_dir: Path | None = None,
-              progress: Progress | None = None, *, overwrite: bool = False, on_wait: OnWait | None = None) -> Manifest:
-    """Write a DPO export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row
-    (overwrite and on_wait as for exports.sft.write_sft)."""
-    return write_with(db, options, selector(options), "dpo", describe(options), out, hf_dir, progress,
-                      overwrite=overwrite, on_wait=on_wait)
+    return Selector("dpo", RULE, source, build, "dpo", describe(options))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from exports.errors import TokenizerLoadError
 
@@ -64,7 +65,7 @@ class TokenCounter:
             from transformers import AutoTokenizer
 
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except Exception as exc:  # transformers raises OSError, ValueError, ... for a bad folder
+        except Exception as exc:  # noqa: BLE001  (transformers raises OSError, ValueError, ... for a bad folder)
             raise TokenizerLoadError(
                 f"Cannot load a tokenizer from {path}: {exc}. Give --tokenizer a local folder with "
                 "tokenizer.json or tokenizer.model (e.g. the model's folder), or leave it out to use "
@@ -77,3 +78,28 @@ class TokenCounter:
         if not texts:
             return []
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+class _Limits(Protocol):
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def tokenizer(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LengthCheck:
+    """The training-length limit and how lengths are measured (a tokenizer, or the estimate when None)."""
+
+    max_tokens: int
+    counter: TokenCounter | None
+
+    @property
+    def name(self) -> str:
+        """How lengths are measured, for the plan and the manifest."""
+        return self.counter.name if self.counter else ESTIMATE_NAME
+
+
+def length_check(options: _Limits) -> LengthCheck:
+    """The length check of an export's options (loads the tokenizer, if one is given)."""
+    return LengthCheck(options.max_tokens, TokenCounter(options.tokenizer) if options.tokenizer else None)

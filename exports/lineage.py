@@ -1,13 +1,14 @@
 """Lineage of every export: the manifest beside the file, the row in the `exports` table, and their checks.
 
-How an export is put in place (record_export), so that whatever moment a crash or kill -9 strikes, a
-manifest on disk always describes the data beside it and names a recorded export:
+How an export is put in place (exports.run drives the steps), so that whatever moment a crash or
+kill -9 strikes, a manifest on disk always describes the data beside it and names a recorded export:
 
 1. The data is complete under its temporary name, fsynced, its sha256 known (exports.sink).
-2. One write transaction: the `exports` row and the rows it supersedes (same resolved path); the
-   manifest written under its temporary name; the old manifest (if any) removed; the data renamed
-   (a folder swapped) into place. Then COMMIT.
-3. The manifest renamed into place; then the run is marked completed (a transaction of its own).
+2. One write transaction (record_export): the `exports` row and the rows it supersedes (same
+   resolved path); the manifest written under its temporary name; the old manifest (if any)
+   removed; the data renamed (a folder swapped) into place. Then COMMIT.
+3. The manifest renamed into place (place_manifest); then the run is marked completed (a
+   transaction of its own).
 
 Killed before the COMMIT, the store is as before; the data may already be new and the old manifest
 already gone, so the replaced export reads "changed" in `nlistral exports` (below), never as a file
@@ -25,19 +26,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from db.clock import now
-from db.runs import finish_run
+from db.export_reads import database_path
+from db.exports_log import export_rows, insert_export, supersede
 from db.tx import when_unlocked, write_tx
 from exports.errors import ManifestPlaceError
 from exports.sink import HfSink, JsonlSink, dir_sha256, file_sha256, file_stamp
 from exports.tally import ExportPlan
-from exports.target import manifest_path
+from exports.target import Target, manifest_path
 
 # What ExportRecord.state says of an export's data.
 STATES = {
@@ -69,11 +71,17 @@ class Manifest:
     database: str
     created_at: str
     options: dict[str, Any]
-    counts: dict[str, Any]
+    plan: ExportPlan  # the counts, typed
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """The counts as JSON-ready data (ExportPlan.as_dict)."""
+        return self.plan.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (what the manifest file holds)."""
-        return asdict(self)
+        """JSON-ready form (what the manifest file holds): the fields in order, the plan as `counts`."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
+        return {**data, "counts": self.counts}
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,11 @@ class ExportRecord:
     review_log_position: int
     created_at: str
     superseded_by: int | None = None  # the export that later replaced this one at the same path
+
+    @property
+    def rows(self) -> int:
+        """The rows (SFT) or pairs (DPO) written."""
+        return int(self.counts.get("rows", 0))
 
     @property
     def manifest(self) -> Path:
@@ -121,12 +134,6 @@ class ExportRecord:
         return "ok" if file_stamp(path) == written else "changed"
 
 
-def database_path(db: Database) -> str:
-    """The file behind the connection ('' for an in-memory database)."""
-    row = db.execute("PRAGMA database_list").fetchone()
-    return row[2] if row else ""
-
-
 def listed_at(db: Database, path: Path) -> list[ExportRecord]:
     """The current (not superseded) exports of the store recorded at path, newest first."""
     return current_at(list_exports(db), path)
@@ -145,39 +152,27 @@ def _write_manifest(manifest: Manifest, temporary: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def record_export(db: Database, *, sink: JsonlSink | HfSink, plan: ExportPlan, kind: str, fmt: str,
-                  rule_text: str, options: dict[str, Any], run_id: int,
-                  on_wait: Callable[[], None] | None = None) -> Manifest:
-    """Record the finished sink and put it in place with its manifest (steps 2 and 3 of the module docstring).
-
-    Waits while another process holds the write lock (on_wait is told each time). An OSError before
-    the COMMIT leaves the store as it was; after it (the manifest rename), the export stands, its run
-    is completed, and the error says where its manifest is.
-    """
+def record_export(db: Database, *, sink: JsonlSink | HfSink, plan: ExportPlan, fmt: str, rule_text: str,
+                  options: dict[str, Any], run_id: int, on_wait: Callable[[], None] | None = None) -> Manifest:
+    """Record the finished sink and put its data in place, its manifest under a temporary name (step 2 of the
+    module docstring). Waits while another process holds the write lock (on_wait is told each time); an
+    error leaves the store as it was and removes the temporary manifest."""
     target = sink.target
     stamp, written = now(), file_stamp(target.data_tmp)  # a rename keeps size and times
-    counts = plan.as_dict()
 
     def write() -> Manifest:
         with write_tx(db):
-            cursor = db.execute(
-                "INSERT INTO exports (kind, path, format, rule, options, counts, sha256, review_log_position, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [kind, str(target.path), fmt, plan.rule,
-                 json.dumps({**options, "storage": sink.storage, "written": written}, ensure_ascii=False),
-                 json.dumps(counts, ensure_ascii=False), sink.sha256, plan.review_log_position, stamp],
-            )
-            export_id = int(cursor.lastrowid or 0)
-            replaced = [r.id for r in listed_at(db, target.path) if r.id != export_id]
-            if replaced:
-                db.execute(f"UPDATE exports SET superseded_by = ? WHERE id IN ({', '.join('?' * len(replaced))})",
-                           [export_id, *replaced])
+            export_id = insert_export(
+                db, kind=plan.kind, path=str(target.path), fmt=fmt, rule=plan.rule,
+                options={**options, "storage": sink.storage, "written": written}, counts=plan.as_dict(),
+                sha256=sink.sha256, review_log_position=plan.review_log_position, created_at=stamp)
+            supersede(db, export_id, [r.id for r in listed_at(db, target.path) if r.id != export_id])
             manifest = Manifest(
-                export_id=export_id, run_id=run_id, kind=kind, rule=plan.rule, rule_text=rule_text,
+                export_id=export_id, run_id=run_id, kind=plan.kind, rule=plan.rule, rule_text=rule_text,
                 format=fmt, storage=sink.storage, path=str(target.path), manifest=str(target.manifest),
                 rows=plan.rows, sha256=sink.sha256, content_sha256=sink.content_sha256,
                 review_log_position=plan.review_log_position, database=database_path(db), created_at=stamp,
-                options=options, counts=counts,
+                options=options, plan=plan,
             )
             _write_manifest(manifest, target.manifest_tmp)
             target.manifest.unlink(missing_ok=True)  # never a manifest beside data it does not describe
@@ -190,28 +185,21 @@ def record_export(db: Database, *, sink: JsonlSink | HfSink, plan: ExportPlan, k
         target.manifest_tmp.unlink(missing_ok=True)
         raise
     sink.cleanup()
-    artifacts = {"path": str(target.path), "manifest": str(target.manifest), "export_id": manifest.export_id}
-    metrics = {"rows": plan.rows, "left_out": plan.left_out}
+    return manifest
+
+
+def place_manifest(manifest: Manifest, target: Target) -> ManifestPlaceError | None:
+    """Rename the recorded export's manifest into place (step 3); the error to raise once its run is completed."""
     try:
         os.replace(target.manifest_tmp, target.manifest)
     except OSError as exc:
-        error = ManifestPlaceError(
+        return ManifestPlaceError(
             f"Export {manifest.export_id} was written to {target.path} and recorded, but its manifest could not be "
             f"moved into place ({exc.strerror or exc}): it is at {target.manifest_tmp}; rename it to "
             f"{target.manifest}.")
-        when_unlocked(lambda: finish_run(db, run_id, "completed", metrics=metrics, artifacts=artifacts,
-                                         error=str(error)), on_wait=on_wait)
-        raise error from None
-    when_unlocked(lambda: finish_run(db, run_id, "completed", metrics=metrics, artifacts=artifacts), on_wait=on_wait)
-    return manifest
+    return None
 
 
 def list_exports(db: Database, kind: str | None = None) -> list[ExportRecord]:
     """The recorded exports, newest first (optionally of one kind)."""
-    sql, args = "SELECT * FROM exports", []
-    if kind:
-        sql, args = sql + " WHERE kind = ?", [kind]
-    return [
-        ExportRecord(**{**row, "options": json.loads(row["options"]), "counts": json.loads(row["counts"])})
-        for row in db.query(sql + " ORDER BY id DESC", args)
-    ]
+    return [ExportRecord(**row) for row in export_rows(db, kind)]

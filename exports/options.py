@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from db.scope import Scope
 from exports.errors import ExportOptionError
 
 ABLATIONS = ("correct-only", "reflected", "unmodified", "curated")
@@ -20,7 +21,15 @@ def _names(value: Any, option: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _check_common(splits: tuple[str, ...], max_tokens: int, shuffle_seed: int | None) -> None:
+def _normalise(options: _Common) -> None:
+    """Splits and datasets as tuples of distinct names (ExportOptionError for anything else)."""
+    object.__setattr__(options, "splits", _names(options.splits, "--split"))
+    object.__setattr__(options, "datasets", _names(options.datasets, "--dataset"))
+
+
+def _check_common(options: _Common) -> None:
+    """Check what SFT and DPO options share."""
+    splits, max_tokens, shuffle_seed = options.splits, options.max_tokens, options.shuffle_seed
     if not splits:
         raise ExportOptionError("Give at least one split (--split train); training data should not mix in "
                                 "dev or test by accident, so there is no 'all'.")
@@ -30,10 +39,33 @@ def _check_common(splits: tuple[str, ...], max_tokens: int, shuffle_seed: int | 
         raise ExportOptionError(f"--shuffle-seed must be a whole number, not {shuffle_seed!r}.")
 
 
+class _Common:
+    """What SFT and DPO options share: the kind, which examples, and their JSON form."""
+
+    kind: ClassVar[str]
+    splits: tuple[str, ...]
+    datasets: tuple[str, ...]
+    shuffle_seed: int | None
+    max_tokens: int
+    tokenizer: str | None
+
+    @property
+    def scope(self) -> Scope:
+        """Which examples the export considers."""
+        return Scope(datasets=self.datasets, splits=self.splits)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as JSON-ready data (for manifests and the exports table)."""
+        data = asdict(self)  # type: ignore[call-overload]
+        data["splits"], data["datasets"] = list(self.splits), list(self.datasets)
+        return data  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
-class SftOptions:
+class SftOptions(_Common):
     """An SFT export: which rule (ablation), which layout, which examples, and the length limit."""
 
+    kind: ClassVar[str] = "sft"
     ablation: str = "reflected"
     fmt: str = "inst"  # inst | messages
     splits: tuple[str, ...] = DEFAULT_SPLITS
@@ -46,8 +78,7 @@ class SftOptions:
     tokenizer: str | None = None  # a local tokenizer folder; None: the conservative estimate
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _names(self.splits, "--split"))
-        object.__setattr__(self, "datasets", _names(self.datasets, "--dataset"))
+        _normalise(self)
         if self.ablation not in ABLATIONS:
             raise ExportOptionError(f"--ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}.")
         if self.fmt not in SFT_FORMATS:
@@ -56,19 +87,14 @@ class SftOptions:
         if used and self.ablation != "curated":
             raise ExportOptionError(f"{', '.join(used)}: only for review decisions; use with --ablation curated "
                                     f"(not {self.ablation}).")
-        _check_common(self.splits, self.max_tokens, self.shuffle_seed)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The options as JSON-ready data (for manifests and the exports table)."""
-        data = asdict(self)
-        data["splits"], data["datasets"] = list(self.splits), list(self.datasets)
-        return data
+        _check_common(self)
 
 
 @dataclass(frozen=True)
-class DpoOptions:
+class DpoOptions(_Common):
     """A DPO export: preference pairs from review decisions, which examples, and the length limit."""
 
+    kind: ClassVar[str] = "dpo"
     splits: tuple[str, ...] = DEFAULT_SPLITS
     datasets: tuple[str, ...] = ()
     shuffle_seed: int | None = None
@@ -78,12 +104,8 @@ class DpoOptions:
     tokenizer: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _names(self.splits, "--split"))
-        object.__setattr__(self, "datasets", _names(self.datasets, "--dataset"))
-        _check_common(self.splits, self.max_tokens, self.shuffle_seed)
+        _normalise(self)
+        _check_common(self)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The options as JSON-ready data (for manifests and the exports table)."""
-        data = asdict(self)
-        data["splits"], data["datasets"] = list(self.splits), list(self.datasets)
-        return data
+
+ExportOptions = SftOptions | DpoOptions  # what an export selects: the one type its entry point takes

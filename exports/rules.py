@@ -36,6 +36,8 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from db import curation
+
 REASONS: dict[str, str] = {
     "unlabelled": "no gold label to check a target against",
     "no_thought": "no thought generated yet",
@@ -53,6 +55,7 @@ REASONS: dict[str, str] = {
     "duplicate": "same premise and hypothesis as a row already written",
 }
 SOURCES = ("thought", "reflection", "edit")
+_EDIT = ("edit",)  # the sources of an edited example (db.curation)
 HUMAN = "human"  # the model name counted for edited targets
 
 
@@ -134,10 +137,10 @@ def reaching(row: SourceRow, label: int, relabelled: bool = False) -> Target | s
 
 
 def curated_target(row: SourceRow, include_bias: bool, use_relabels: bool, reviewed_only: bool) -> Target | str:
-    """The curated rule (module docstring) for one labelled example."""
+    """The curated rule (module docstring; its label as data in db.curation) for one labelled example."""
     status = row.status or "pending"
-    if status == "rejected":
-        return "rejected"
+    if status in curation.LEFT_OUT:
+        return status
     if row.bias_category is not None and not include_bias:
         return "bias"
     if status == "pending" and reviewed_only:
@@ -146,11 +149,11 @@ def curated_target(row: SourceRow, include_bias: bool, use_relabels: bool, revie
     label = row.suggested_label if relabelled else row.gold
     if label is None:
         return "unlabelled"
-    if status == "edited":
+    if curation.SOURCES.get(status) == _EDIT:
         if row.edited_label != label:
             return "relabel_mismatch" if relabelled else "edit_not_gold"
         return _target((row.edited_thought or "", label, "edit", None, HUMAN))
-    return reaching(row, label, relabelled)
+    return reaching(row, label, relabelled)  # curation.SOURCES: the thought, then the reflection
 
 
 def sft_rule(ablation: str, *, include_bias: bool = False, use_relabels: bool = False,

@@ -1,30 +1,20 @@
 """SFT exports: one training row per selected example, in the [INST] text or chat-messages layout.
 
-The selection rules are in exports.rules (module docstring); blocks, duplicates and lineage in
-exports.engine. Headless: the CLI (`nlistral export sft`) and the review app's export screen are
-thin layers over plan_sft and write_sft.
+The selection rules are in exports.rules (module docstring); selecting in blocks and merging them
+in exports.selection; the export's run and lineage in exports.run, its one entry point.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlite_utils import Database
 
-from exports.block import Block, BlockBuilder
-from exports.engine import (
-    LengthCheck,
-    OnWait,
-    Progress,
-    Selector,
-    plan_with,
-    write_with,
-)
-from exports.lineage import Manifest
-from exports.lines import sft_lines, sft_text
+from exports.fast.block import Block, BlockBuilder
+from exports.fast.sft_layout import sft_lines
+from exports.length import LengthCheck
+from exports.lines import sft_text
 from exports.options import SftOptions
 from exports.rules import SourceRow, sft_rule
+from exports.selection import Selector
 from exports.source import Source
-from exports.tally import ExportPlan
 
 RULE_TEXT = {
     "correct-only": "the thoughts whose label equals gold",
@@ -50,8 +40,8 @@ def selector(options: SftOptions) -> Selector:
     layout = sft_lines(options.fmt)
     pick = sft_rule(options.ablation, include_bias=options.include_bias, use_relabels=options.use_relabels,
                     reviewed_only=options.reviewed_only)
-    source = Source(options.splits, options.datasets, reflections={"reflected": "latest", "curated": "reviewed"}.get(
-        options.ablation), review=options.ablation == "curated")
+    reflections = {"reflected": "latest", "curated": "reviewed"}.get(options.ablation)
+    source = Source(options.splits, options.datasets, reflections=reflections, review=options.ablation == "curated")
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
         block = BlockBuilder()
@@ -80,20 +70,4 @@ def selector(options: SftOptions) -> Selector:
                     take(row, line, target.label, target.source, target.model)
         return block.finish(len(rows))
 
-    return Selector("sft", options.ablation, source, build)
-
-
-def plan_sft(db: Database, options: SftOptions, progress: Progress | None = None,
-             on_wait: OnWait | None = None) -> ExportPlan:
-    """The counts an SFT export with these options would have, without writing anything."""
-    return plan_with(db, options, selector(options), progress, on_wait)
-
-
-def write_sft(db: Database, options: SftOptions, out: Path | None = None, hf_dir: Path | None = None,
-              progress: Progress | None = None, *, overwrite: bool = False, on_wait: OnWait | None = None) -> Manifest:
-    """Write an SFT export to out (JSON Lines) or hf_dir (a datasets folder), with its manifest and table row.
-
-    An existing target is replaced only with overwrite; on_wait is told each time a write waits for another
-    process's lock (exports.engine.write_with)."""
-    return write_with(db, options, selector(options), options.fmt, describe(options), out, hf_dir, progress,
-                      overwrite=overwrite, on_wait=on_wait)
+    return Selector("sft", options.ablation, source, build, options.fmt, describe(options))

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports.block import Block, Key, LeftOut
+from exports.fast.block import Block, Key, LeftOut
 
 
 @dataclass(frozen=True)

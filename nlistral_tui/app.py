@@ -1,19 +1,20 @@
 """The review app: a thin App that opens the review screen over one database file."""
 from __future__ import annotations
 
-import gc
 import sys
 from concurrent.futures import Future
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App
-from textual.binding import Binding
-from textual.worker import WorkerState
+from textual.binding import Binding, BindingType
+from textual.worker import Worker, WorkerState
 
 from db.journal import Step
 from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
+from nlistral_tui.messages import OrphansStored, StoreBusy
 from nlistral_tui.screens.help import HelpScreen
 from nlistral_tui.screens.review import ReviewScreen
 from pipeline.settings import Settings, SettingsError, load_settings, reviewer_name
@@ -24,8 +25,8 @@ class NlistralApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "NLIstral"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    BINDINGS = [
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 - App declares it per instance
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "keys", id="help", tooltip="this list of keys"),
         Binding("S", "stats", "stats", id="stats", tooltip="statistics: states, model vs gold, balance, pace"),
         Binding("E", "export", "export", id="export", tooltip="export training data (counts before writing)"),
@@ -66,21 +67,17 @@ class NlistralApp(App[None]):
 
     def _replayed(self, future: Future[int]) -> None:  # on the writer thread
         if not future.cancelled() and future.exception() is None and future.result():
-            self.call_from_thread(self.notify, f"Stored {future.result()} review steps that an earlier session "
-                                  "had journaled but not saved.", timeout=8)
+            self.post_message(OrphansStored(future.result()))
 
-    def quiet_gc(self) -> None:
-        """Keep garbage collection out of key presses: the objects of startup are never freed, so
-        freezing them spares every later full collection from walking them (a 100-300 ms pause on
-        a big store otherwise); the review screen collects young objects after each frame, so the
-        automatic collection (a high threshold, as a safety net) rarely lands inside one."""
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 1000)
+    def on_orphans_stored(self, msg: OrphansStored) -> None:
+        self.notify(f"Stored {msg.count} review steps that an earlier session had journaled but not saved.", timeout=8)
 
     def _store_busy(self) -> None:  # on the writer thread, each time a write waits again
-        self.call_from_thread(self.notify, "Another process is writing to the store (an import?). Your decisions "
-                              "are kept in order and saved as soon as it finishes.", severity="warning", timeout=8)
+        self.post_message(StoreBusy())
+
+    def on_store_busy(self, msg: StoreBusy) -> None:
+        self.notify("Another process is writing to the store (an import?). Your decisions are kept in order and "
+                    "saved as soon as it finishes.", severity="warning", timeout=8)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -108,7 +105,7 @@ class NlistralApp(App[None]):
         if not isinstance(self.screen, TrainScreen):
             self.push_screen("train")
 
-    def on_worker_state_changed(self, event) -> None:  # noqa: ANN001 - Worker.StateChanged
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.name or 'background work'} failed: {event.worker.error}",
                         severity="error", timeout=10, markup=False)

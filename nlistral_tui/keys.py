@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
 
-def effective_keys(app: App, bindings: Iterable[BindingType]) -> list[tuple[str, str, str]]:
+def effective_keys(app: App[Any], bindings: Iterable[BindingType]) -> list[tuple[str, str, str]]:
     """(binding id, keys as displayed, description) for each binding with an id, keymap applied."""
     keymap: Mapping[str, str] = getattr(app, "keymap", {})
     rows = []

@@ -1,12 +1,21 @@
-"""Small past-tense messages that workers post back to the screens (one per finished piece of work)."""
+"""Small past-tense messages: the one way a worker (or the writer thread) reaches the UI is to post one.
+
+Posting a message is thread-safe, so thread workers and async workers report alike; the handlers run on
+the UI's event loop."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from db.detail import ExampleDetail
 from db.queues import Facets, QueueFilter, QueueRow
-from nlistral_tui.data.detail import ExampleDetail
+
+if TYPE_CHECKING:  # the other screens are imported when first opened: the review screen starts without them
+    from db.runs import Run
+    from exports.lineage import ExportRecord
+    from nlistral_tui.data.review_stats import ReviewStats
 
 
 @dataclass
@@ -84,6 +93,41 @@ class StepUndone(Message):
 
 
 @dataclass
+class StepRefused(Message):
+    """A journaled step changed nothing (nothing to undo or redo, an example gone); message says why."""
+
+    message: str
+
+
+@dataclass
+class RowsRefreshed(Message):
+    """The current rows of the window's examples, re-read after the store changed."""
+
+    rows: dict[int, QueueRow]
+
+
+@dataclass
+class BulkCounted(Message):
+    """The examples a bulk action would take: the undecided ones and those already decided."""
+
+    action: str
+    filter: QueueFilter
+    undecided: list[int]
+    decided: list[int]
+
+
+@dataclass
+class ExampleLocated(Message):
+    """Where an example asked for is: whether it exists and whether the filter it was looked for in holds it."""
+
+    example_id: int
+    filter: QueueFilter
+    exists: bool
+    in_filter: bool
+    switch: bool  # show it under all when the filter does not hold it
+
+
+@dataclass
 class StoreChanged(Message):
     """Another process (or this one) wrote to the store since the last check."""
 
@@ -111,3 +155,44 @@ class ReflectionFailed(Message):
 
     example_id: int
     message: str
+
+
+@dataclass
+class StatsComputed(Message):
+    """The stats screen's numbers, computed."""
+
+    stats: ReviewStats
+
+
+@dataclass
+class TrainListsLoaded(Message):
+    """The exports to train on and the earlier training runs."""
+
+    exports: list[ExportRecord]
+    runs: list[Run]
+
+
+@dataclass
+class TrainOutput(Message):
+    """A line a training run wrote."""
+
+    line: str
+
+
+@dataclass
+class TrainExited(Message):
+    """A training run ended with this exit code (130: cancelled)."""
+
+    exit_code: int
+
+
+@dataclass
+class OrphansStored(Message):
+    """Steps that ended sessions had journaled but not stored are now in the review log."""
+
+    count: int
+
+
+@dataclass
+class StoreBusy(Message):
+    """A write waits (again) for another process that holds the store's write lock."""

@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
 
-async def settle(app: App, pilot: Pilot) -> None:
+async def settle(app: App[Any], pilot: Pilot[Any]) -> None:
     """Wait until no worker runs and every message is handled (a cancelled exclusive worker is fine)."""
     for _ in range(50):
         try:
@@ -24,13 +24,13 @@ async def settle(app: App, pilot: Pilot) -> None:
     raise TimeoutError("workers kept starting; the app did not settle")
 
 
-async def press(app: App, pilot: Pilot, *keys: str) -> None:
+async def press(app: App[Any], pilot: Pilot[Any], *keys: str) -> None:
     """Press keys, then wait until the app has settled."""
     await pilot.press(*keys)
     await settle(app, pilot)
 
 
-async def ready(app: App, pilot: Pilot) -> None:
+async def ready(app: App[Any], pilot: Pilot[Any]) -> None:
     """Wait until the review screen shows its first window, then settle."""
     for _ in range(2000):
         if getattr(app.screen, "ready", False):
@@ -39,14 +39,14 @@ async def ready(app: App, pilot: Pilot) -> None:
     await settle(app, pilot)
 
 
-def screen_text(app: App) -> str:
+def screen_text(app: App[Any]) -> str:
     """The characters on the terminal now, one line per row (what a user sees, colours left out)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 @contextlib.asynccontextmanager
 async def running(db_path: Path, size: tuple[int, int] = (200, 50), settings: Any = None,
-                  **app_options: Any) -> AsyncIterator[tuple[App, Pilot]]:
+                  **app_options: Any) -> AsyncIterator[tuple[App[Any], Pilot[Any]]]:
     """The review app on db_path, headless at size, started and showing its first window."""
     from nlistral_tui.app import NlistralApp
     from pipeline.settings import Settings

@@ -5,8 +5,9 @@ from textual.content import Content
 
 from pipeline.control_chars import UNSAFE as _UNSAFE
 from pipeline.control_chars import shown, visible
+from pipeline.prompts import label_name
 
-__all__ = ["CONTROL_STYLE", "label_name", "literal", "one_line", "visible"]
+__all__ = ["CONTROL_STYLE", "label_text", "literal", "one_line", "visible"]
 CONTROL_STYLE = "reverse"
 
 
@@ -34,6 +35,6 @@ def one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
 
 
-def label_name(label: int | None) -> str:
-    """1 -> '1 entailment', 0 -> '0 no-entailment', None -> 'unparsed'."""
-    return {1: "1 entailment", 0: "0 no-entailment"}.get(label, "unparsed")  # type: ignore[arg-type]
+def label_text(label: int | None) -> str:
+    """A label as the app shows it: 1 -> '1 entailment', 0 -> '0 no-entailment', None -> 'unparsed'."""
+    return f"{label} {label_name(label).replace(' ', '-')}" if label in (0, 1) else "unparsed"

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from db.connection import open_db, open_elsewhere
 from db.paths import store_files
+from db.tallies import added_work, count_examples, examples_outside
 from db.tx import write_tx
 from pipeline.errors import PipelineError
 from pipeline.importing import import_file
@@ -17,7 +18,6 @@ from pipeline.importing import import_file
 DEMO_DATASET = "demo"
 DEMO_THOUGHT_MODEL = "demo/thought-writer"
 DEMO_REFLECTION_MODEL = "demo/reflection-writer"
-DEFAULT_DEMO_DB = Path("nlistral-demo.db")
 
 
 class DemoError(PipelineError):
@@ -30,7 +30,7 @@ class DemoStore:
 
     path: Path
     built: bool
-    work: dict[str, int] = field(default_factory=dict)  # what the store held beyond the demo data (see work_in)
+    work: dict[str, int] = field(default_factory=dict)  # beyond the demo data: db.tallies.added_work
     deleted: bool = False  # a rebuild (fresh) deleted that work
 
 
@@ -52,13 +52,13 @@ def open_demo(path: Path, fresh: bool = False) -> DemoStore:
         return DemoStore(build_demo(path), built=True)
     db = open_db(path, create=False)
     try:
-        other = db.execute("SELECT count(*) FROM examples WHERE dataset != ?", [DEMO_DATASET]).fetchone()[0]
+        other = examples_outside(db, DEMO_DATASET)
         if other:
             raise DemoError(f"{path} holds {other} examples that are not demo data, so it is not a demo database; "
                             f"refusing to {'replace' if fresh else 'use'} it. Open it with `nlistral tui --db "
                             f"{path}`, or pass another --db for the demo.")
-        empty = not db.execute("SELECT count(*) FROM examples").fetchone()[0]
-        work = work_in(db)
+        empty = not count_examples(db)
+        work = added_work(db)
         if empty or not fresh:
             if empty:  # created but never filled (an interrupted build writes nothing: one transaction)
                 _fill(db)
@@ -88,26 +88,10 @@ def build_demo(path: Path) -> Path:
 
 def _fill(db: Database) -> None:
     files = demo_files()
-    common = {"dataset": DEMO_DATASET, "split": "train"}
     with write_tx(db):  # all or nothing: a killed build leaves an empty store, which the next demo fills
-        import_file(db, files["examples"], fmt="csv", **common)
-        import_file(db, files["thoughts"], fmt="seed-thoughts", model=DEMO_THOUGHT_MODEL, **common)
-        import_file(db, files["reflections"], fmt="seed-reflections", model=DEMO_REFLECTION_MODEL, **common)
-
-
-def work_in(db: Database) -> dict[str, int]:
-    """What a demo store holds beyond the demo data itself: review decisions (one per example a step
-    decided; undo and redo not counted), examples decided now, export records, runs other than the
-    demo's own imports, and generations added since it was built."""
-    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
-    return {
-        "review decisions": q("SELECT count(*) FROM review_events WHERE example_id IS NOT NULL"),
-        "examples decided": q("SELECT count(*) FROM review_state WHERE status != 'pending' "
-                              "OR bias_category IS NOT NULL OR suggested_label IS NOT NULL OR note IS NOT NULL"),
-        "export records": q("SELECT count(*) FROM exports"),
-        "runs": q("SELECT count(*) FROM runs WHERE kind != 'import'"),
-        "generations added": q("SELECT count(*) FROM generations WHERE backend != 'import'"),
-    }
+        for name, fmt, model in (("examples", "csv", None), ("thoughts", "seed-thoughts", DEMO_THOUGHT_MODEL),
+                                 ("reflections", "seed-reflections", DEMO_REFLECTION_MODEL)):
+            import_file(db, files[name], fmt=fmt, model=model, dataset=DEMO_DATASET, split="train")
 
 
 def describe_work(work: dict[str, int]) -> str:
@@ -119,10 +103,9 @@ def describe_work(work: dict[str, int]) -> str:
     if work.get("review decisions"):
         parts.append(f"{n('review decisions', 'review decision', 'review decisions')} "
                      f"({n('examples decided', 'example', 'examples')} decided)")
+    since = "added since (predictions, re-run reflections, judge scores)"
     for key, one, many in (("export records", "export record", "export records"), ("runs", "run", "runs"),
-                           ("generations added", "generation added since (predictions, re-run reflections, "
-                            "judge scores)", "generations added since (predictions, re-run reflections, "
-                            "judge scores)")):
+                           ("generations added", f"generation {since}", f"generations {since}")):
         if work.get(key):
             parts.append(n(key, one, many))
     return ", ".join(parts)

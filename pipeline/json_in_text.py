@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 from pipeline.errors import PipelineError
 
@@ -28,7 +28,7 @@ class Written(float):
 
     written: str
 
-    def __new__(cls, text: str) -> Written:
+    def __new__(cls, text: str) -> Self:
         number = super().__new__(cls, float(text))
         number.written = text
         return number

@@ -4,16 +4,16 @@ A label map (`--label-map`) maps label texts (compared stripped and case-insensi
 to None: "no gold label" (the annotators reached no consensus), a row skipped and counted, never
 guessed. A map that names a number (`0=1,1=0,2=0`) is *numbered*: every number is then read through
 it, 0 and 1 included; without one, 0 and 1 are themselves. A number from JSON counts only as written
-(pipeline.parsing.label_value's rules: `1` or `1.0`, never `0.99999999999999999` or `1e-400`).
+(pipeline.answer_fields.label_value's rules: `1` or `1.0`, never `0.99999999999999999` or `1e-400`).
 """
 from __future__ import annotations
 
 import re
 import sys
 
+from pipeline.answer_fields import label_value
 from pipeline.errors import PipelineError
 from pipeline.json_in_text import Written
-from pipeline.parsing import label_value
 
 LabelMap = dict[str, int | None]
 

@@ -39,7 +39,9 @@ class BinaryMetrics:
     @classmethod
     def from_counts(cls, counts: dict[tuple[int, int | None], int]) -> BinaryMetrics:
         """From a {(gold, predicted): count} table (predicted None: did not parse)."""
-        c = lambda g, p: counts.get((g, p), 0)  # noqa: E731
+        def c(gold: int, predicted: int | None) -> int:
+            return counts.get((gold, predicted), 0)
+
         return cls(n=sum(counts.values()), tp=c(1, 1), fp=c(0, 1), tn=c(0, 0), fn=c(1, 0),
                    failed_pos=c(1, None), failed_neg=c(0, None))
 

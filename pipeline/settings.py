@@ -10,8 +10,10 @@ import getpass
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import PipelineError
 
@@ -82,14 +84,15 @@ def load_settings(path: Path | None = None) -> Settings:
     return Settings(**built, path=path)
 
 
-def _check(path: Path, section: str, data: object, cls: type, skip: frozenset[str] = frozenset()) -> dict:
+def _check(path: Path, section: str, data: object, cls: type, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     where = f"[{section}]" if section else "the top level"
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: {where} must be a table.")
     known = {f.name for f in fields(cls)} - skip
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SettingsError(f"{path}: unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}.")
+        raise SettingsError(f"{path}: unknown key(s) {', '.join(unknown)} in {where}; "
+                            f"known: {', '.join(sorted(known))}.")
     types = {f.name: f.type for f in fields(cls)}
     for key, value in data.items():
         problem = _problem(f"{section}.{key}" if section else key, types[key], value)
@@ -99,7 +102,7 @@ def _check(path: Path, section: str, data: object, cls: type, skip: frozenset[st
 
 
 # Keys whose value must lie in a range: what they must be, and the test.
-RANGES = {
+RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "api.rps": ("a number above 0", lambda v: v > 0),
     "api.tokens_per_minute": ("a whole number of 0 (no limit) or more", lambda v: v >= 0),
     "api.max_concurrency": ("a whole number of 1 or more", lambda v: v >= 1),

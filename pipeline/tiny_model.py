@@ -7,6 +7,10 @@ added on encode, no pad token, and a Mistral-style chat template.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
 CHAT_TEMPLATE = (
@@ -29,7 +33,7 @@ def _training_text() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 512):
+def build_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
     """A byte-level BPE PreTrainedTokenizerFast (every string encodes; no unknown characters)."""
     from tokenizers import (
         Tokenizer,
@@ -51,8 +55,9 @@ def build_tokenizer(vocab_size: int = 512):
     tok.train_from_iterator(_training_text(), trainer=trainer)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   additional_special_tokens=["[INST]", "[/INST]"], padding_side="right")
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers leaves __init__ untyped
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        additional_special_tokens=["[INST]", "[/INST]"], padding_side="right")
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -68,7 +73,8 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0, hidden_size: int = 64, lay
     config = MistralConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, head_dim=hidden_size // 4,
-        max_position_embeddings=2048, rope_theta=1e6, tie_word_embeddings=False,
+        max_position_embeddings=2048, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)

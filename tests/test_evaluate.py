@@ -10,8 +10,9 @@ from db.generations import add_generations, dedupe_key
 from db.queues import QueueFilter, ids as queue_ids
 from db.runs import get_run, start_run
 from exports.formats import cot_target, inst_prompt, inst_text, user_prompt
+from pipeline.evaluate.batching import length_sorted_batches
 from pipeline.evaluate.compare import compare_runs
-from pipeline.evaluate.generation import JsonEnd, json_chars, length_sorted_batches
+from pipeline.evaluate.generation import JsonEnd, json_chars
 from pipeline.evaluate.prompts import encode_prompt, forced_label_prefix, prompt_text, prompt_version, split_user_prompt
 from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation, select_examples
 from pipeline.evaluate.summary import summarize

@@ -9,9 +9,10 @@ import pytest
 
 from db.reviews import record
 from exports import DpoOptions, SftOptions, write_dpo, write_sft
+from exports.fast.sft_layout import SftLines
 from exports.formats import INSTRUCTION_COT
 from exports.length import estimate_tokens
-from exports.lines import SftLines, sft_line, sft_text
+from exports.lines import sft_line, sft_text
 from pipeline.importing import import_file
 
 INSTR = json.dumps(INSTRUCTION_COT, ensure_ascii=False)[1:-1]  # the instruction as it stands in a JSON string

@@ -197,7 +197,7 @@ def test_the_written_part_is_handed_to_the_kernel_as_it_goes(seed_db, tmp_path, 
 
     plain = write_sft(seed_db, SftOptions(), out=tmp_path / "plain.jsonl")
     advised: list[tuple[int, int, int]] = []
-    monkeypatch.setattr("exports.block.BLOCK_EXAMPLES", 10)  # ten writes
+    monkeypatch.setattr("exports.fast.block.BLOCK_EXAMPLES", 10)  # ten writes
     monkeypatch.setattr(sink, "_FLUSH_BYTES", 1000)
     monkeypatch.setattr(sink, "_DROP_BYTES", 5000)
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, start, length, advice: advised.append((start, length, advice)),

@@ -11,21 +11,21 @@ import pytest
 
 from db import write_tx
 from db.examples import NewExample, example_row, insert_examples
-from db.staging import stage_rows
 from db.generations import add_generations
 from db.reviews import log_position, record
+from db.staging import stage_rows
 from exports import (
     DpoOptions,
     ExportError,
     SftOptions,
     list_exports,
-    parallel,
     plan_dpo,
     plan_sft,
     write_dpo,
     write_sft,
 )
-from exports.block import Block, LeftOut
+from exports.fast import pool as parallel
+from exports.fast.block import Block, LeftOut
 
 # Awkward text: everything JSON escapes, non-ASCII, separators, markup, runs of spaces at the edges.
 PIECES = ["A man", " plays", "  two  spaces", '"quoted"', "back\\slash", "new\nline", "tab\t", "\x01\x1f", "é ü",
@@ -103,7 +103,7 @@ def in_workers(monkeypatch):
     """Every export runs in worker processes, in blocks of 7 examples (many ranges and blocks)."""
     monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 0)
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
-    monkeypatch.setattr("exports.block.BLOCK_EXAMPLES", 7)
+    monkeypatch.setattr("exports.fast.block.BLOCK_EXAMPLES", 7)
     started: list[subprocess.Popen[bytes]] = []
     start = parallel.Pool._start
 
@@ -286,7 +286,7 @@ def test_no_workers_inside_a_transaction_or_for_a_database_in_memory(mixed_db, m
                                                             (10, 99_999, 30_000, 2)])
 def test_id_ranges_cover_the_span_once_in_order(db, monkeypatch, first, last, examples, workers):
     monkeypatch.setattr(parallel, "id_bounds", lambda db, splits, datasets: (first, last))
-    monkeypatch.setattr("exports.block.BLOCK_EXAMPLES", 100)
+    monkeypatch.setattr("exports.fast.block.BLOCK_EXAMPLES", 100)
     ranges = parallel.id_ranges(db, SftOptions(), examples, workers)
     assert ranges[0][0] == first and ranges[-1][1] == last + 1
     assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(ranges))
@@ -312,7 +312,7 @@ def test_left_outs_merged_block_by_block_equal_one_running_count():
 def test_a_block_travels_up_the_pipe_whole():
     import os
 
-    from exports.block_worker import Sender
+    from exports.fast.worker import Sender
 
     lines = [b'{"id": 1}\n', '{"id": 2, "t": "é"}\n'.encode()]
     block = Block(3, lines, [1, 2], ["h1", "h2"], None, [0, 0], [(1, "thought", "m", "d", "train")], LeftOut())

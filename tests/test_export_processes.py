@@ -200,7 +200,7 @@ def test_a_failed_export_is_marked_failed_after_waiting_for_another_writer(demo_
 def test_a_large_export_waits_for_the_lock_its_workers_need(demo_db_path, holder, monkeypatch):
     """A large export takes the write lock for a moment so its worker processes read one snapshot (even for its
     counts, as `--dry-run` shows them): it waits for another writer too, where it can say so."""
-    from exports import parallel
+    from exports.fast import pool as parallel
 
     monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 0)  # workers for these 45 examples
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)

@@ -4,12 +4,11 @@ from __future__ import annotations
 import pytest
 
 from db import open_db
-from db import queues as queues_module
+from db import queue_pages as queues_module
 from db.generations import add_generation
-from db.queues import (
-    QUEUES, QueueFilter, UnknownQueueError, contains, count, counts, decided_count, facets, high_water, ids,
-    last_page, page_after, page_before, position, rows_by_id, window_around,
-)
+from db.queue_counts import count, counts, decided_count, position
+from db.queue_pages import contains, last_page, page_after, page_before, rows_by_id, window_around
+from db.queues import QUEUES, QueueFilter, UnknownQueueError, facets, high_water, ids
 from db.reviews import record, undo
 from db.runs import start_run
 from db.search import search

@@ -22,7 +22,7 @@ from fake_mistral import FakeMistral, toy_pairs
 from db import open_db
 from db.owner import Owner, liveness, this_process
 from db.runs import get_run, reopen_run, start_run
-from pipeline.evaluate.runner import resumable_run
+from pipeline.evaluate.earlier_runs import resumable_run
 from pipeline.importing import import_file
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kills real processes and reads /proc")

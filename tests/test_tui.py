@@ -72,7 +72,7 @@ async def test_next_previous_and_the_arrow_keys(demo_db_path):
         assert app.screen.current.id == order[1]
         await press(app, pilot, *["j"] * 20)
         assert app.screen.current.id == order[-1]
-        assert len(app.screen.latency["next"]) >= 18  # each move was timed inside the app
+        assert len(app.screen.probe.latency["next"]) >= 18  # each move was timed inside the app
 
 
 async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
@@ -217,7 +217,7 @@ async def test_search_finds_and_filters(demo_db_path):
         assert screen.filter == QueueFilter(search="BBCode")
         assert [r.id for r in screen.window.rows] == _ids(demo_db_path, screen.filter)
         assert "[bold]water tomatoes before noon[/bold]" in screen.current.example.premise
-        assert screen.latency["search"], "the search was timed"
+        assert screen.probe.latency["search"], "the search was timed"
         await press(app, pilot, "slash", "ctrl+u", "enter")
         assert screen.filter.search == "" and screen.counts["all"] == 45
 

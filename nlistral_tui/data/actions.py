@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from db.detail import ExampleDetail, load_details
 from db.journal import Applied
-from nlistral_tui.data.detail import ExampleDetail, load_details
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ decision journal that keeps every step the reviewer made until the writer has st
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import threading
 import time
@@ -104,8 +105,8 @@ class Store:
             try:
                 if future.set_running_or_notify_cancel():
                     try:
-                        future.set_result(when_unlocked(lambda: fn(self.db()), on_wait=self.on_wait))
-                    except BaseException as exc:  # the awaiting worker reports it
+                        future.set_result(when_unlocked(functools.partial(self._run, fn), on_wait=self.on_wait))
+                    except BaseException as exc:  # noqa: BLE001 - the awaiting worker reports whatever it was
                         future.set_exception(exc)
             finally:
                 with self._idle:
@@ -114,6 +115,9 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.conn.close()
+
+    def _run(self, fn: Callable[[Database], T]) -> T:
+        return fn(self.db())
 
     def close(self, wait_s: float = 3.0) -> list[Step]:
         """Store what is queued (waiting up to wait_s for another process's write lock), stop the

@@ -4,12 +4,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlite_utils import Database
 
-from db import positions, queues
+from db import positions, queue_pages
+from db.detail import ExampleDetail, load_details
 from db.queues import QueueFilter, QueueRow
-from nlistral_tui.data.detail import ExampleDetail, load_details
 
 MAX_ROWS = 400  # rows kept; beyond this the far end is dropped
 MARGIN = 60  # fetch more rows when the cursor is this close to an end of the window
@@ -31,13 +32,13 @@ class WindowLoad:
 
 def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: bool = False) -> WindowLoad:
     """Read a window of the queue; pick_start opens on the disagreements when there are any."""
-    if pick_start and queues.page_after(db, f.replace(queue="disagreements"), None, 1):
+    if pick_start and queue_pages.page_after(db, f.replace(queue="disagreements"), None, 1):
         f = f.replace(queue="disagreements")
     if focus_id is None:
-        before, after = [], queues.page_after(db, f, None, PAGE)
+        before, after = [], queue_pages.page_after(db, f, None, PAGE)
     else:
-        before = queues.page_before(db, f, focus_id, PAGE // 2)
-        after = queues.page_after(db, f, focus_id - 1, PAGE)
+        before = queue_pages.page_before(db, f, focus_id, PAGE // 2)
+        after = queue_pages.page_after(db, f, focus_id - 1, PAGE)
     near = [r.id for r in after[:AHEAD]] + [r.id for r in before[-BEHIND:]]
     return WindowLoad(f, before + after, len(before) < PAGE // 2, len(after) < PAGE, load_details(db, near, f.run_id),
                       focus_id)
@@ -55,7 +56,7 @@ def load_start(db: Database, reviewer: str) -> WindowLoad:
         if f is not None:
             focus = saved.example_id
             if focus is not None and saved.decided:
-                after = queues.page_after(db, f, focus, 1)
+                after = queue_pages.page_after(db, f, focus, 1)
                 focus = after[0].id if after else focus
             return load_window(db, f, focus)
     return load_window(db, QueueFilter(), None, pick_start=True)
@@ -161,7 +162,7 @@ class QueueWindow:
         """Replace rows whose state changed (same ids, new status or labels)."""
         self.rows = [fresh.get(r.id, r) for r in self.rows]
 
-    def mark(self, example_id: int, **changes: object) -> None:
+    def mark(self, example_id: int, **changes: Any) -> None:
         """Change fields of one loaded row (e.g. its status right after a decision)."""
         i = self.index_of(example_id)
         if i is not None:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -20,7 +20,7 @@ class ChoiceScreen(ModalScreen[Any]):
     With a note field, the result is (value, note).
     """
 
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="choice.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel", id="choice.cancel")]
 
     def __init__(self, title: str, choices: Sequence[tuple[str, str, Any]], *, note: str | None = None,
                  hint: str = "") -> None:

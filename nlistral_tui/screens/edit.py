@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, RadioButton, RadioSet, Static, TextArea
 
-from nlistral_tui.data.detail import edit_gold_note
 from nlistral_tui.screens.choice import ChoiceScreen
-from nlistral_tui.text import label_name
+from nlistral_tui.text import label_text
+from nlistral_tui.widgets.detail_text import edit_gold_note
 
 LABELS = (1, 0)  # the radio buttons' order
 
@@ -28,7 +29,7 @@ class Edit:
 class EditScreen(ModalScreen[Edit | None]):
     """A text area for the improved thought and a label choice; warns when the label is not gold."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "save", id="edit.save"),
         Binding("escape", "cancel", "cancel", id="edit.cancel"),
     ]
@@ -45,7 +46,7 @@ class EditScreen(ModalScreen[Edit | None]):
             yield TextArea(self.thought, soft_wrap=True, id="edit-text")
             with RadioSet(id="edit-label"):
                 for value in LABELS:
-                    yield RadioButton(label_name(value), value=self.label == value, id=f"edit-label-{value}")
+                    yield RadioButton(label_text(value), value=self.label == value, id=f"edit-label-{value}")
             yield Static("", id="edit-warning", markup=False)
             yield Static("ctrl+s save · esc cancel · tab moves to the label", classes="dialog-hint", markup=False)
 
@@ -91,4 +92,8 @@ class EditScreen(ModalScreen[Edit | None]):
             ChoiceScreen(f"Discard your changes to #{self.example_id}?",
                          [("k", "keep editing", False), ("d", "discard the changes", True)],
                          hint="k or esc keeps editing · d discards"),
-            lambda discard: self.dismiss(None) if discard else None)
+            self._discard_chosen)
+
+    def _discard_chosen(self, discard: bool | None) -> None:
+        if discard:
+            self.dismiss(None)

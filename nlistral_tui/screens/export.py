@@ -6,65 +6,52 @@ path it will write is taken, and replaces it only after an explicit choice to ov
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Checkbox, Footer, Input, Label, Select, SelectionList, Static
 
 from exports import (
-    ABLATIONS, DEFAULT_MAX_TOKENS, REASONS, SFT_FORMATS, DpoOptions, ExportError, ExportPlan, ExportRecord,
-    ExportTargetError, SftOptions, TargetExistsError, available_scopes, check_target, default_path, list_exports,
-    current_at, plan_dpo, plan_sft, write_dpo, write_sft,
+    ABLATIONS,
+    DEFAULT_MAX_TOKENS,
+    SFT_FORMATS,
+    DpoOptions,
+    ExportError,
+    ExportOptions,
+    ExportPlan,
+    ExportRecord,
+    ExportRequest,
+    ExportTargetError,
+    SftOptions,
+    TargetExistsError,
+    available_scopes,
+    check_target,
+    current_at,
+    default_path,
+    list_exports,
+    plan,
+    write,
 )
 from nlistral_tui.data.store import Store
 from nlistral_tui.screens.choice import ChoiceScreen
+from pipeline.views.export import exports_view, plan_summary, plan_view, unit
 
 PLAN_DELAY_S = 0.3
-
-
-def plan_view(plan: ExportPlan) -> Group:
-    """The counts of a plan as tables: what goes in, by label / source / model / split, and what is left out."""
-    head = Text(f"{plan.rows:,} {'pairs' if plan.kind == 'dpo' else 'rows'} from {plan.examples:,} of "
-                f"{plan.considered:,} examples · rule {plan.rule} · lengths by {plan.length_measure} "
-                f"(max {plan.max_tokens}) · review log at event {plan.review_log_position}")
-    parts: list[Any] = [head]
-    balance = plan.label_balance()
-    for title, counts in (("label", plan.by_label), ("source", plan.by_source), ("model", plan.by_model),
-                          ("split", plan.by_split)):
-        table = Table(title=f"By {title}", title_justify="left")
-        table.add_column(title)
-        table.add_column("rows", justify="right")
-        if title == "label":
-            table.add_column("share", justify="right")
-        for key, n in sorted(counts.items()):
-            share = [f"{100 * balance.get(key, 0):.1f}%"] if title == "label" else []
-            table.add_row(Text(str(key)), f"{n:,}", *share)
-        parts.append(table)
-    left = Table(title="Left out", title_justify="left")
-    for col in ("reason", "examples", "why"):
-        left.add_column(col, justify="right" if col == "examples" else "left")
-    for reason, n in sorted(plan.left_out.items(), key=lambda kv: -kv[1]):
-        left.add_row(Text(reason), f"{n:,}", Text(REASONS.get(reason, "")))
-    parts.append(left)
-    if plan.cross_split:
-        parts.append(Text(f"{len(plan.cross_split)} written rows also appear in another split "
-                          f"(e.g. #{plan.cross_split[0].example_id} also in {', '.join(plan.cross_split[0].also_in)})."))
-    parts += [Text(f"warning: {w}", style="yellow") for w in plan.warnings]
-    return Group(*parts)
+HISTORY_SHOWN = 20  # the newest exports listed under the plan
 
 
 class ExportScreen(Screen[None]):
     """Choose an export; its plan (counts) updates as the choices change; ctrl+s writes it after a confirmation."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "write", "write", id="export.write"),
         Binding("escape", "close", "back", id="export.close"),
     ]
@@ -75,7 +62,7 @@ class ExportScreen(Screen[None]):
         self.plan: ExportPlan | None = None
         self.error: str | None = None
         self.history: list[ExportRecord] = []
-        self._timer = None
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="export-body"):
@@ -110,7 +97,7 @@ class ExportScreen(Screen[None]):
         self._load_scopes()
 
     # ------------------------------------------------------------- choices
-    def options(self) -> SftOptions | DpoOptions:
+    def options(self) -> ExportOptions:
         """The options the form describes (ExportOptionError when they do not fit together)."""
         q = self.query_one
         common: dict[str, Any] = {
@@ -123,7 +110,7 @@ class ExportScreen(Screen[None]):
         common["max_tokens"] = int(text) if text.isdigit() else text
         if q("#export-kind", Select).value == "dpo":
             return DpoOptions(**common)
-        return SftOptions(ablation=q("#export-ablation", Select).value, fmt=q("#export-fmt", Select).value,
+        return SftOptions(ablation=str(q("#export-ablation", Select).value), fmt=str(q("#export-fmt", Select).value),
                           reviewed_only=q("#export-reviewed-only", Checkbox).value, **common)
 
     def _default_out(self) -> Path:
@@ -177,7 +164,7 @@ class ExportScreen(Screen[None]):
         self.query_one("#export-plan-text", Static).update(Text("Counting…", style="dim"))
         self._plan(options)
 
-    def _valid_options(self) -> SftOptions | DpoOptions | None:
+    def _valid_options(self) -> ExportOptions | None:
         """The chosen options, or None after showing why they are not valid."""
         try:
             return self.options()
@@ -201,7 +188,7 @@ class ExportScreen(Screen[None]):
             self.notify("Wait for the counts (or fix the options) before writing.", severity="warning")
             return
         out = self._out()
-        what = f"{self.plan.rows:,} {'pairs' if self.plan.kind == 'dpo' else 'rows'}"
+        what = f"{self.plan.rows:,} {unit(self.plan.kind)}"
         try:
             check_target(out, folder=False, store=self.store.path)
         except TargetExistsError:
@@ -210,14 +197,18 @@ class ExportScreen(Screen[None]):
             title = f"{out.name} already exists ({about or 'not an export of this store'}): replace it?"
             choices = [("o", f"overwrite {out} with {what}{' (the old export is marked superseded)' if about else ''}",
                         out), ("f", f"write to a fresh name: {fresh}", fresh), ("n", "no, write nothing", None)]
-            self.app.push_screen(ChoiceScreen(title, choices),
-                                 lambda chosen: chosen is not None and self._write(options, chosen, chosen == out))
+            self.app.push_screen(ChoiceScreen(title, choices), lambda chosen: self._chosen(options, chosen, out))
             return
         except ExportTargetError as exc:
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
-        self.app.push_screen(ChoiceScreen(f"Write {what} to {out}?", [("y", "yes, write it", True), ("n", "no", False)]),
-                             lambda yes: yes and self._write(options, out, False))
+        confirm = ChoiceScreen(f"Write {what} to {out}?", [("y", "yes, write it", True), ("n", "no", False)])
+        self.app.push_screen(confirm, lambda yes: self._chosen(options, out if yes else None, None))
+
+    def _chosen(self, options: ExportOptions, path: Path | None, taken: Path | None) -> None:
+        """Write to the path chosen (None: nothing), replacing what is there when it is the taken one."""
+        if path is not None:
+            self._write(ExportRequest(options, out=path, overwrite=path == taken))
 
     # ------------------------------------------------------------- workers
     @work(thread=True, exclusive=True, group="export-scopes", exit_on_error=False)
@@ -236,43 +227,35 @@ class ExportScreen(Screen[None]):
         dataset_list = self.query_one("#export-datasets", SelectionList)
         dataset_list.clear_options()
         dataset_list.add_options([(Content(d), d, False) for d in datasets])
-        table = Table(title="Written exports", title_justify="left")
-        for col in ("id", "kind", "rule", "rows", "path", "created", "now"):
-            table.add_column(col, justify="right" if col in ("id", "rows") else "left")
-        for r in history[:20]:
-            now = f"superseded by #{r.superseded_by}" if r.superseded_by is not None else r.state()
-            table.add_row(str(r.id), r.kind, Text(r.rule), f"{r.counts.get('rows', 0):,}", Text(r.path),
-                          r.created_at[:16].replace("T", " "), Text(now, style="dim" if now in ("ok", "unchecked")
-                                                                    else "yellow"))
-        self.query_one("#export-history", Static).update(table)
+        shown = history[:HISTORY_SHOWN]
+        self.query_one("#export-history", Static).update(exports_view(shown, {r.id: r.state() for r in shown}))
         self._show_target()
         self._replan()
 
     @work(thread=True, exclusive=True, group="export-plan", exit_on_error=False)
-    def _plan(self, options: SftOptions | DpoOptions) -> None:
+    def _plan(self, options: ExportOptions) -> None:
         db = self.store.db()
         try:
-            plan = plan_dpo(db, options) if isinstance(options, DpoOptions) else plan_sft(db, options)
+            counts = plan(db, options)
         except ExportError as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return
-        self.app.call_from_thread(self._planned, plan)
+        self.app.call_from_thread(self._planned, counts)
 
-    def _planned(self, plan: ExportPlan) -> None:
-        self.plan, self.error = plan, None
-        self.query_one("#export-plan-text", Static).update(plan_view(plan))
+    def _planned(self, counts: ExportPlan) -> None:
+        self.plan, self.error = counts, None
+        self.query_one("#export-plan-text", Static).update(Group(plan_summary(counts), plan_view(counts)))
 
     def _waiting(self) -> None:  # on the write worker's thread, each time a write waits again
         self.app.call_from_thread(self.notify, f"waiting: another process is writing to {self.store.path}; the export "
                                   "goes on when it is done.", severity="warning", timeout=8, markup=False)
 
     @work(thread=True, exclusive=True, group="export-write", exit_on_error=False)
-    def _write(self, options: SftOptions | DpoOptions, out: Path, overwrite: bool) -> None:
+    def _write(self, request: ExportRequest) -> None:
         db = self.store.db()
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            writer = write_dpo if isinstance(options, DpoOptions) else write_sft
-            manifest = writer(db, options, out=out, overwrite=overwrite, on_wait=self._waiting)
+            request.path.parent.mkdir(parents=True, exist_ok=True)
+            manifest = write(db, request, on_wait=self._waiting)
         except (ExportError, OSError) as exc:
             self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", timeout=10, markup=False)
             return

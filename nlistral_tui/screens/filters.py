@@ -1,10 +1,10 @@
 """The filter dialog: dataset, split, gold label, thought model and evaluate run (the queue is kept)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -29,7 +29,7 @@ def _options(name: str, facets: Facets) -> list[tuple[Content, Any]]:
 class FilterScreen(ModalScreen[QueueFilter | None]):
     """Choose facet values; 'any' (blank) means no filter on that field."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "apply", "apply", id="filter.apply"),
         Binding("ctrl+x", "clear", "clear all", id="filter.clear"),
         Binding("escape", "cancel", "cancel", id="filter.cancel"),
@@ -46,7 +46,8 @@ class FilterScreen(ModalScreen[QueueFilter | None]):
                 for name in FIELDS:
                     yield Label(TITLES[name])
                     value = getattr(self.current, name)
-                    yield Select(_options(name, self.facets), prompt="any", value=Select.NULL if value is None else value,
+                    yield Select(_options(name, self.facets), prompt="any",
+                                 value=Select.NULL if value is None else value,
                                  id=f"filter-{name}", compact=True)
             yield Static("ctrl+s apply · ctrl+x clear all · esc cancel", classes="dialog-hint", markup=False)
 

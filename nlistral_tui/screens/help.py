@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -20,14 +21,16 @@ from pipeline.settings import config_path
 class HelpScreen(ModalScreen[None]):
     """A table of key, what it does, and the binding id to remap it with, per section."""
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "close", id="help.close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss_help", "close", id="help.close"),
+    ]
 
     def __init__(self, sections: Iterable[tuple[str, Iterable[BindingType]]]) -> None:
         super().__init__()
         self.sections = list(sections)
 
     def compose(self) -> ComposeResult:
-        parts: list[object] = []
+        parts: list[Table | Text] = []
         for title, bindings in self.sections:
             table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1))
             table.add_column("key", style="bold", no_wrap=True)

@@ -1,8 +1,10 @@
 """A one-line input dialog (jump to an id, search)."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -12,7 +14,7 @@ from textual.widgets import Input, Label, Static
 class PromptScreen(ModalScreen[str | None]):
     """Ask for one value; enter returns it (stripped, possibly empty), esc cancels (None)."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="prompt.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel", id="prompt.cancel")]
 
     def __init__(self, title: str, placeholder: str = "", input_type: str = "text", value: str = "",
                  hint: str = "enter to go · esc cancels") -> None:

@@ -1,12 +1,14 @@
 """The stats screen: counts by state, the thought model against gold, label balance, lengths, pace."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -14,6 +16,7 @@ from textual_plotext import PlotextPlot
 
 from nlistral_tui.data.review_stats import ReviewStats, review_stats
 from nlistral_tui.data.store import Store
+from nlistral_tui.messages import StatsComputed
 from pipeline.views.stats import render_stats
 
 
@@ -42,7 +45,7 @@ def pace_table(stats: ReviewStats) -> Table:
 class StatsScreen(Screen[None]):
     """Read-only statistics, computed in a worker when the screen opens (r recomputes)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,S", "close", "back", id="stats.close"),
         Binding("r", "recompute", "recompute", id="stats.recompute"),
     ]
@@ -53,13 +56,12 @@ class StatsScreen(Screen[None]):
         self.stats: ReviewStats | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="stats-body"):
-            with Horizontal(id="stats-columns"):
-                yield Static("Counting… (a big store takes a few seconds)", id="stats-tables")
-                with Vertical(id="stats-side"):
-                    yield Static(id="stats-review")
-                    yield PlotextPlot(id="length-plot")
-                    yield PlotextPlot(id="pace-plot")
+        with VerticalScroll(id="stats-body"), Horizontal(id="stats-columns"):
+            yield Static("Counting… (a big store takes a few seconds)", id="stats-tables")
+            with Vertical(id="stats-side"):
+                yield Static(id="stats-review")
+                yield PlotextPlot(id="length-plot")
+                yield PlotextPlot(id="pace-plot")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -73,11 +75,10 @@ class StatsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def _compute(self) -> None:
-        stats = review_stats(self.store.db())
-        self.app.call_from_thread(self._show, stats)
+        self.post_message(StatsComputed(review_stats(self.store.db())))
 
-    def _show(self, stats: ReviewStats) -> None:
-        self.stats = stats
+    def on_stats_computed(self, msg: StatsComputed) -> None:
+        self.stats = stats = msg.stats
         self.query_one("#stats-tables", Static).update(render_stats(stats.store))
         self.query_one("#stats-review", Static).update(Group(balance_table(stats), pace_table(stats)))
         lengths = self.query_one("#length-plot", PlotextPlot)

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
@@ -22,9 +22,10 @@ from textual.widgets import Footer, Input, Label, Log, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
-from db.runs import list_runs
+from db.runs import Run, list_runs
 from exports import list_exports
 from nlistral_tui.data.store import Store
+from nlistral_tui.messages import TrainExited, TrainListsLoaded, TrainOutput
 from pipeline.train_extra import missing_message, missing_modules
 
 TAIL_S = 0.5
@@ -49,24 +50,24 @@ def presets() -> list[str]:
     return list_presets()
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
+def runs_table(runs: list[Run]) -> Table:
     """Finished and running training runs with their main metrics."""
     table = Table(title="Training runs", title_justify="left")
     for col in ("id", "status", "started", "method", "metrics", "adapter / error"):
         table.add_column(col, justify="right" if col == "id" else "left", overflow="fold")
     for run in runs[:30]:
         metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in run["metrics"].items() if k in SHOWN_METRICS and v is not None)
-        where = run["error"] or run["artifacts"].get("output_dir", "")
-        table.add_row(str(run["id"]), run["status"], run["started_at"][:16].replace("T", " "),
-                      Text(str(run["config"].get("method", ""))), Text(metrics), Text(str(where)))
+                            for k, v in run.metrics.items() if k in SHOWN_METRICS and v is not None)
+        where = run.error or run.artifacts.get("output_dir", "")
+        table.add_row(str(run.id), run.status, run.started_at[:16].replace("T", " "),
+                      Text(str(run.config.get("method", ""))), Text(metrics), Text(str(where)))
     return table
 
 
 class TrainScreen(Screen[None]):
     """Start a run (ctrl+s), stream its output and loss curve, cancel it (ctrl+x: stop after this step)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "start", id="train.start"),
         Binding("ctrl+x", "cancel", "cancel run", id="train.cancel"),
         Binding("escape", "close", "back", id="train.close"),
@@ -133,6 +134,10 @@ class TrainScreen(Screen[None]):
         export_id = int(exports_list.get_option_at_index(exports_list.highlighted).id or 0)
         out = self.query_one("#train-out", Input).value.strip() or \
             f"runs/{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        self.query_one("#train-log", Log).clear()
+        self.losses = {"loss": [], "eval_loss": []}
+        self.log_path, self._offset, self._cancels, self.exit_code = None, 0, 0, None
+        self._status("Starting…")
         self._run(self.command(preset, export_id, self.store.path, out))
 
     def action_cancel(self) -> None:
@@ -150,10 +155,10 @@ class TrainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="train-lists", exit_on_error=False)
     def _load_lists(self) -> None:
         db = self.store.db()
-        exports, runs = list_exports(db), list_runs(db, kind="train")
-        self.app.call_from_thread(self._lists_loaded, exports, runs)
+        self.post_message(TrainListsLoaded(list_exports(db), list_runs(db, kind="train")))
 
-    def _lists_loaded(self, exports: list[Any], runs: list[dict[str, Any]]) -> None:
+    def on_train_lists_loaded(self, msg: TrainListsLoaded) -> None:
+        exports, runs = msg.exports, msg.runs
         box = self.query_one("#train-exports", OptionList)
         highlighted = box.highlighted
         box.clear_options()
@@ -170,21 +175,22 @@ class TrainScreen(Screen[None]):
 
     @work(group="train-run", exclusive=True, exit_on_error=False)
     async def _run(self, command: list[str]) -> None:
-        log = self.query_one("#train-log", Log)
-        log.clear()
-        self.losses = {"loss": [], "eval_loss": []}
-        self.log_path, self._offset, self._cancels, self.exit_code = None, 0, 0, None
-        self._status("Starting…")
+        """Run the command, posting each line of its output, then its exit code."""
         self.process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         assert self.process.stdout is not None
         async for raw in self.process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            log.write_line(line)
-            if LOG_MARK in line and self.log_path is None:
-                self.log_path = Path(line.split(LOG_MARK, 1)[1].strip())
-                self._status(f"Running · log {self.log_path}")
-        self.exit_code = await self.process.wait()
+            self.post_message(TrainOutput(raw.decode("utf-8", errors="replace").rstrip("\n")))
+        self.post_message(TrainExited(await self.process.wait()))
+
+    def on_train_output(self, msg: TrainOutput) -> None:
+        self.query_one("#train-log", Log).write_line(msg.line)
+        if LOG_MARK in msg.line and self.log_path is None:
+            self.log_path = Path(msg.line.split(LOG_MARK, 1)[1].strip())
+            self._status(f"Running · log {self.log_path}")
+
+    def on_train_exited(self, msg: TrainExited) -> None:
+        self.exit_code = msg.exit_code
         self._tail()
         verdict = {0: "completed", 130: "cancelled (continue with --resume)"}.get(self.exit_code, "failed")
         self._status(f"Run {verdict} (exit code {self.exit_code}).")

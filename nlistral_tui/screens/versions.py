@@ -1,22 +1,24 @@
 """Browse the reflection versions of the current thought and choose the one to keep."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nlistral_tui.data.detail import ExampleDetail
-from nlistral_tui.text import label_name, literal
+from db.detail import ExampleDetail
+from nlistral_tui.text import label_text, literal
 
 
 class VersionsScreen(ModalScreen[int | None]):
     """A list of versions (newest last) beside the highlighted one's text; enter chooses it."""
 
-    BINDINGS = [Binding("escape", "cancel", "close", id="versions.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "close", id="versions.cancel")]
 
     def __init__(self, detail: ExampleDetail) -> None:
         super().__init__()
@@ -48,7 +50,7 @@ class VersionsScreen(ModalScreen[int | None]):
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         g = next(g for g in self.detail.reflections if str(g.id) == event.option.id)
         self.query_one("#versions-view", Static).update(Content.assemble(
-            (f"#{g.id}", "bold"), "  ", literal(g.model), f"  {label_name(g.predicted_label)}",
+            (f"#{g.id}", "bold"), "  ", literal(g.model), f"  {label_text(g.predicted_label)}",
             f"  parse {g.parse_status}\n\n", ("Error analysis\n", "bold"), literal(g.error_analysis or ""),
             "\n\n", ("Improved thought\n", "bold"), literal(g.thought_process or ""),
         ))

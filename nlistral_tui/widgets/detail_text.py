@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from textual.content import Content
 
+from db.detail import ExampleDetail
 from db.records import Generation
 from db.textdiff import word_diff
-from nlistral_tui.data.detail import ExampleDetail, edit_gold_note
-from nlistral_tui.text import label_name, literal
+from nlistral_tui.text import label_text, literal
 
 HEAD = "bold $accent"
 MUTED = "$text-muted"
@@ -19,6 +19,17 @@ BIAS_NAMES = {
     "annotation_artifact": "annotation artifact",
 }
 STATUS_STYLE = {"accepted": GOOD, "rejected": BAD, "edited": "$text-warning", "pending": MUTED}
+
+
+def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -> str | None:
+    """What a curated export does with an edit whose label is not gold (None when the label is gold)."""
+    if label is None or gold is None or label == gold:
+        return None
+    if suggested == label:
+        return (f"label {label} differs from gold {gold}: the suggested relabel {label} matches it, so a curated "
+                "export keeps this edit only with --use-relabels (else it leaves it out: edit_not_gold)")
+    return (f"label {label} differs from gold {gold}: a curated export leaves this edit out (edit_not_gold) "
+            f"unless a relabel to {label} is suggested (l) and --use-relabels is used")
 
 
 def _verdict(label: int | None, gold: int | None, what: str = "gold") -> tuple[str, str]:
@@ -45,7 +56,7 @@ def _section(title: str, *rest: str | tuple[str, str] | Content) -> Content:
 def _gen_line(gen: Generation, label_word: str, gold: int | None) -> Content:
     verdict, style = _verdict(gen.predicted_label, gold)
     return Content.assemble(
-        literal(gen.model, MUTED), "  ", f"{label_word} {label_name(gen.predicted_label)}", "  ",
+        literal(gen.model, MUTED), "  ", f"{label_word} {label_text(gen.predicted_label)}", "  ",
         (verdict, style), *_flags(gen), "\n",
     )
 
@@ -71,12 +82,12 @@ def left_column(d: ExampleDetail) -> Content:
                          (f"  source {ex.source_id}", MUTED), "\n\n"),
         _section("PREMISE"), literal(ex.premise), Content("\n\n"),
         _section("HYPOTHESIS"), literal(ex.hypothesis), Content("\n\n"),
-        Content.assemble(("GOLD  ", HEAD), (label_name(ex.gold_label) if ex.gold_label is not None
+        Content.assemble(("GOLD  ", HEAD), (label_text(ex.gold_label) if ex.gold_label is not None
                                               else "none (unlabelled)", "bold"), "\n"),
     ]
     if d.state.suggested_label is not None:
         parts.append(Content.assemble(("  suggested relabel: ", "$text-warning"),
-                                      label_name(d.state.suggested_label), (" (gold kept)", MUTED), "\n"))
+                                      label_text(d.state.suggested_label), (" (gold kept)", MUTED), "\n"))
     parts.append(Content("\n"))
     if d.thought is None:
         parts.append(_section("THOUGHT", ("  none yet", MUTED)))
@@ -91,7 +102,7 @@ def edit_content(d: ExampleDetail, show_diff: bool = False) -> Content:
     s, gold = d.state, d.example.gold_label
     verdict, style = _verdict(s.edited_label, gold)
     parts: list[Content | str | tuple[str, str]] = [
-        _section("EDITED THOUGHT", f"  label {label_name(s.edited_label)}  ", (verdict, style))]
+        _section("EDITED THOUGHT", f"  label {label_text(s.edited_label)}  ", (verdict, style))]
     if note := edit_gold_note(s.edited_label, gold, s.suggested_label):
         parts += [(note, "$text-warning"), "\n"]
     parts.append("\n")
@@ -160,7 +171,7 @@ def review_content(d: ExampleDetail) -> Content:
             parts += [" — ", literal(s.bias_note)]
         parts.append("\n")
     if s.suggested_label is not None:
-        parts += [("relabel suggested: ", "$text-warning"), label_name(s.suggested_label), "\n"]
+        parts += [("relabel suggested: ", "$text-warning"), label_text(s.suggested_label), "\n"]
     if s.note:
         parts += [("note: ", "bold"), literal(s.note), "\n"]
     return Content.assemble(*parts)

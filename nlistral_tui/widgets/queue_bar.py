@@ -1,6 +1,8 @@
 """The queues with their live counts and the active filter: a list in wide layouts, one line in narrow ones."""
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.widget import Widget
 
@@ -40,7 +42,7 @@ def facets_content(f: QueueFilter) -> Content | None:
 class _QueueView(Widget):
     """Holds the filter and counts; a count repaints it, a change of facets lays it out again (it may wrap)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.current = QueueFilter()
         self.counts: dict[str, int] | None = None

@@ -6,6 +6,7 @@ highlight changed (or the whole list when it scrolls).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual import events
 from textual.content import Content
@@ -55,7 +56,7 @@ class QueueList(Widget):
 
         index: int
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rows: list[QueueRow] = []
         self.cursor = -1

@@ -1,6 +1,8 @@
 """Where the cursor is in the queue and how much of it is decided, with a progress bar."""
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
@@ -13,7 +15,7 @@ class PositionText(Widget):
 
     DEFAULT_CSS = "PositionText { width: 1fr; height: 1; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.text = "row …"
 
@@ -30,7 +32,7 @@ class PositionText(Widget):
 class QueueProgress(Horizontal):
     """The position text and a bar of the decided share of the queue."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._bar_state: tuple[int, int] | None = None
 

@@ -5,6 +5,8 @@ hands it the keys while it is open.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from textual import events
 from textual.content import Content
 from textual.widget import Widget
@@ -17,7 +19,7 @@ class SearchLine(Widget):
 
     DEFAULT_CSS = "SearchLine { height: 1; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.applied = ""  # the search of the current filter
         self.typing: str | None = None  # the text being typed, while open

@@ -5,9 +5,12 @@ them, so moving to the next example costs one repaint of this widget, not a layo
 """
 from __future__ import annotations
 
+from typing import Any, ClassVar, Self
+
 from rich.segment import Segment
 from textual import events
 from textual.content import Content
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.visual import Visual
 from textual.widget import Widget
@@ -21,7 +24,7 @@ class TextPager(Widget, can_focus=False):
     The bar's track doubles as the rule between the columns.
     """
 
-    COMPONENT_CLASSES = {"text-pager--thumb", "text-pager--track"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"text-pager--thumb", "text-pager--track"}
     DEFAULT_CSS = """
     TextPager {
         width: 1fr;
@@ -35,7 +38,7 @@ class TextPager(Widget, can_focus=False):
     }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.content = Content("")
         self.strips: list[Strip] = []
@@ -91,9 +94,9 @@ class TextPager(Widget, can_focus=False):
         self._wrapped_at = -1
         self.refresh()
 
-    def refresh(self, *regions, **kwargs):  # noqa: ANN002, ANN003, ANN201 - Widget.refresh's signature
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
         self._thumb_rows = None
-        return super().refresh(*regions, **kwargs)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def render_line(self, y: int) -> Strip:
         self._ensure_wrapped()
@@ -126,6 +129,7 @@ class TextPager(Widget, can_focus=False):
                 Segment(THUMB, self.get_component_rich_style("text-pager--thumb")),
                 Segment(TRACK, self.get_component_rich_style("text-pager--track")),
             )
+        assert self._segment_cache is not None  # set with the key above
         return self._segment_cache
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol, Self
 
 import typer
 from rich.console import Console, ConsoleOptions, RenderableType
@@ -12,9 +12,10 @@ from rich.highlighter import JSONHighlighter, NullHighlighter
 from rich.segment import Segment
 from rich.text import Text
 from sqlite_utils import Database
+from typer.core import TyperGroup
 
 from db.connection import DEFAULT_DB
-from db.errors import StoreError
+from db.errors import NlistralError
 from pipeline.control_chars import UNSAFE, json_escaped, shown
 
 
@@ -58,7 +59,13 @@ console = SafeConsole(highlight=False, soft_wrap=True)
 err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _typed(ctx: typer.Context, name: str) -> bool:
+class _Sourced(Protocol):
+    """A click context, as Typer's own and its bundled click's both are: it knows where a value came from."""
+
+    def get_parameter_source(self, name: str) -> Any: ...
+
+
+def _typed(ctx: _Sourced, name: str) -> bool:
     """Whether the option name was given on the command line (not from the environment or a default)."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"  # by name: Typer may bundle its own click
@@ -67,17 +74,17 @@ def _typed(ctx: typer.Context, name: str) -> bool:
 def db_callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Path:
     """--db after the command wins, then --db before it, then NLISTRAL_DB, then the default."""
     root = ctx.find_root()
-    value = Path(value)
+    path = Path(value)
     if root is ctx or param.name is None:
-        return value
-    before = root.params.get("db")
-    given_before = before is not None and _typed(root, "db")
+        return path
+    given = root.params.get("db")
+    before = Path(given) if given is not None and _typed(root, "db") else None
     if _typed(ctx, param.name):
-        if given_before and Path(before) != value:
-            err_console.print(f"note: using --db {value} (given after the command); --db {before} before the "
+        if before is not None and before != path:
+            err_console.print(f"note: using --db {path} (given after the command); --db {before} before the "
                               "command is ignored.", markup=False)
-        return value
-    return Path(before) if given_before else value
+        return path
+    return before or path
 
 
 DbOption = Annotated[
@@ -101,19 +108,28 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+class Commands(TyperGroup):
+    """The root command group: an NlistralError that a command lets through is shown as its message
+    (never a traceback), and the command exits with the error's exit_code (db/errors.py)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; turn an NlistralError into its message and exit code."""
+        try:
+            return super().invoke(ctx)
+        except NlistralError as exc:
+            fail(str(exc), exc.exit_code)
+
+
 def open_store(path: Path, *, create: bool = True, read_only: bool = False) -> Database:
-    """Open the database or exit (2) with a message that says what to fix.
+    """Open the database, telling stderr about an upgrade or an interrupted run; a StoreError says what to fix.
 
     create=False: a missing store is an error (nothing is created); read_only=True (never creates): the
     command only reads, so a store it may not write is read if SQLite can.
     """
     from db.connection import open_db
 
-    try:
-        return open_db(path, notify=lambda message: err_console.print(message, markup=False),
-                       create=create and not read_only, read_only=read_only)
-    except StoreError as exc:
-        fail(str(exc), 2)
+    return open_db(path, notify=lambda message: err_console.print(message, markup=False),
+                   create=create and not read_only, read_only=read_only)
 
 
 def require_train_extra(command: str, modules: tuple[str, ...] | None = None) -> None:
@@ -134,7 +150,7 @@ class ProgressBar:
         self.what, self.quiet = what, quiet
         self._bar: Any = None
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         if not self.quiet and err_console.is_terminal:  # off a terminal Rich would still print a newline
             from rich.progress import (
                 BarColumn,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,16 +25,16 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    adapter: Annotated[Optional[Path], typer.Option(help="A trained LoRA adapter folder. Without it, --base "
+    adapter: Annotated[Path | None, typer.Option(help="A trained LoRA adapter folder. Without it, --base "
                        "alone is evaluated (the 'before fine-tuning' row).")] = None,
-    base: Annotated[Optional[str], typer.Option(help="The base model folder [default: the one the adapter's "
+    base: Annotated[str | None, typer.Option(help="The base model folder [default: the one the adapter's "
                     "adapter_config.json names].")] = None,
     db: DbOption = DEFAULT_DB_PATH,
-    dataset: Annotated[Optional[list[str]], typer.Option(help="Only this dataset (repeatable) [default: all].")] = None,
-    split: Annotated[Optional[list[str]], typer.Option(help="Only this split (repeatable), e.g. dev or test "
+    dataset: Annotated[list[str] | None, typer.Option(help="Only this dataset (repeatable) [default: all].")] = None,
+    split: Annotated[list[str] | None, typer.Option(help="Only this split (repeatable), e.g. dev or test "
                      "[default: all].")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="At most this many examples (the first by id).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch [default: 8 on CPU; on CUDA as "
+    limit: Annotated[int | None, typer.Option(help="At most this many examples (the first by id).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per batch [default: 8 on CPU; on CUDA as "
                           "many as the free GPU memory holds, up to 1024].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Stop an answer after this many tokens (answers also stop "
                               "at the end of their JSON object or at EOS).")] = 512,
@@ -52,7 +52,7 @@ def evaluate(
                         "unmerged either way).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished evaluate run with the "
                       "same settings, skipping examples it already stored.")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Where to write the metrics JSON "
+    json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the metrics JSON "
                         "[default: runs/evaluate-RUN.json].")] = None,
 ) -> None:
     """Evaluate an adapter (or a base model) on labelled examples of the database.
@@ -64,11 +64,12 @@ def evaluate(
     F1, the confusion matrix, the parse-failure rate and accuracy by thought length; warns when the
     evaluated examples overlap the adapter's training or early-stopping data.
     """
+    from pipeline.evaluate.errors import EvaluationError
     from pipeline.evaluate.loading import LoadError
     from pipeline.evaluate.merge import MergeError
-    from pipeline.views.evaluate import render_summary
-    from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation
+    from pipeline.evaluate.runner import EvalOptions, run_evaluation
     from pipeline.train_extra import EVALUATE_MODULES
+    from pipeline.views.evaluate import render_summary
 
     if adapter is None and base is None:
         raise typer.BadParameter("pass --adapter DIR, or --base PATH to evaluate a base model alone",
@@ -107,8 +108,8 @@ def compare(
 ) -> None:
     """Two evaluate runs side by side: metrics, and the examples where their answers differ."""
     from pipeline.evaluate.compare import compare_runs
+    from pipeline.evaluate.errors import EvaluationError
     from pipeline.views.evaluate import render_comparison
-    from pipeline.evaluate.runner import EvaluationError
 
     store = open_store(db, read_only=True)
     try:

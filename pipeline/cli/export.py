@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from pipeline.cli.common import (
     DEFAULT_DB_PATH,
@@ -18,21 +16,24 @@ from pipeline.cli.common import (
     open_store,
 )
 
-OutOpt = Annotated[Optional[Path], typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
-                                                "is written beside it).")]
-HfOpt = Annotated[Optional[Path], typer.Option("--hf", help="Write a Hugging Face datasets folder (save_to_disk) "
-                                               "here instead of JSON Lines; DIR.manifest.json goes beside it.")]
-SplitOpt = Annotated[Optional[list[str]], typer.Option("--split", metavar="SPLIT", help="Split(s) to export; repeat for several "
-                                                       "[default: train].")]
-DatasetOpt = Annotated[Optional[list[str]], typer.Option("--dataset", metavar="DATASET", help="Only these dataset(s); repeat for "
-                                                         "several [default: all].")]
-SeedOpt = Annotated[Optional[int], typer.Option("--shuffle-seed", help="Shuffle the rows with this seed "
+if TYPE_CHECKING:
+    from exports import ExportOptions
+
+OutOpt = Annotated[Path | None, typer.Option("--out", help="The JSON Lines file to write (FILE.manifest.json "
+                                             "is written beside it).")]
+HfOpt = Annotated[Path | None, typer.Option("--hf", help="Write a Hugging Face datasets folder (save_to_disk) "
+                                            "here instead of JSON Lines; DIR.manifest.json goes beside it.")]
+SplitOpt = Annotated[list[str] | None, typer.Option("--split", metavar="SPLIT", help="Split(s) to export; repeat "
+                                                    "for several [default: train].")]
+DatasetOpt = Annotated[list[str] | None, typer.Option("--dataset", metavar="DATASET", help="Only these dataset(s); "
+                                                      "repeat for several [default: all].")]
+SeedOpt = Annotated[int | None, typer.Option("--shuffle-seed", help="Shuffle the rows with this seed "
                                                 "[default: example-id order].")]
 BiasOpt = Annotated[bool, typer.Option("--include-bias", help="Keep examples flagged for labeler bias.")]
 RelabelOpt = Annotated[bool, typer.Option("--use-relabels", help="Targets must reach the suggested label instead "
                                           "of gold where a reviewer suggested one.")]
 MaxOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Leave out (never cut) rows longer than this.")]
-TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
+TokOpt = Annotated[str | None, typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
                                                "[default: a conservative estimate, see exports/length.py].")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print the counts only; write nothing.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (or --hf datasets "
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
                                  tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
-        _export("sft", db, options, out, hf, dry_run, as_json, overwrite)
+        _export(db, options, out, hf, dry_run, as_json, overwrite)
 
     @export_app.command("dpo")
     def export_dpo(
@@ -107,12 +108,12 @@ def register(app: typer.Typer) -> None:
                                  max_tokens=max_tokens, tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
-        _export("dpo", db, options, out, hf, dry_run, as_json, overwrite)
+        _export(db, options, out, hf, dry_run, as_json, overwrite)
 
     @app.command("exports")
     def exports_cmd(
         db: DbOption = DEFAULT_DB_PATH,
-        kind: Annotated[Optional[str], typer.Option(help="Only sft or dpo exports.")] = None,
+        kind: Annotated[str | None, typer.Option(help="Only sft or dpo exports.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table.")] = False,
         verify: Annotated[bool, typer.Option("--verify", help="Hash every listed file and compare it with the "
                                              "recorded sha256 (reads them all). Without it, the size and time "
@@ -121,6 +122,7 @@ def register(app: typer.Typer) -> None:
         """List the recorded exports, newest first: rule, rows, sha256, the review-log position each reflects,
         which later export superseded it, and whether its file is still what was exported."""
         from exports import list_exports
+        from pipeline.views.export import exports_view
 
         records = list_exports(open_store(db, read_only=True), kind)
         states = {r.id: r.state(verify) for r in records}
@@ -129,54 +131,25 @@ def register(app: typer.Typer) -> None:
                                             "state": states[r.id], "manifest_present": r.manifest_present}
                                            for r in records], ensure_ascii=False))
             return
-        if not records:
-            console.print("No exports yet. Write one with `nlistral export sft --out FILE`.", markup=False)
-            return
         # One entry per export, its path on a line of its own: readable at any width, and the path
         # (what people copy) is never cut.
-        console.print(f"{len(records)} export{'' if len(records) == 1 else 's'}, newest first", markup=False)
-        for r in records:
-            superseded = f" · superseded by #{r.superseded_by}" if r.superseded_by is not None else ""
-            console.print(Text.assemble(
-                (f"#{r.id}", "bold"), f"  {r.kind} · rule {r.rule} · {r.format} · {r.counts.get('rows', 0):,} "
-                f"{'pairs' if r.kind == 'dpo' else 'rows'} · review log {r.review_log_position} · sha256 "
-                f"{r.sha256[:12]} · {r.created_at[:16].replace('T', ' ')} UTC", (superseded, "yellow")))
-            console.print(_path_line(r.path, states[r.id], r.present and not r.manifest_present))
+        console.print(exports_view(records, states))
 
 
-def _path_line(path: str, state: str, no_manifest: bool) -> Text:
-    """An export's path and what is wrong with its file, if anything (exports.STATES)."""
-    notes = {"missing": "missing", "changed": "changed since export: not the recorded content",
-             "unchecked": "unchecked: exported before sizes were recorded; --verify hashes it"}
-    words = [notes[state]] if state in notes else []
-    if no_manifest:
-        words.append("manifest missing")
-    line = Text(f"    {path}")
-    if words:
-        line.append(f" ({'; '.join(words)})", style="dim" if state == "unchecked" and not no_manifest else "red")
-    return line
-
-
-def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool,
+def _export(db: Path, options: ExportOptions, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool,
             overwrite: bool) -> None:
-    from exports import (
-        ExportError,
-        ExportTargetError,
-        available_scopes,
-        check_target,
-        plan_dpo,
-        plan_sft,
-        write_dpo,
-        write_sft,
-    )
+    """Plan or write the export (exports.plan / exports.write) with a progress bar; print what it counted."""
+    from exports import ExportError, ExportRequest, ExportTargetError, available_scopes, check_target, plan, write
+    from pipeline.views.export import plan_view, unit
 
     if not dry_run and (out is None) == (hf is None):
         raise typer.BadParameter("give --out FILE (JSON Lines) or --hf DIR (a datasets folder), not both",
                                  param_hint="--out / --hf")
-    if not dry_run:  # before the store is even opened: an output is never the store or an input
+    request = None if dry_run else ExportRequest(options, out, hf, overwrite)
+    if request is not None:  # before the store is even opened: an output is never the store or an input
         try:  # (whether it exists is checked by the export itself, which can say which export is there)
-            check_target(out if out is not None else hf, folder=hf is not None, overwrite=True,  # type: ignore[arg-type]
-                         store=db, inputs=[options.tokenizer] if options.tokenizer else [])
+            check_target(request.path, folder=hf is not None, overwrite=True, store=db,
+                         inputs=[options.tokenizer] if options.tokenizer else [])
         except ExportTargetError as exc:
             fail(str(exc), 2)
     store = open_store(db, create=False)
@@ -192,58 +165,26 @@ def _export(kind: str, db: Path, options: Any, out: Path | None, hf: Path | None
                 bar.note(f"waiting: another process is writing to {db}; the export goes on when it is done "
                          "(Ctrl-C stops it).")
 
-            if dry_run:
-                plan = (plan_sft if kind == "sft" else plan_dpo)(store, options, bar.update, on_wait=waiting)
+            if request is None:
+                counts = plan(store, options, bar.update, on_wait=waiting)
             else:
-                writer = write_sft if kind == "sft" else write_dpo
-                manifest = writer(store, options, out=out, hf_dir=hf, progress=bar.update, overwrite=overwrite,
-                                  on_wait=waiting)
+                manifest = write(store, request, bar.update, on_wait=waiting)
     except ExportTargetError as exc:
         fail(str(exc), 2)
     except ExportError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("Interrupted: nothing was written (an export goes to a temporary name and is renamed when done).", 130)
-    if dry_run:
+    if request is None:
         if as_json:
-            console.print_json(json.dumps(plan.as_dict(), ensure_ascii=False))
+            console.print_json(json.dumps(counts.as_dict(), ensure_ascii=False))
             return
-        _print_plan(plan.as_dict())
+        console.print(plan_view(counts))
         console.print("Dry run: nothing written.", markup=False)
     elif as_json:
         console.print_json(json.dumps(manifest.as_dict(), ensure_ascii=False))
     else:
-        _print_plan(manifest.counts)
-        console.print(f"Wrote {manifest.rows} {'rows' if kind == 'sft' else 'pairs'} to {manifest.path}\n"
+        console.print(plan_view(manifest.plan))
+        console.print(f"Wrote {manifest.rows} {unit(manifest.kind)} to {manifest.path}\n"
                       f"  sha256 {manifest.sha256}\n  manifest {manifest.manifest} (export {manifest.export_id}, "
                       f"review log at {manifest.review_log_position})", markup=False)
-
-
-def _print_plan(counts: dict[str, Any]) -> None:
-    """The counts of a plan or manifest as a table, left-out reasons in words, cross-split warnings."""
-    from exports import REASONS
-
-    unit = "pairs" if counts["kind"] == "dpo" else "rows"
-    table = Table(title=f"{counts['kind']} export, rule {counts['rule']}", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_column("detail")
-    table.add_row("examples considered", str(counts["considered"]), "")
-    table.add_row(f"{unit} written", str(counts["rows"]), f"from {counts['examples']} examples")
-    for label, n in counts["by_label"].items():
-        share = counts["label_balance"].get(label, 0.0)
-        table.add_row(f"  label {label}", str(n), f"{share:.1%}")
-    for title, key in (("source", "by_source"), ("model", "by_model"), ("split", "by_split")):
-        for name, n in counts[key].items():
-            table.add_row(Text(f"  {title} {name}"), str(n), "")
-    for reason, n in counts["left_out"].items():
-        ids = counts["left_out_ids"].get(reason, [])
-        shown = ", ".join(map(str, ids[:8])) + (" ..." if n > 8 else "")
-        table.add_row(f"left out: {reason}", str(n), Text(f"{REASONS.get(reason, '')}; ids {shown}"))
-    console.print(table)
-    console.print(f"Lengths: {counts['length_measure']}, at most {counts['max_tokens']} tokens.", markup=False)
-    for item in counts["cross_split"][:10]:
-        console.print(Text(f"warning: example {item['id']} ({item['scope']}) is also in {', '.join(item['also_in'])}",
-                           style="yellow"))
-    if len(counts["cross_split"]) > 10:
-        console.print(f"warning: ... {len(counts['cross_split']) - 10} more pairs present in two splits.", markup=False)

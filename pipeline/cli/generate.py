@@ -4,27 +4,25 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, console, err_console, fail
 
 if TYPE_CHECKING:
-    from pipeline.generate import Counters, RunResult, Selection, StageOptions
+    from pipeline.generate import Estimate, RunResult, Selection, StageOptions
 
-DatasetOpt = Annotated[Optional[str], typer.Option(help="Only examples of this dataset.")]
-SplitOpt = Annotated[Optional[str], typer.Option(help="Only examples of this split.")]
-IdsOpt = Annotated[Optional[str], typer.Option(help="Only these example ids, e.g. '3,7,10-20'.")]
-LimitOpt = Annotated[Optional[int], typer.Option(min=0, help="At most this many requests.")]
-ModelOpt = Annotated[Optional[str], typer.Option(help="Model name [default: [models] in the config file].")]
-ServerOpt = Annotated[Optional[str], typer.Option(
+DatasetOpt = Annotated[str | None, typer.Option(help="Only examples of this dataset.")]
+SplitOpt = Annotated[str | None, typer.Option(help="Only examples of this split.")]
+IdsOpt = Annotated[str | None, typer.Option(help="Only these example ids, e.g. '3,7,10-20'.")]
+LimitOpt = Annotated[int | None, typer.Option(min=0, help="At most this many requests.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name [default: [models] in the config file].")]
+ServerOpt = Annotated[str | None, typer.Option(
     help="A Mistral-compatible server, e.g. a vLLM server at http://localhost:8000 [default: [api] server_url, "
          "else the Mistral API].")]
-RpsOpt = Annotated[Optional[float], typer.Option(help="Requests per second [default: [api] rps].")]
-ConcOpt = Annotated[Optional[int], typer.Option(help="Requests in flight at most [default: [api] max_concurrency].")]
+RpsOpt = Annotated[float | None, typer.Option(help="Requests per second [default: [api] rps].")]
+ConcOpt = Annotated[int | None, typer.Option(help="Requests in flight at most [default: [api] max_concurrency].")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print how many requests would be sent, with estimated "
                                       "tokens and cost; send nothing.")]
 RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Also re-send examples whose stored answer did not "
@@ -95,9 +93,10 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
          rps: float | None, max_concurrency: int | None, dry_run: bool, retry_failed: bool, as_json: bool,
          target: str = "thought") -> None:
     from pipeline.cli.common import open_store
-    from pipeline.client import ClientConfigError
+    from pipeline.endpoint import ClientConfigError
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
     from pipeline.settings import SettingsError, load_settings
+    from pipeline.views.generate import RUN_TITLES, RunProgress
 
     open_store(db, create=not dry_run).conn.close()  # a clear error for a bad --db before anything else
     try:
@@ -111,7 +110,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
     if dry_run:
         _print_estimate(estimate(db, opts, selection), as_json)
         return
-    bar = _Bar(opts)
+    bar = RunProgress(opts, err_console)
     try:
         with bar:
             result = run_stage(db, opts, selection, on_start=bar.start, on_progress=bar.update, notify=bar.note)
@@ -128,116 +127,19 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
         fail(f"{RUN_TITLES[stage]} run {result.run_id} failed: {result.error}")
 
 
-class _Bar:
-    """A rich progress bar with rate, ETA, failures and estimated cost."""
+def _print_estimate(est: Estimate, as_json: bool) -> None:
+    from pipeline.views.generate import render_estimate
 
-    def __init__(self, opts: StageOptions) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.opts = opts
-        self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} req/s"), TimeRemainingColumn(),
-            TextColumn("failed {task.fields[failed]}  retries {task.fields[retries]}  ~${task.fields[cost]}"),
-            console=err_console, transient=False)
-        self.task_id: Any = None
-
-    def __enter__(self) -> _Bar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def note(self, message: str) -> None:
-        """A line above the bar (literally, never as markup)."""
-        self.progress.console.print(message, markup=False, highlight=False)
-
-    def start(self, counters: Counters) -> None:
-        self.task_id = self.progress.add_task(self._description(counters), total=counters.total,
-                                              rate="0.0", failed=0, retries=0, cost="0.0000")
-
-    def _description(self, counters: Counters) -> str:
-        waiting = "  waiting: another process is writing" if counters.waiting_for_store else ""
-        return f"{self.opts.stage}s ({self.opts.model}){waiting}"
-
-    def update(self, counters: Counters) -> None:
-        stats = counters.as_dict()
-        self.progress.update(self.task_id, description=self._description(counters), completed=counters.finished,
-                             rate=f"{stats['requests_per_s'] or 0:.1f}",
-                             failed=counters.failed, retries=sum(counters.retries.values()),
-                             cost=f"{counters.cost_usd:.4f}")
-
-
-def _print_estimate(est: Any, as_json: bool) -> None:
-    data = {"requests": est.requests, "model": est.model, "prompt_version": est.prompt_version,
-            "tokens_in_estimate": est.tokens_in, "tokens_out_estimate": est.tokens_out,
-            "cost_usd_estimate": None if est.cost_usd is None else round(est.cost_usd, 4)}
     if as_json:
-        console.print_json(json.dumps(data))
-        return
-    cost = "unknown (no price for this model)" if est.cost_usd is None else f"about ${est.cost_usd:.4f}"
-    console.print(f"Dry run: {est.requests} requests to {est.model} (prompt {est.prompt_version}); about "
-                  f"{est.tokens_in:,} input and {est.tokens_out:,} output tokens; cost {cost}. Nothing was sent.",
-                  markup=False)
+        console.print_json(json.dumps(est.as_dict()))
+    else:
+        console.print(render_estimate(est))
 
 
 def _print_summary(result: RunResult, opts: StageOptions, as_json: bool) -> None:
-    summary = {"run_id": result.run_id, "status": result.status, "error": result.error, **result.summary}
+    from pipeline.views.generate import render_summary
+
     if as_json:
-        console.print_json(json.dumps(summary, default=str))
-        return
-    run = result.summary["run"]
-    table = Table(title=Text(f"{RUN_TITLES[opts.stage]} run {result.run_id} ({opts.model})"), show_header=False)
-    rows = [("stored this run", run["stored"]), ("requests sent", run["requests"]),
-            ("skipped (already stored)", run["already_stored"]),
-            ("parse ok / repaired / failed", "{ok} / {repaired} / {failed}".format(
-                **{k: run["parse"].get(k, 0) for k in ("ok", "repaired", "failed")})),
-            ("requests given up", ", ".join(f"{k} {v}" for k, v in run["failures"].items()) or "0"),
-            ("retries", ", ".join(f"{k} {v}" for k, v in run["retries"].items()) or "0"),
-            ("tokens in / out", f"{run['tokens_in']:,} / {run['tokens_out']:,}"),
-            ("estimated cost", f"${run['cost_usd_estimate']:.4f}" + (" (+ models without a price)"
-                                                                     if run["cost_unknown"] else "")),
-            ("all answers of this model + prompt", result.summary["answers"])]
-    rows += _quality_rows(opts.stage, result.summary)
-    for name, value in rows:
-        table.add_row(name, Text(str(value)))
-    console.print(table)
-    given_up = sum(run["failures"].values())
-    if given_up and result.status == "completed":
-        console.print(f"{given_up} of {given_up + run['stored']} requests failed and were not stored (the rest "
-                      f"were). Last error: {result.counters.last_error}", markup=False)
-        console.print("Re-run the same command to send the failed ones again.", markup=False)
-    if run["retries"].get("rate_limited", 0) > max(5, run["requests"] // 10):
-        console.print("Many 429s: lower --rps (or [api] rps) to your plan's limit.", markup=False)
-
-
-RUN_TITLES = {"thought": "Generate", "reflection": "Reflect", "judge": "Judge"}
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
-def _quality_rows(stage: str, summary: dict[str, Any]) -> list[tuple[str, Any]]:
-    flags = summary.get("flags", {})
-    if stage == "thought":
-        m = summary["against_gold"]
-        return [("thought accuracy vs gold", _pct(m["accuracy"])), ("precision / recall (label 1)",
-                f"{_pct(m['precision'])} / {_pct(m['recall'])}"), ("mismatches (to reflect on)", m["mismatches"]),
-                ("did not parse", summary["parse_failed"]),
-                ("thought/label inconsistent", flags.get("label_inconsistent", 0))]
-    if stage == "reflection":
-        return [("reflections reaching gold", summary["reached_gold"]),
-                ("not reaching gold (flagged)", summary["not_gold"]),
-                ("did not parse", summary["parse_failed"]),
-                ("thought/label inconsistent", flags.get("label_inconsistent", 0)),
-                ("thoughts without a label (generate --retry-failed)", summary["thoughts_without_label"])]
-    return [("mean score", summary["mean_score"]), ("scores", summary["scores"]),
-            ("did not parse", summary["parse_failed"])]
+        console.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        console.print(render_summary(result, opts))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path, typer.Option("--config", "-c", help="A YAML training config, or the name of a "
                           "preset in configs/ (ablation0, ablation1, ablation2, smoke, dpo, label_only, ...).",
                           show_default=False)],
-        sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key, e.g. --set "
+        sets: Annotated[list[str] | None, typer.Option("--set", help="Override one key, e.g. --set "
                         "data=export:3 --set learning_rate=1e-4 (repeatable; wins over the file).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in "
                           "output_dir (global step, optimizer and scheduler state, data order).")] = False,
@@ -36,20 +36,17 @@ def register(app: typer.Typer) -> None:
         accelerate launch --num_processes N $(command -v nlistral) train --config FILE.
         """
         require_train_extra("train")  # before importing what needs it
-        from db.errors import StoreError
         from pipeline.train.config import ConfigError, load_config, preset_path
         from pipeline.train.hardware import is_main_process
-        from pipeline.train.runner import TrainingError, run_training
+        from pipeline.train.runner import run_training
 
         path = config if config.exists() or config.suffix else preset_path(str(config))
         try:
             resolved = load_config(path, sets)
             result = run_training(resolved, db_path=db, config_path=path, resume=resume,
                                   echo=lambda line: console.print(line, markup=False))
-        except (ConfigError, StoreError) as exc:
+        except ConfigError as exc:  # exit 2, a usage error; the rest goes to the one handler (cli/common.py)
             fail(str(exc), 2)
-        except TrainingError as exc:
-            fail(str(exc))
         if not is_main_process():  # a secondary process of a multi-GPU launch: the main one reports
             raise typer.Exit(0 if result.status == "completed" else 130 if result.status == "cancelled" else 1)
         where = f"run {result.run_id}" if result.run_id is not None else "run (not recorded)"

@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from db.predictions import paired_answers
 from db.runs import get_run
-from pipeline.evaluate.runner import EvaluationError, run_summary
+from pipeline.evaluate.errors import EvaluationError
+from pipeline.evaluate.runner import run_summary
 
 METRIC_ROWS = ("accuracy", "precision", "recall", "f1", "macro_f1", "parse_failure_rate")
 
@@ -48,7 +50,8 @@ class Comparison:
         n, k = self.only_a_right + self.only_b_right, min(self.only_a_right, self.only_b_right)
         if n == 0:
             return None
-        return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+        p: float = 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n  # exact: integer true division
+        return min(1.0, p)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -69,30 +72,25 @@ def compare_runs(db: Database, run_a: int, run_b: int) -> Comparison:
         try:
             summaries.append(run_summary(db, run_id))
         except KeyError:
-            raise EvaluationError(f"no run {run_id} in this database; use a run id that `nlistral evaluate` printed") from None
+            raise EvaluationError(f"no run {run_id} in this database; use a run id that `nlistral evaluate` "
+                                  "printed") from None
     a, b = (s["metrics"] for s in summaries)
-    rows = db.execute(
-        """
-        SELECT e.id, e.gold_label, pa.predicted_label, pa.parse_status, pb.predicted_label, pb.parse_status,
-               substr(e.hypothesis, 1, 200)
-        FROM generations pa JOIN generations pb ON pb.example_id = pa.example_id
-        JOIN examples e ON e.id = pa.example_id
-        WHERE pa.run_id = ? AND pa.kind = 'prediction' AND pb.run_id = ? AND pb.kind = 'prediction'
-        ORDER BY e.id
-        """, [run_a, run_b]).fetchall()
+    pairs = paired_answers(db, run_a, run_b)
     differences, only_a, only_b = [], 0, 0
-    for example_id, gold, la, sa, lb, sb, hypothesis in rows:
-        la, lb = (None if sa == "failed" else la), (None if sb == "failed" else lb)
+    for pair in pairs:
+        gold = pair.gold
+        la = None if pair.status_a == "failed" else pair.label_a
+        lb = None if pair.status_b == "failed" else pair.label_b
         right_a, right_b = gold is not None and la == gold, gold is not None and lb == gold
         only_a += right_a and not right_b
         only_b += right_b and not right_a
         if la != lb:
-            differences.append(Difference(example_id, gold, la, lb, hypothesis or ""))
+            differences.append(Difference(pair.example_id, gold, la, lb, pair.hypothesis or ""))
     configs = [get_run(db, run_id)["config"] for run_id in (run_a, run_b)]
     return Comparison(
-        run_a, run_b, *(_model(c) for c in configs), *(prompt_mode(c) for c in configs),
+        run_a, run_b, _model(configs[0]), _model(configs[1]), prompt_mode(configs[0]), prompt_mode(configs[1]),
         [(name, a.get(name), b.get(name)) for name in METRIC_ROWS],
-        a.get("n", 0), b.get("n", 0), len(rows), only_a, only_b, differences,
+        a.get("n", 0), b.get("n", 0), len(pairs), only_a, only_b, differences,
     )
 
 

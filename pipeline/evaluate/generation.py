@@ -1,24 +1,29 @@
 """Batched greedy decoding: left padding, length-sorted batches, new tokens only, stop at the end of the JSON.
 
-One loop for every device. The key/value cache of a batch is reserved once for the whole answer and
-filled in place (no copy of the cache per token), masks are built here as 4-D tensors (so nothing
-reads device values back per step), and the GPU is synchronised only every `check_every` tokens, so
-the host queues the next steps while the device computes. Rows that finish (their JSON object
-closed, or EOS) leave the batch at the next check. Each prefill chunk is padded only to its own
-longest prompt.
+One loop for every device, over the batches batching.py plans. The key/value cache of a batch is
+reserved once for the whole answer and filled in place (reserved_cache.py: no copy per token), masks
+are built here as 4-D tensors (so nothing reads device values back per step), and the GPU is
+synchronised only every `check_every` tokens, so the host queues the next steps while the device
+computes. Rows that finish (their JSON object closed, or EOS) leave the batch at the next check.
+Each prefill chunk is padded only to its own longest prompt.
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.evaluate.batching import plan_batches
+from pipeline.evaluate.reserved_cache import reserve_cache
+
 STOP_JSON = "json_end"
 STOP_EOS = "eos"
 STOP_LENGTH = "length"
 _JSON_CHARS = frozenset('{}"\\')
+# Speed settings (benchmarks/eval_speed.py); neither changes an answer.
+CHECK_EVERY = 8  # new tokens between reads of the GPU (finished rows leave the batch at a read)
+PREFILL_TOKENS = 32768  # prompt tokens per prefill chunk: bounds its activation memory
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def json_char_table(tokenizer: Any) -> list[str]:
 class JsonEnd:
     """Follows one answer's characters and says when its first top-level JSON object has closed."""
 
-    __slots__ = ("depth", "in_string", "escaped")
+    __slots__ = ("depth", "escaped", "in_string")
 
     def __init__(self) -> None:
         self.depth, self.in_string, self.escaped = 0, False, False
@@ -89,48 +94,6 @@ class JsonEnd:
         return False
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_new_tokens: int = 0,
-                          max_tokens: int | None = None) -> list[list[int]]:
-    """Prompt positions grouped into batches of similar length, longest first (memory trouble shows early).
-
-    A batch holds at most batch_size rows and, with max_tokens, at most that many cache tokens
-    (rows x (its longest prompt + max_new_tokens)).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, not {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < batch_size and (
-                max_tokens is None or (len(batches[-1]) + 1) * (lengths[batches[-1][0]] + max_new_tokens) <= max_tokens):
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def kv_bytes_per_token(model: Any) -> int:
-    """Bytes of key/value cache one token costs across all layers."""
-    return 2 * model.config.num_hidden_layers * _kv_heads(model) * _head_dim(model) * _dtype(model).itemsize
-
-
-def plan_batches(model: Any, lengths: Sequence[int], max_new_tokens: int, batch_size: int | None,
-                 *, cap: int = 1024) -> list[list[int]]:
-    """Batches for these prompts: batch_size rows each when given; else 8 rows on CPU, and on CUDA as many
-    rows (up to cap) as the free memory holds caches for."""
-    import torch
-
-    if batch_size is not None:
-        return length_sorted_batches(lengths, batch_size)
-    device = next(model.parameters()).device
-    if device.type != "cuda":
-        return length_sorted_batches(lengths, 8)
-    free, _ = torch.cuda.mem_get_info(device)
-    reserve = 12 * 2**30  # one prefill chunk's activations, logits, allocator slack
-    budget = max(1, int((free - reserve) // kv_bytes_per_token(model)))
-    return length_sorted_batches(lengths, cap, max_new_tokens=max_new_tokens, max_tokens=budget)
-
-
 def generate(
     model: Any,
     tokenizer: Any,
@@ -140,8 +103,8 @@ def generate(
     batch_size: int | None = None,
     stop_at_json_end: bool = True,
     stop_at_eos: bool = True,
-    check_every: int = 8,
-    prefill_tokens: int = 32768,
+    check_every: int = CHECK_EVERY,
+    prefill_tokens: int = PREFILL_TOKENS,
     char_table: list[str] | None = None,
     forced: Sequence[str] | None = None,
 ) -> Iterator[BatchResult]:
@@ -186,7 +149,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
         ids[r, longest - len(p):] = torch.tensor(list(p), dtype=torch.long)
         real[r, longest - len(p):longest] = True
     ids, real = ids.to(device), real.to(device)
-    cache = _reserve_cache(model, rows, capacity, device)
+    cache = reserve_cache(model, rows, capacity, device)
     next_token = _prefill(model, ids, real[:, :longest], cache, max(1, prefill_tokens // longest))
     position = real.sum(-1) - 1
     length = longest
@@ -246,92 +209,6 @@ def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int) -> An
         del out
     cache.fill(longest)
     return torch.cat(firsts)
-
-
-def _reserve_cache(model: Any, rows: int, capacity: int, device: Any) -> Any:
-    """A transformers cache whose layers write into zeroed buffers reserved for the whole batch and answer."""
-    import torch
-
-    layer_class, cache_class = _cache_classes()
-    shape = (rows, _kv_heads(model), capacity, _head_dim(model))
-    dtype = _dtype(model)
-    return cache_class([layer_class(torch.zeros(shape, dtype=dtype, device=device),
-                                    torch.zeros(shape, dtype=dtype, device=device))
-                        for _ in range(model.config.num_hidden_layers)])
-
-
-@functools.cache
-def _cache_classes() -> tuple[type, type]:
-    """The reserved-buffer cache classes (built on first use: transformers is imported only then)."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-
-    class ReservedLayer(DynamicLayer):
-        """Keys and values of one layer in a reserved buffer; `keys`/`values` are views of the filled part."""
-
-        def __init__(self, buf_k: Any, buf_v: Any, start: int = 0, length: int = 0) -> None:
-            super().__init__()
-            self.buf_k, self.buf_v, self.start, self.length = buf_k, buf_v, start, length
-            self.dtype, self.device, self.is_initialized = buf_k.dtype, buf_k.device, True
-            self._views()
-
-        def _views(self) -> None:
-            end = self.start + self.length
-            self.keys, self.values = self.buf_k[:, :, self.start:end], self.buf_v[:, :, self.start:end]
-
-        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
-            return None
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            at = self.start + self.length
-            end = at + key_states.shape[-2]
-            if end > self.buf_k.shape[-2]:
-                raise RuntimeError(f"the reserved cache holds {self.buf_k.shape[-2]} positions, not {end}")
-            self.buf_k[:, :, at:end] = key_states
-            self.buf_v[:, :, at:end] = value_states
-            self.length = end - self.start
-            self._views()
-            return self.keys, self.values
-
-        def get_seq_length(self) -> int:
-            return self.length
-
-        def batch_select_indices(self, indices: Any) -> None:
-            self.buf_k, self.buf_v = self.buf_k[indices], self.buf_v[indices]
-            self._views()
-
-    class ReservedCache(DynamicCache):
-        """A DynamicCache over ReservedLayers."""
-
-        def __init__(self, layers: list[Any]) -> None:
-            super().__init__()
-            self.layers, self.layer_class_to_replicate = layers, None
-
-        def window(self, rows: slice, start: int) -> ReservedCache:
-            """A cache writing rows `rows` from column `start` of the same buffers (a prefill chunk)."""
-            return ReservedCache([ReservedLayer(l.buf_k[rows], l.buf_v[rows], start) for l in self.layers])
-
-        def fill(self, length: int) -> None:
-            """Declare the first `length` columns filled (after the prefill chunks wrote them)."""
-            for layer in self.layers:
-                layer.start, layer.length = 0, length
-                layer._views()
-
-    return ReservedLayer, ReservedCache
-
-
-def _kv_heads(model: Any) -> int:
-    cfg = model.config
-    return getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-
-
-def _head_dim(model: Any) -> int:
-    cfg = model.config
-    return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-
-
-def _dtype(model: Any) -> Any:
-    """The dtype activations (and so the cache) have: that of the first floating-point parameter."""
-    return next(p.dtype for p in model.parameters() if p.is_floating_point())
 
 
 def _collect(chunk: list[list[int]], live: list[int], tokens: list[list[int]], stops: list[str],

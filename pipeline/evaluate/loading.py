@@ -1,10 +1,10 @@
 """Load what is evaluated: a base model, optionally with a LoRA adapter, as training computed it.
 
-On CUDA the base is loaded in NF4 (as QLoRA trained on it) and dequantised once into a dense bf16
-model (merge.py), with the adapter applied on top, unmerged, as in training: the fast path. Folding
-the adapter into the bf16 weights (fold=True) measured no faster and rounds small adapter deltas away
-(benchmarks/results/eval_speed.md). `merge=False` keeps the 4-bit base (slow, for checking). On CPU:
-the float32 base plus the unmerged adapter.
+On CUDA the base is loaded in NF4 (as QLoRA trained on it: pipeline.quantization) and dequantised
+once into a dense bf16 model (merge.py), with the adapter applied on top, unmerged, as in training:
+the fast path. Folding the adapter into the bf16 weights (fold=True) measured no faster and rounds
+small adapter deltas away (benchmarks/results/eval_speed.md). `merge=False` keeps the 4-bit base
+(slow, for checking). On CPU: the float32 base plus the unmerged adapter.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.quantization import nf4_load_kwargs
 
 
 class LoadError(PipelineError, ValueError):
@@ -85,18 +86,13 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
     kwargs: dict[str, Any] = {"device_map": {"": device}}
     if four_bit:
         try:
-            import bitsandbytes  # noqa: F401
-            from transformers import BitsAndBytesConfig
+            kwargs.update(nf4_load_kwargs())
         except ImportError as exc:
             raise LoadError("4-bit loading needs bitsandbytes: pip install -e '.[cuda]'") from exc
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["dtype"] = torch.bfloat16
     else:
         kwargs["dtype"] = torch.bfloat16 if device == "cuda" else torch.float32
     try:
-        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
     except (OSError, ValueError) as exc:
         raise LoadError(f"cannot load the base model from {base_path}: {exc}") from exc
     tokenizer_dir = adapter if adapter is not None and _has_tokenizer(adapter) else Path(base_path)

@@ -24,6 +24,13 @@ def is_4bit(module: Any) -> bool:
     return weight is not None and getattr(weight, "quant_state", None) is not None
 
 
+def base_model(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (the model itself when it is not wrapped)."""
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
 def dense_weight(layer: Any) -> Any:
     """A linear layer's weight as a plain tensor: dequantised when it is 4-bit, as is otherwise."""
     if is_4bit(layer):
@@ -48,7 +55,8 @@ def merged_state_dict(model: Any, dtype: Any, *, fold_lora: bool = True) -> dict
     base = model
     if isinstance(model, PeftModel):
         for name, cfg in model.peft_config.items():
-            if getattr(cfg, "peft_type", None) is None or cfg.peft_type.value != "LORA":
+            peft_type: Any = getattr(cfg, "peft_type", None)  # a PeftType enum
+            if peft_type is None or peft_type.value != "LORA":
                 raise MergeError(f"adapter {name!r} is {cfg.peft_type}, not LoRA; evaluate with --no-merge")
             if getattr(cfg, "use_dora", False):
                 raise MergeError(f"adapter {name!r} uses DoRA, which this merge does not fold; use --no-merge")
@@ -63,9 +71,10 @@ def merged_state_dict(model: Any, dtype: Any, *, fold_lora: bool = True) -> dict
             if not isinstance(inner, torch.nn.Linear) and not is_4bit(inner):
                 raise MergeError(f"LoRA on {name} ({type(inner).__name__}) is not a linear layer; use --no-merge")
             weight = dense_weight(inner).float()
-            for adapter in module.active_adapters if fold_lora else ():
-                if adapter in module.lora_A:
-                    weight = weight + module.get_delta_weight(adapter).float()
+            lora: Any = module  # the LoraLayer subclasses (Linear, Linear4bit, ...) compute the delta
+            for adapter in lora.active_adapters if fold_lora else ():
+                if adapter in lora.lora_A:
+                    weight = weight + lora.get_delta_weight(adapter).float()
         elif is_4bit(module):
             inner, weight = module, dense_weight(module)
         else:
@@ -87,18 +96,18 @@ def merge_to_dense(model: Any, dtype: Any = None, *, fold_lora: bool = True) -> 
     compute base + LoRA unmerged, with dense base matmuls).
     """
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    base = base_model(model)
     dtype = dtype or _compute_dtype(base)
     state = merged_state_dict(model, dtype, fold_lora=fold_lora)
     config = copy.deepcopy(base.config)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     config.dtype = dtype
+    auto: Any = AutoModelForCausalLM  # from_config is untyped
     with torch.device("meta"):
-        dense = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        dense = auto.from_config(config, dtype=dtype)
     dense.load_state_dict(state, strict=True, assign=True)
     buffers = dict(base.named_buffers())
     for name, _ in list(dense.named_buffers()):  # rotary tables etc. are not in the state dict
@@ -140,9 +149,8 @@ class Top1:
 def top1_predictions(model: Any, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[Top1]:
     """The argmax next token at every position of each sequence (logits computed in float32)."""
     import torch
-    from peft import PeftModel
 
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    base = base_model(model)
     device = next(model.parameters()).device
     head = dense_weight(base.get_output_embeddings()).float()
     out: list[Top1] = []

@@ -23,6 +23,9 @@ import yaml
 from sqlite_utils import Database
 
 from db.examples import content_hash
+from db.examples_read import content_hashes
+from db.export_records import export_record
+from db.runs import list_runs
 from pipeline.evaluate.prompts import split_user_prompt
 
 CONFIG_NAMES = ("nlistral_train_config.json", "nlistral_train_config.yaml", "config.yaml")
@@ -87,8 +90,8 @@ def data_sources(db: Database, adapter: Path, notes: list[str]) -> Iterator[Data
 
 
 def _train_configs(db: Database, adapter: Path, notes: list[str]) -> Iterator[dict[str, Any]]:
-    for row in db.execute("SELECT config, artifacts FROM runs WHERE kind = 'train' ORDER BY id").fetchall():
-        config, artifacts = (json.loads(v or "{}") for v in row)
+    for run in reversed(list_runs(db, "train")):  # oldest first
+        config, artifacts = run["config"], run["artifacts"]
         if any(_same_path(v, adapter) for v in _strings(artifacts)) or any(
                 _same_path(v, adapter) for v in _strings(config)):
             yield config
@@ -125,9 +128,9 @@ def _files_in(db: Database, value: Any, key: str | None) -> Iterator[DataSource]
 
 
 def _export_file(db: Database, export_id: int, role: str) -> Iterator[DataSource]:
-    row = db.execute("SELECT path FROM exports WHERE id = ?", [export_id]).fetchone()
-    if row and Path(row[0]).is_file():
-        yield DataSource(role, Path(row[0]).resolve())
+    record = export_record(db, export_id)
+    if record and Path(record.path).is_file():
+        yield DataSource(role, Path(record.path).resolve())
 
 
 def source_hashes(db: Database, path: Path, notes: list[str]) -> set[str]:
@@ -140,7 +143,7 @@ def source_hashes(db: Database, path: Path, notes: list[str]) -> set[str]:
             data = {}
         hashes = set(data.get("content_hashes") or [])
         ids = [int(i) for i in data.get("example_ids") or []]
-        hashes |= _hashes_of_ids(db, ids)
+        hashes |= content_hashes(db, ids)
         if hashes:
             return hashes
     hashes, unread = set(), 0
@@ -156,15 +159,6 @@ def source_hashes(db: Database, path: Path, notes: list[str]) -> set[str]:
     if unread:
         notes.append(f"{path}: {unread} records name no premise/hypothesis; they were not checked for overlap")
     return hashes
-
-
-def _hashes_of_ids(db: Database, ids: list[int]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        found |= {r[0] for r in db.execute(f"SELECT content_hash FROM examples WHERE id IN ({marks})", chunk)}
-    return found
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
@@ -183,8 +177,9 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
 
 def record_hash(record: dict[str, Any]) -> str | None:
     """The content hash of a record's pair (its own field, its fields, or its prompt), else None."""
-    if isinstance(record.get("content_hash"), str):
-        return record["content_hash"]
+    own = record.get("content_hash")
+    if isinstance(own, str):
+        return own
     if isinstance(record.get("premise"), str) and isinstance(record.get("hypothesis"), str):
         return content_hash(record["premise"], record["hypothesis"])
     for text in _prompt_texts(record):

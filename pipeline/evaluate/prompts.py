@@ -50,7 +50,7 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     The prompt strings carry a literal "<s>", so (as in pipeline/train/data.py) the tokenizer must
     not add another; a tokenizer that does not read "<s>" as its BOS token is refused.
     """
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     if bos is None or not ids or ids[0] != bos or ids.count(bos) != 1:
         raise ValueError(f"the prompt must encode to exactly one BOS at the start, found {ids.count(bos)} "

@@ -1,22 +1,26 @@
 """`nlistral evaluate`: select examples, generate in batches, store predictions, resume, report metrics."""
 from __future__ import annotations
 
+import functools
 import json
 import os
-import random
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlite_utils import Database
 
+from db import predictions
+from db.examples_read import labelled_examples
 from db.generations import add_generations, dedupe_key
 from db.records import Example
 from db.runs import finish_run, get_run, reopen_run, start_run
+from db.scope import Scope
 from db.tx import when_unlocked
-from pipeline.errors import PipelineError
+from pipeline.evaluate.earlier_runs import resumable_run, shuffled_thoughts
+from pipeline.evaluate.errors import EvaluationError
 from pipeline.evaluate.loading import LoadedModel, load_model
 from pipeline.evaluate.overlap import find_overlaps
 from pipeline.evaluate.prompts import (
@@ -25,15 +29,11 @@ from pipeline.evaluate.prompts import (
     prompt_text,
     prompt_version,
 )
-from pipeline.evaluate.summary import summarize
+from pipeline.evaluate.summary import EvalSummary, RunSummary, summarize
 from pipeline.parsing import parse_prediction
 
 Loader = Callable[..., LoadedModel]
 SHUFFLE_MAX_NEW_TOKENS = 8  # the label and the closing brace
-
-
-class EvaluationError(PipelineError, ValueError):
-    """The evaluation cannot run as asked (the message says how to fix it)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class EvalResult:
     run_id: int
     resumed: bool
     generated_now: int
-    summary: dict[str, Any]
+    summary: RunSummary
     json_path: Path
     warnings: list[str]
 
@@ -86,63 +86,7 @@ class EvalResult:
 def select_examples(db: Database, datasets: Sequence[str], splits: Sequence[str],
                     limit: int | None) -> tuple[list[Example], int]:
     """Labelled examples of the datasets/splits (all when empty), by id; and how many unlabelled were left out."""
-    where, args = ["1"], []
-    for column, values in (("dataset", datasets), ("split", splits)):
-        if values:
-            where.append(f"{column} IN ({','.join('?' * len(values))})")
-            args.extend(values)
-    sql = " AND ".join(where)
-    unlabelled = db.execute(f"SELECT count(*) FROM examples WHERE {sql} AND gold_label IS NULL", args).fetchone()[0]
-    rows = db.query(f"SELECT * FROM examples WHERE {sql} AND gold_label IS NOT NULL ORDER BY id"
-                    + (" LIMIT ?" if limit else ""), [*args, limit] if limit else args)
-    return [Example.from_row(r) for r in rows], unlabelled
-
-
-def resumable_run(db: Database, identity: dict[str, Any]) -> int | None:
-    """The latest unfinished evaluate run with this identity that no live process runs, if any."""
-    for run_id, config in db.execute(
-            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status IN ('failed', 'cancelled', 'interrupted') "
-            "ORDER BY id DESC"):
-        stored = json.loads(config or "{}")
-        if {k: stored.get(k) for k in identity} == identity:
-            return int(run_id)
-    return None
-
-
-def shuffled_thoughts(db: Database, identity: dict[str, Any], examples: Sequence[Example],
-                      seed: int) -> dict[int, tuple[str, int, int]]:
-    """example id -> (thought, the example it was written for, its run): the model's own thoughts, deranged.
-
-    The thoughts come from the newest completed plain (CoT, unshuffled) evaluate run of the same
-    model on each example; every evaluated example gets one written for a different example.
-    """
-    same_model = {"adapter": identity["adapter"], "base": identity["base"]}
-    own: dict[int, tuple[str, int]] = {}
-    wanted = {e.id for e in examples}
-    for run_id, config in db.execute(
-            "SELECT id, config FROM runs WHERE kind = 'evaluate' AND status = 'completed' ORDER BY id DESC"):
-        stored = json.loads(config or "{}")
-        if ({k: stored.get(k) for k in same_model} != same_model or not stored.get("with_thought")
-                or stored.get("shuffle_thoughts")):
-            continue
-        for example_id, thought in db.execute(
-                "SELECT example_id, thought_process FROM generations WHERE run_id = ? AND kind = 'prediction' "
-                "AND thought_process IS NOT NULL AND trim(thought_process) != ''", [run_id]):
-            if example_id in wanted and example_id not in own:
-                own[example_id] = (thought, run_id)
-    pool = sorted(own)
-    if len(pool) < 2:
-        raise EvaluationError(
-            "--shuffle-thoughts needs the model's own thoughts on at least two of these examples: run "
-            "`nlistral evaluate` with the same --adapter/--base (without --shuffle-thoughts) on them first")
-    rng = random.Random(seed)
-    rng.shuffle(pool)
-    donor = {pool[k]: pool[(k + 1) % len(pool)] for k in range(len(pool))}  # a cycle: never itself
-    out = {}
-    for e in examples:
-        source = donor.get(e.id) or pool[rng.randrange(len(pool))]
-        out[e.id] = (own[source][0], source, own[source][1])
-    return out
+    return labelled_examples(db, Scope(tuple(datasets), tuple(splits), limit=limit or None))
 
 
 def run_evaluation(
@@ -171,17 +115,17 @@ def run_evaluation(
         notify(f"note: {line}")
     shuffled = shuffled_thoughts(db, identity, examples, options.seed) if options.shuffle_thoughts else {}
 
-    run_id = resumable_run(db, identity) if resume else None
-    resumed = run_id is not None
-    if resumed:
+    found = resumable_run(db, identity) if resume else None
+    resumed = found is not None
+    if found is not None:
+        run_id = found
         reopen_run(db, run_id)
         notify(f"Resuming evaluate run {run_id}.")
     else:
         if not resume and (older := resumable_run(db, identity)) is not None:
             notify(f"note: unfinished run {older} has the same settings; pass --resume to continue it instead.")
         run_id = start_run(db, "evaluate", {**identity, "examples": len(examples), "warnings": warnings})
-    done = {r[0] for r in db.execute(
-        "SELECT example_id FROM generations WHERE run_id = ? AND kind = 'prediction'", [run_id])}
+    done = predictions.predicted_ids(db, run_id)
     todo = [e for e in examples if e.id not in done]
     progress(len(examples) - len(todo), len(examples))
     generated = 0
@@ -189,11 +133,10 @@ def run_evaluation(
         if todo:
             generated = _generate_and_store(db, run_id, options, identity, todo, shuffled, loader,
                                             lambda n: progress(len(examples) - len(todo) + n, len(examples)))
-        summary = summarize(db, run_id)
-        summary.update(run_id=run_id, model=identity["adapter"] or identity["base"], config=identity,
-                       warnings=warnings, notes=notes, unlabelled_left_out=unlabelled)
+        summary = RunSummary(**summarize(db, run_id), run_id=run_id, model=identity["adapter"] or identity["base"],
+                             config=identity, warnings=warnings, notes=notes, unlabelled_left_out=unlabelled)
         path = json_path or Path("runs") / f"evaluate-{run_id}.json"
-        write_json(path, summary)
+        write_json(path, cast(dict[str, Any], summary))
         finish_run(db, run_id, "completed", metrics={k: v for k, v in summary.items() if k != "config"},
                    artifacts={"metrics_json": str(path.resolve()), "adapter": identity["adapter"]})
     except BaseException as exc:
@@ -237,7 +180,7 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
             })
         # One commit per batch: an interruption loses at most the batch in flight. add_generations is
         # one transaction; it waits while another process (a large import) holds the write lock.
-        when_unlocked(lambda: add_generations(db, rows))
+        when_unlocked(functools.partial(add_generations, db, rows))
         stored += len(rows)
         progress(stored)
     return stored
@@ -256,9 +199,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def run_summary(db: Database, run_id: int) -> dict[str, Any]:
+def run_summary(db: Database, run_id: int) -> EvalSummary:
     """The stored summary of a completed evaluate run (its metrics row), or the live one for others."""
     run = get_run(db, run_id)
     if run["kind"] != "evaluate":
         raise EvaluationError(f"run {run_id} is of kind {run['kind']}, not an evaluate run")
-    return run["metrics"] if run["status"] == "completed" and run["metrics"] else summarize(db, run_id)
+    if run["status"] == "completed" and run["metrics"]:
+        return cast(EvalSummary, run["metrics"])
+    return summarize(db, run_id)

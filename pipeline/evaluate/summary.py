@@ -1,67 +1,92 @@
-"""The metrics of one evaluate run, computed from its stored predictions (so a resumed run counts all)."""
+"""The metrics of one evaluate run, computed from its stored predictions (so a resumed run counts all).
+
+A summary travels as a typed dict (EvalSummary): the same object is written to the metrics JSON,
+stored as the run's metrics and shown by `nlistral evaluate`, so its keys are the JSON's keys.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlite_utils import Database
 
+from db import predictions
+from db.tallies import length_bucket_names
 from pipeline.metrics import BinaryMetrics
-from pipeline.stats import length_bucket_names, length_bucket_sql
 
 NO_THOUGHT = "no thought"
 
 
+class LengthBucket(TypedDict):
+    """Accuracy on the predictions whose thought is of one word-length bucket."""
+
+    bucket: str
+    examples: int
+    accuracy: float | None
+
+
+class Speed(TypedDict):
+    """Tokens and decoding time of a run's predictions."""
+
+    prompt_tokens: int
+    generated_tokens: int
+    generation_seconds: float
+    generated_tokens_per_s: float | None
+    examples_per_s: float | None
+
+
+class EvalSummary(TypedDict):
+    """What summarize computes from a run's predictions."""
+
+    predictions: int
+    metrics: dict[str, Any]  # BinaryMetrics.as_dict()
+    parse_status: dict[str, int]  # ok, repaired, failed
+    stop_reasons: dict[str, int]
+    by_thought_length: list[LengthBucket]
+    speed: Speed
+
+
+class RunSummary(EvalSummary, total=False):
+    """A finished evaluate call's summary: the metrics plus what was run, and what to know about it."""
+
+    run_id: int
+    model: str
+    config: dict[str, Any]  # EvalOptions.identity()
+    warnings: list[str]
+    notes: list[str]
+    unlabelled_left_out: int
+
+
 def prediction_pairs(db: Database, run_id: int) -> list[tuple[int, int | None]]:
     """(gold, predicted) for each labelled example of the run; predicted None where parsing failed."""
-    return [
-        (gold, None if status == "failed" else label)
-        for gold, label, status in db.execute(
-            "SELECT e.gold_label, g.predicted_label, g.parse_status FROM generations g "
-            "JOIN examples e ON e.id = g.example_id "
-            "WHERE g.run_id = ? AND g.kind = 'prediction' AND e.gold_label IS NOT NULL", [run_id])
-    ]
+    return [(gold, None if status == "failed" else label) for gold, label, status in predictions.outcomes(db, run_id)]
 
 
-def by_thought_length(db: Database, run_id: int) -> list[dict[str, Any]]:
-    """Accuracy by the word length of the model's own thought (pipeline.stats buckets; failed = wrong)."""
-    rows = db.execute(
-        f"SELECT CASE WHEN g.thought_process IS NULL OR trim(g.thought_process) = '' THEN '{NO_THOUGHT}' "
-        f"ELSE {length_bucket_sql()} END AS b, count(*), "
-        "sum(g.parse_status != 'failed' AND g.predicted_label = e.gold_label) "
-        "FROM generations g JOIN examples e ON e.id = g.example_id "
-        "WHERE g.run_id = ? AND g.kind = 'prediction' AND e.gold_label IS NOT NULL GROUP BY b", [run_id]
-    ).fetchall()
+def by_thought_length(db: Database, run_id: int) -> list[LengthBucket]:
+    """Accuracy by the word length of the model's own thought (db.tallies' buckets; failed = wrong)."""
     order = {name: i for i, name in enumerate([*length_bucket_names(), NO_THOUGHT])}
-    return sorted(
-        ({"bucket": b, "examples": n, "accuracy": (c or 0) / n if n else None} for b, n, c in rows),
-        key=lambda r: order[r["bucket"]],
-    )
+    rows = predictions.accuracy_by_thought_length(db, run_id, NO_THOUGHT)
+    return sorted((LengthBucket(bucket=b, examples=n, accuracy=right / n if n else None) for b, n, right in rows),
+                  key=lambda r: order[r["bucket"]])
 
 
-def summarize(db: Database, run_id: int) -> dict[str, Any]:
+def summarize(db: Database, run_id: int) -> EvalSummary:
     """Metrics, confusion, parse accounting, accuracy by thought length and speed of one run."""
     metrics = BinaryMetrics.from_pairs(prediction_pairs(db, run_id))
-    parse = dict(db.execute(
-        "SELECT parse_status, count(*) FROM generations WHERE run_id = ? AND kind = 'prediction' GROUP BY 1",
-        [run_id]).fetchall())
-    stops = dict(db.execute(
-        "SELECT coalesce(json_extract(params, '$.stop'), 'unknown'), count(*) FROM generations "
-        "WHERE run_id = ? AND kind = 'prediction' GROUP BY 1", [run_id]).fetchall())
-    n, tokens_in, tokens_out, ms = db.execute(
-        "SELECT count(*), sum(tokens_in), sum(tokens_out), sum(latency_ms) FROM generations "
-        "WHERE run_id = ? AND kind = 'prediction'", [run_id]).fetchone()
-    seconds = (ms or 0) / 1000
-    return {
-        "predictions": n,
-        "metrics": metrics.as_dict(),
-        "parse_status": {s: parse.get(s, 0) for s in ("ok", "repaired", "failed")},
-        "stop_reasons": stops,
-        "by_thought_length": by_thought_length(db, run_id),
-        "speed": {
-            "prompt_tokens": tokens_in or 0,
-            "generated_tokens": tokens_out or 0,
-            "generation_seconds": round(seconds, 3),
-            "generated_tokens_per_s": round(tokens_out / seconds, 1) if seconds and tokens_out else None,
-            "examples_per_s": round(n / seconds, 3) if seconds else None,
-        },
-    }
+    parse = predictions.parse_counts(db, run_id)
+    totals = predictions.totals(db, run_id)
+    n, tokens_out = totals.predictions, totals.tokens_out
+    seconds = (totals.latency_ms or 0) / 1000
+    return EvalSummary(
+        predictions=n,
+        metrics=metrics.as_dict(),
+        parse_status={s: parse.get(s, 0) for s in ("ok", "repaired", "failed")},
+        stop_reasons=predictions.stop_counts(db, run_id),
+        by_thought_length=by_thought_length(db, run_id),
+        speed=Speed(
+            prompt_tokens=totals.tokens_in or 0,
+            generated_tokens=tokens_out or 0,
+            generation_seconds=round(seconds, 3),
+            generated_tokens_per_s=round(tokens_out / seconds, 1) if seconds and tokens_out else None,
+            examples_per_s=round(n / seconds, 3) if seconds else None,
+        ),
+    )

@@ -14,7 +14,7 @@ pipeline/importing/layouts.py) or the one `columns` names.
 Text is stored exactly as given. A whole import is one transaction: bad input writes nothing,
 unless `skip_bad`, which imports the good rows and writes the rejected ones to a report.
 """
-from pipeline.importing.core import ImportReport, import_file, store_file
+from pipeline.importing.core import ImportReport, import_file
 from pipeline.importing.errors import BadOption, BadRow, ImportFailed, ReportFailed
 from pipeline.importing.names import choose_names, default_names
 from pipeline.importing.plan import FORMATS, ImportPlan, plan_import
@@ -27,4 +27,4 @@ from pipeline.importing.rejected import (
 
 __all__ = ["FORMATS", "BadOption", "BadRow", "ImportFailed", "ImportPlan", "ImportReport", "ReportFailed",
            "check_report", "choose_names", "default_names", "default_report_path", "detect_format", "import_file",
-           "plan_import", "store_file", "write_rejected"]
+           "plan_import", "write_rejected"]

@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from db.examples import NewExample, content_hash, ids_by_source, insert_examples
+from db.examples import NewExample, content_hash, ids_by_source, insert_examples, stored_pair
 from db.generations import add_generations, dedupe_key
+from db.paths import store_path
 from db.runs import finish_run, start_run
 from db.staging import StagedRows, stage_rows
+from db.thoughts import thought_with_text
 from db.tx import when_unlocked, write_tx
 from pipeline.importing.errors import (
     BadRow,
@@ -35,6 +37,7 @@ from pipeline.importing.validate import (
     inconsistent,
     pair,
 )
+from pipeline.labels import LabelMap
 
 Progress = Callable[[int], None]
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -61,11 +64,6 @@ class ImportReport:
     names: Names | None = None  # where dataset and split came from
 
 
-def store_file(db: Database) -> Path:
-    """The file of the store db is connected to."""
-    return Path(db.execute("PRAGMA database_list").fetchone()[2])
-
-
 def import_file(
     db: Database,
     path: str | Path,
@@ -74,7 +72,7 @@ def import_file(
     split: str | None = None,
     fmt: str = "auto",
     model: str | None = None,
-    label_map: dict[str, int] | None = None,
+    label_map: LabelMap | None = None,
     columns: str | None = None,
     skip_bad: bool = False,
     unlabelled: bool = False,
@@ -93,7 +91,7 @@ def import_file(
     pending = None
     if skip_bad:
         report_path = report_path or default_report_path(plan.path)
-        check_report(report_path, store=store_file(db), source=plan.path)
+        check_report(report_path, store=store_path(db), source=plan.path)
         pending = PendingReport(report_path)
     outer = db.conn.in_transaction
     try:
@@ -105,7 +103,7 @@ def import_file(
             db.conn.rollback()
         why = _write_failure(exc)
         if why:
-            raise ImportFailed(plan.path, [], f"{store_file(db)}: {why} while importing {plan.path} ({exc}); "
+            raise ImportFailed(plan.path, [], f"{store_path(db)}: {why} while importing {plan.path} ({exc}); "
                                "nothing was imported (an import is one transaction). Free some space on that "
                                "disk (or raise the limit: `ulimit -f`), then run the same command again.") from None
         raise
@@ -146,9 +144,9 @@ def _import_once(db: Database, plan: ImportPlan, skip_bad: bool, pending: Pendin
     bad: list[BadRow] = []
     skipped: list[int] = []
     with write_tx(db):
-        run_id = start_run(db, "import", {"path": _storable(str(path)), "format": plan.format, "dataset": target.dataset,
-                                          "split": target.split, "model": target.model, "skip_bad": skip_bad,
-                                          "layout": target.layout.name})
+        run_id = start_run(db, "import", {"path": _storable(str(path)), "format": plan.format,
+                                          "dataset": target.dataset, "split": target.split, "model": target.model,
+                                          "skip_bad": skip_bad, "layout": target.layout.name})
         if plan.format == "seed-reflections":
             records = jsonl_records(path, text_lines(path), target.label_fields)
             _import_reflections(db, records, report, target, run_id, bad, skipped)
@@ -240,18 +238,15 @@ def _reflection_fields(db: Database, rec: Record, example: NewExample, ids: dict
     if example_id is None:
         raise RowProblem(f"reflection for unknown example id {example.source_id} in {where}",
                          "import the examples (or the thoughts file) first, with the same --dataset and --split")
-    stored = db.execute("SELECT content_hash, gold_label FROM examples WHERE id = ?", [example_id]).fetchone()
-    if stored[0] != content_hash(example.premise, example.hypothesis):
+    stored_hash, stored_gold = stored_pair(db, example_id)
+    if stored_hash != content_hash(example.premise, example.hypothesis):
         raise RowProblem(f"premise/hypothesis differ from example id {example.source_id} in {where}",
                          "check that the reflection file belongs to this dataset and split")
-    if stored[1] != example.gold_label:
-        raise RowProblem(f"true_label {example.gold_label} differs from the stored gold label {stored[1]}",
+    if stored_gold != example.gold_label:
+        raise RowProblem(f"true_label {example.gold_label} differs from the stored gold label {stored_gold}",
                          "check that the reflection file belongs to this dataset and split")
     flawed = rec.data.get("thought_process")
-    parent = db.execute(
-        "SELECT max(id) FROM generations WHERE example_id = ? AND kind = 'thought' AND thought_process = ?",
-        [example_id, flawed],
-    ).fetchone()[0]
+    parent = thought_with_text(db, example_id, flawed)
     if parent is None:
         raise RowProblem(f"no stored thought of example id {example.source_id} matches this reflection's "
                          "thought_process", "import the thoughts file first (the reflection is linked to the "
@@ -264,7 +259,8 @@ def _reflection_fields(db: Database, rec: Record, example: NewExample, ids: dict
     if not (isinstance(analysis, str) and analysis.strip()):
         problems.append("missing error_analysis")
     ok = label is not None
-    flags = (["label_not_gold"] if label is not None and label != example.gold_label else []) + inconsistent(improved, label)
+    not_gold = ["label_not_gold"] if label is not None and label != example.gold_label else []
+    flags = not_gold + inconsistent(improved, label)
     fields = {
         "example_id": example_id,
         "kind": "reflection",

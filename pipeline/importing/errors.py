@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, UsageError
 from pipeline.labels import THREE_CLASS, THREE_CLASS_FIX
 
 MAX_SHOWN = 5
@@ -58,7 +58,7 @@ class NoGold(PipelineError):
     """A row whose gold label says the annotators reached no consensus (SNLI's `-`): skipped and counted."""
 
 
-class BadOption(PipelineError):
+class BadOption(UsageError):
     """A command-line option cannot work with this file (exit 2); str() says which option and the fix."""
 
     def __init__(self, option: str, message: str):

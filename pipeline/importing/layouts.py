@@ -12,11 +12,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from pipeline.importing.errors import BadOption
+from pipeline.labels import LabelMap
 
 ROLES = ("premise", "hypothesis", "label", "id")
 # Rows whose gold label is one of these have none: skipped and counted, never guessed.
 NO_CONSENSUS = frozenset({"-", ""})
-_NLI3 = {"entailment": 1, "neutral": 0, "contradiction": 0}
+_NLI3: LabelMap = {"entailment": 1, "neutral": 0, "contradiction": 0}
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Layout:
     label: str = "label"
     id: str | None = "id"
     # The layout's own label names (mapped without --label-map; numbers are then refused as ambiguous).
-    labels: dict[str, int] | None = None
+    labels: LabelMap | None = None
     no_consensus: frozenset[str] = field(default_factory=frozenset)
 
     def describe(self) -> str:

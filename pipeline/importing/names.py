@@ -20,7 +20,7 @@ SPLIT_WORDS = {
     "dev": "dev", "development": "dev", "validation": "dev", "valid": "dev", "val": "dev", "trial": "dev",
     "test": "test",
 }
-_STAGE_SUFFIX = re.compile(r"[_.\- ](thoughts?|reflections?)$", re.I)
+_STAGE_SUFFIX = re.compile(r"[_.\- ](thoughts?|reflections?)$", re.IGNORECASE)
 _WORDS = re.compile(r"([_.\- ]+)")
 
 
@@ -46,7 +46,7 @@ def choose_names(path: Path, dataset: str | None = None, split: str | None = Non
     parts = _WORDS.split(stem)  # words at even indexes, separators between them
     found = [i for i in range(0, len(parts), 2) if parts[i].lower() in SPLIT_WORDS]
     held_out = [i for i in found if SPLIT_WORDS[parts[i].lower()] != "train"]
-    chosen = (held_out or found or [None])[-1]
+    chosen = (held_out or found)[-1] if found else None
     if chosen is None:
         guessed_dataset, guessed_split = stem, "train"
         split_source = "the default: the file name names no split"

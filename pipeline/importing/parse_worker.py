@@ -1,14 +1,13 @@
 """The parser process of a large import (see pipeline/importing/parallel.py); run with -m."""
 from __future__ import annotations
 
-import pickle
 import signal
-import sys
 from pathlib import Path
 
+from db.pipe import Sender, job_and_stream
 from db.staging import stage_rows
 from pipeline.importing.errors import BadRow, ImportFailed
-from pipeline.importing.parallel import send
+from pipeline.importing.parallel import AHEAD
 from pipeline.importing.readers import file_records
 from pipeline.importing.validate import example_batches
 
@@ -18,17 +17,19 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the importing process decides (it rolls back and
     # stops this one), so this one does not die with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = sys.stdout.buffer
-    path, fmt, target = pickle.loads(sys.stdin.buffer.read())
+    (path, fmt, target), out = job_and_stream()
+    sender = Sender(out, AHEAD)
     file = Path(path)
     try:
         bad: list[BadRow] = []
         skipped: list[int] = []
         for batch in example_batches(file_records(file, fmt, target), target, bad, skipped):
-            send(out, ("rows", stage_rows(batch)))
-        send(out, ("done", (bad, skipped)))
+            sender.send("rows", stage_rows(batch))
+        sender.send("done", (bad, skipped))
     except ImportFailed as exc:
-        send(out, ("failed", str(exc)))
+        sender.send("failed", str(exc))
+    finally:
+        sender.close()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pipeline.importing.readers import (
     is_unicode,
 )
 from pipeline.importing.validate import Target
+from pipeline.labels import LabelMap
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "seed-thoughts", "seed-reflections")
 
@@ -49,7 +50,7 @@ class ImportPlan:
 
 
 def plan_import(path: str | Path, *, fmt: str = "auto", dataset: str | None = None, split: str | None = None,
-                model: str | None = None, label_map: dict[str, int] | None = None, columns: str | None = None,
+                model: str | None = None, label_map: LabelMap | None = None, columns: str | None = None,
                 unlabelled: bool = False) -> ImportPlan:
     """Check the options against the file; ImportFailed (the file) or BadOption (an option) says what is wrong."""
     path = Path(path)

@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ class Record:
     For CSV the dict and the raw text are built only when a row needs the slow path.
     """
 
-    __slots__ = ("line", "index", "_data", "values", "names", "_raw")
+    __slots__ = ("_data", "_raw", "index", "line", "names", "values")
 
     def __init__(self, line: int, index: int, data: dict[str, Any] | None, raw: str = "",
                  values: list[str] | None = None, names: list[str] | None = None):
@@ -63,7 +63,7 @@ def check_path(path: Path) -> None:
         raise ImportFailed(path, [], f"{path}: is a directory; give the path of a CSV or JSON Lines file.")
 
 
-def text_lines(path: Path) -> Iterator[str]:
+def text_lines(path: Path) -> Generator[str, None, None]:
     """The file's lines, decoded as they are read (UTF-8, a BOM dropped), line ends kept.
 
     Only "\\n", "\\r\\n" and "\\r" end a line (as csv wants, and as JSON Lines means: JSON strings
@@ -192,7 +192,8 @@ def csv_records(path: Path, lines: Iterable[str], target: Target, fmt: str = "cs
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFailed(path, [], f"{path}: the file is empty; expected a header premise,hypothesis,label.") from None
+        raise ImportFailed(path, [], f"{path}: the file is empty; expected a header premise,hypothesis,label."
+                           ) from None
     except csv.Error as exc:
         raise ImportFailed(path, [], f"{path}:1: cannot read the header: {exc}.") from None
     names = [h.strip() for h in header]

@@ -49,7 +49,8 @@ class Target:
         return exact
 
     def gold(self, value: object) -> int:
-        """The 0/1 gold label of a value; RowProblem, or NoGold for a no-consensus label (or one the map says has none)."""
+        """The 0/1 gold label of a value; RowProblem, or NoGold for a no-consensus label (or one the map says
+        has none)."""
         if type(value) is int or type(value) is str:  # exactly: True == 1 and 1.0 == 1 as dict keys
             label = self.exact_labels.get(value)
             if label is not None:

@@ -1,7 +1,8 @@
 """Training: QLoRA SFT, a label-only baseline and DPO (Cal-DPO, Dr-DPO), driven by `nlistral train`.
 
 Modules: config (the TrainConfig dataclass, YAML + --set, checks), data (export files -> token
-rows), model (loading, LoRA, adapter checks), attention (varlen flash for packed batches), sft,
+rows), model (loading, LoRA, adapter checks), attention (varlen flash for packed batches; its GPU
+self-check for benchmarks in attention_check), sft,
 dpo + losses, tracking (JSONL / TensorBoard / tokens per second), runner (one run end to end),
 hardware (CUDA, bitsandbytes, DDP rank).
 
@@ -34,8 +35,8 @@ train_log.jsonl: one JSON object per line, each with "time" (UTC ISO-8601) and "
 
 runs table row (db/runs.py, kind "train"): config = the resolved config plus "export" and
 "eval_export" ({"path", "sha256", "export_id"}), "log_path", "resume", "hardware"; status running ->
-completed | failed | cancelled | interrupted (process killed); metrics = {"train_examples", "eval_examples", "dropped_overlong",
-["dropped_disagreeing"], "train_loss", "eval_loss" (the last evaluation), "best_eval_loss" (the
+completed | failed | cancelled | interrupted (process killed); metrics = {"train_examples", "eval_examples",
+"dropped_overlong", ["dropped_disagreeing"], "train_loss", "eval_loss" (the last evaluation), "best_eval_loss" (the
 lowest; with early stopping on, the saved adapter is that checkpoint's), "global_step", "epoch",
 "train_runtime_s", "tokens_per_s", "tokens", "export_sha256", "peak_gpu_gib" (CUDA), "adapter_mb",
 "adapter_tensors"} (a cancelled run: the counts, "global_step" and "resume_from", the checkpoint

@@ -10,6 +10,7 @@ On CPU the kernel is a per-example SDPA loop: slow, but it lets the tests check 
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 NAME = "nlistral_varlen"
@@ -27,30 +28,30 @@ def register() -> str:
 
 
 def varlen_attention_forward(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
-                             dropout: float = 0.0, scaling: float | None = None, **kwargs: Any):
+                             dropout: float = 0.0, scaling: float | None = None,
+                             **kwargs: Any) -> tuple[Any, Any]:
     """transformers attention signature: q/k/v are (batch, heads, seq, dim); returns (batch, seq, heads, dim)."""
+    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    cu_q, cu_k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
+    cu_q: Any = kwargs.get("cu_seq_lens_q")
+    cu_k: Any = kwargs.get("cu_seq_lens_k")
     window = kwargs.get("sliding_window") or getattr(module.config, "sliding_window", None)
-    max_q, max_k = kwargs.get("max_length_q"), kwargs.get("max_length_k")
+    max_q: Any = kwargs.get("max_length_q")
+    max_k: Any = kwargs.get("max_length_k")
     if cu_q is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or (window and max_k > window):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        fallback: tuple[Any, Any] = sdpa_attention_forward(module, query, key, value, attention_mask,
+                                                           dropout=dropout, scaling=scaling, **kwargs)
+        return fallback
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, dim)
-    kernel = _flash_varlen if q.is_cuda else _reference_varlen
-    out = kernel(q, k, v, cu_q.to(q.device, dtype=_int32()), cu_k.to(q.device, dtype=_int32()),
+    kernel = flash_varlen if q.is_cuda else reference_varlen
+    out = kernel(q, k, v, cu_q.to(q.device, dtype=torch.int32), cu_k.to(q.device, dtype=torch.int32),
                  int(max_q), int(max_k), scaling)
     return out.unsqueeze(0), None
 
 
-def _int32():
-    import torch
-
-    return torch.int32
-
-
-def _flash_varlen(q, k, v, cu_q, cu_k, max_q: int, max_k: int, scale: float | None):
+def flash_varlen(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int,
+                 scale: float | None) -> Any:
     """PyTorch's FlashAttention-2 varlen forward (differentiable: autograd has its backward)."""
     import torch
 
@@ -59,7 +60,8 @@ def _flash_varlen(q, k, v, cu_q, cu_k, max_q: int, max_k: int, scale: float | No
     return out[0]
 
 
-def _reference_varlen(q, k, v, cu_q, cu_k, max_q: int, max_k: int, scale: float | None):
+def reference_varlen(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int,
+                     scale: float | None) -> Any:
     """The same function, one SDPA call per example: the CPU path and the GPU self-check's reference."""
     import torch
     import torch.nn.functional as F
@@ -67,31 +69,8 @@ def _reference_varlen(q, k, v, cu_q, cu_k, max_q: int, max_k: int, scale: float 
     groups = q.shape[1] // k.shape[1]
     bounds = cu_q.tolist()
     pieces = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         qs, ks, vs = (t[start:end].transpose(0, 1).unsqueeze(0) for t in (q, k, v))
         ks, vs = ks.repeat_interleave(groups, dim=1), vs.repeat_interleave(groups, dim=1)
         pieces.append(F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale)[0].transpose(0, 1))
     return torch.cat(pieces, dim=0)
-
-
-def self_check(device: str = "cuda") -> float:
-    """Max relative error of the flash varlen path against the per-example reference (forward and grads)."""
-    import torch
-
-    torch.manual_seed(0)
-    lengths = [37, 300, 1, 129]
-    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device=device)
-    total, errors = sum(lengths), []
-    inputs = [torch.randn(total, h, 128, device=device, dtype=torch.bfloat16, requires_grad=True)
-              for h in (32, 8, 8)]
-    grad = torch.randn(total, 32, 128, device=device, dtype=torch.bfloat16)
-    results = []
-    for kernel in (_flash_varlen, _reference_varlen):
-        for t in inputs:
-            t.grad = None
-        out = kernel(*inputs, cu, cu, max(lengths), max(lengths), None)
-        out.backward(grad)
-        results.append([out.detach().float()] + [t.grad.float() for t in inputs])
-    for fast, ref in zip(*results):
-        errors.append(((fast - ref).norm() / ref.norm()).item())
-    return max(errors)

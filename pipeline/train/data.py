@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
+from db.export_records import export_record, newest_export_with, store_folder
 from exports import formats
 from pipeline.errors import PipelineError
 
 IGNORE = -100
+Row = dict[str, list[int]]  # one encoded example: token id lists by column (input_ids, labels, prompt_ids, ...)
 
 
 class DataError(PipelineError):
@@ -63,7 +67,7 @@ class PairRecord:
 class Encoded:
     """Token rows ready for a trainer, and what was left out."""
 
-    rows: list[dict[str, list[int]]]
+    rows: list[Row]
     dropped_ids: list[Any] = field(default_factory=list)  # longer than max_length
 
 
@@ -80,7 +84,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_source(spec: str, db: Any = None) -> Source:
+def resolve_source(spec: str, db: Database | None = None) -> Source:
     """An export file path, or an export id ("export:12" or "12") looked up in the exports table."""
     text = spec.strip()
     ref = text.removeprefix("export:")
@@ -91,30 +95,27 @@ def resolve_source(spec: str, db: Any = None) -> Source:
         raise DataError(f"{path}: no such export. Give a JSONL file (or --hf folder) written by `nlistral export`, "
                         "or an export id as export:ID (`nlistral exports` lists them).")
     sha = sha256_file(path)
-    export_id = None
-    if db is not None and "exports" in db.table_names():
-        row = next(iter(db.query("SELECT id FROM exports WHERE sha256 = ? ORDER BY id DESC LIMIT 1", [sha])), None)
-        export_id = row["id"] if row else None
+    export_id = newest_export_with(db, sha) if db is not None else None
     return Source(path=path, sha256=sha, export_id=export_id)
 
 
-def _source_from_db(export_id: int, db: Any) -> Source:
+def _source_from_db(export_id: int, db: Database | None) -> Source:
     if db is None:
         raise DataError(f"export:{export_id}: an export id needs the database (--db)")
-    row = next(iter(db.query("SELECT path, sha256 FROM exports WHERE id = ?", [export_id])), None)
-    if row is None:
+    record = export_record(db, export_id)
+    if record is None:
         raise DataError(f"export:{export_id}: no export with that id in the database; "
                         "`nlistral export` lists what it writes")
-    path = Path(row["path"])
-    if not path.is_absolute() and not path.exists() and db.conn is not None:
-        beside_db = Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).parent / path
+    path = Path(record.path)
+    if not path.is_absolute() and not path.exists():
+        beside_db = store_folder(db) / path
         path = beside_db if beside_db.exists() else path
     if not path.exists():
         raise DataError(f"export:{export_id}: its file {path} is gone; export again")
     sha = sha256_file(path)
-    if sha != row["sha256"]:
+    if sha != record.sha256:
         raise DataError(f"export:{export_id}: {path} changed since it was exported (sha256 {sha[:12]}… "
-                        f"!= recorded {row['sha256'][:12]}…); export again rather than train on an edited file")
+                        f"!= recorded {record.sha256[:12]}…); export again rather than train on an edited file")
     return Source(path=path, sha256=sha, export_id=export_id)
 
 
@@ -264,7 +265,8 @@ def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> 
 
 def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     # The text carries its own literal "<s>", so the tokenizer must not add another BOS.
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    ids: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return ids
 
 
 def _check_encoding(tokenizer: Any, where: str, head: list[int], full: list[int]) -> None:
@@ -277,7 +279,7 @@ def _check_encoding(tokenizer: Any, where: str, head: list[int], full: list[int]
                         "loss mask would be wrong; check the tokenizer (the prompt must end at [/INST])")
 
 
-def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+def split_eval(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
     """A seeded held-out share of rows (at least one row when fraction > 0 and there are 2 or more)."""
     if fraction <= 0 or len(rows) < 2:
         return rows, []

@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DPOTrainer
 from trl.trainer.utils import use_adapter
 
 from pipeline.train import losses
 from pipeline.train.arguments import common_arguments
 from pipeline.train.config import TrainConfig
+from pipeline.train.data import Row
 from pipeline.train.hardware import Hardware
 from pipeline.train.model import Plan, lora_config
 
@@ -30,7 +32,7 @@ class PreferenceTrainer(DPOTrainer):
         self.preference_loss, self.beta_prime = loss, beta_prime
         super().__init__(*args, **kwargs)
 
-    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         if "prompt_ids" in dataset.column_names:  # already tokenized by pipeline.train.data
             return dataset
         return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
@@ -43,12 +45,16 @@ class PreferenceTrainer(DPOTrainer):
         out = model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
         return out.log_probs[:, -(completion_mask.size(1) - 1):].sum(dim=1)  # zero on unlabelled positions
 
-    def _compute_loss(self, model, inputs, return_outputs):
+    def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+        # TRL's own loss and reference log-probabilities are untyped: called through Any.
+        trl_loss: Any = super()._compute_loss
         if self.preference_loss == "dpo":
-            return super()._compute_loss(model, inputs, return_outputs)
-        mode = "train" if self.model.training else "eval"
+            return trl_loss(model, inputs, return_outputs)
+        trained: Any = self.model
+        mode = "train" if trained.training else "eval"
         chosen_logps, rejected_logps = self.sequence_logps(model, inputs).chunk(2, dim=0)
-        ref_chosen, ref_rejected = self.compute_ref_log_probs(model, inputs)
+        reference_logps: Any = self.compute_ref_log_probs
+        ref_chosen, ref_rejected = reference_logps(model, inputs)
         chosen, rejected = chosen_logps - ref_chosen, rejected_logps - ref_rejected
         if self.preference_loss == "cal-dpo":
             loss = losses.cal_dpo_loss(chosen, rejected, self.beta).mean()
@@ -61,7 +67,7 @@ class PreferenceTrainer(DPOTrainer):
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return (loss, None) if return_outputs else loss
 
-    def _log_pair_metrics(self, mode: str, chosen, rejected, chosen_logps, rejected_logps) -> None:
+    def _log_pair_metrics(self, mode: str, chosen: Any, rejected: Any, chosen_logps: Any, rejected_logps: Any) -> None:
         gather = self.accelerator.gather_for_metrics
         rewards_c, rewards_r = gather(self.beta * chosen), gather(self.beta * rejected)
         metrics = self._metrics[mode]
@@ -79,7 +85,7 @@ class PreferenceTrainer(DPOTrainer):
 
 
 def build_dpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan: Plan, hw: Hardware,
-                      train_rows: list[dict], eval_rows: list[dict], checkpoints: Path,
+                      train_rows: list[Row], eval_rows: list[Row], checkpoints: Path,
                       callbacks: list[Any]) -> PreferenceTrainer:
     """A PreferenceTrainer with LoRA on `model`; the β warm-up callback is attached to it."""
     from datasets import Dataset
@@ -115,14 +121,14 @@ def drop_disagreeing(trainer: PreferenceTrainer, fraction: float) -> list[int]:
     import torch
     from torch.utils.data import DataLoader
 
-    dataset = trainer.train_dataset
+    dataset: Any = trainer.train_dataset  # a datasets.Dataset: build_dpo_trainer made it from rows
     n_drop = int(len(dataset) * fraction)
     if n_drop == 0:
         return []
     columns = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"])
     loader = DataLoader(columns, batch_size=trainer.args.per_device_eval_batch_size,
                         collate_fn=trainer.data_collator, shuffle=False)
-    model = trainer.model
+    model: Any = trainer.model  # the PEFT model
     was_training = model.training
     model.eval()
     scores: list[float] = []

@@ -1,9 +1,10 @@
 """What the machine offers for training: CUDA, bitsandbytes, the process's rank in a DDP launch."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
+
+from pipeline.quantization import bitsandbytes_installed
 
 
 def is_main_process() -> bool:
@@ -44,7 +45,7 @@ def detect() -> Hardware:
         cuda=cuda,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_count=torch.cuda.device_count() if cuda else 0,
-        bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
+        bitsandbytes=bitsandbytes_installed(),
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )

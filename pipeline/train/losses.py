@@ -63,8 +63,8 @@ class BetaWarmup(TrainerCallback):
         if self.trainer is not None:
             self.trainer.beta = beta_at(state.global_step, self.beta, self.beta_start, self.warmup_steps)
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(state)
 
-    def on_step_begin(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(state)

@@ -1,9 +1,9 @@
 """Loading the base model and tokenizer for training, and the LoRA config: one place for SFT and DPO.
 
 On CUDA with bitsandbytes the base is loaded in NF4 4-bit with double quantization and bf16
-compute (QLoRA); on CPU it is plain float32 LoRA, and the log says so. The tokenizer is never
-extended: padding reuses an existing token (<unk>, else </s>), so the embeddings keep their size
-and the adapter holds LoRA weights only.
+compute (QLoRA, set up in pipeline.quantization); on CPU it is plain float32 LoRA, and the log
+says so. The tokenizer is never extended: padding reuses an existing token (<unk>, else </s>), so
+the embeddings keep their size and the adapter holds LoRA weights only.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.quantization import nf4_load_kwargs
 from pipeline.train import attention
 from pipeline.train.config import TINY_MODEL, ConfigError, TrainConfig
 from pipeline.train.hardware import Hardware, is_main_process
@@ -94,16 +95,14 @@ def load_tokenizer(path: str) -> Any:
 def load_model(path: str, run_plan: Plan, hw: Hardware) -> Any:
     """The frozen base model, 4-bit on CUDA when planned, on this process's GPU."""
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if run_plan.bf16 else torch.float32,
                               "attn_implementation": run_plan.attention}
     if hw.cuda:
         kwargs["device_map"] = {"": hw.local_rank}
-    if run_plan.quantized:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
+    if run_plan.quantized:  # planned only on CUDA (bf16) with bitsandbytes present
+        kwargs.update(nf4_load_kwargs())
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     return model
@@ -121,6 +120,8 @@ def lora_config(config: TrainConfig) -> Any:
     """LoRA on the configured projections, no bias, no extra trainable modules."""
     from peft import LoraConfig
 
+    if config.lora_alpha is None:  # config.check refuses it; a config built without the check lands here
+        raise ConfigError("lora_alpha is missing: set it (usually 2 * lora_r)")
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.lora_targets), bias="none", task_type="CAUSAL_LM")
 

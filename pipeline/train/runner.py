@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlite_utils import Database
 from transformers import TrainerCallback
 
 from pipeline.errors import PipelineError
@@ -38,6 +39,13 @@ class TrainingCancelled(PipelineError):
 
 class TrainingError(PipelineError):
     """The run cannot start; the message says what to change."""
+
+
+class Sources(NamedTuple):
+    """The export a run trains on, and the one it evaluates on (None: eval rows are held out of the first)."""
+
+    train: train_data.Source
+    held: train_data.Source | None
 
 
 @dataclass
@@ -79,8 +87,8 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
     # Every process may need the exports table (data: export:ID); only the main one writes the run.
     store = _open_db(db_path, hw.is_main) if db_path is not None else None
     sources = _resolve_sources(config, store)
-    record = {**config.to_dict(), "export": _describe(sources[0]),
-              "eval_export": _describe(sources[1]) if sources[1] else None, "log_path": str(log_path),
+    record = {**config.to_dict(), "export": _describe(sources.train),
+              "eval_export": _describe(sources.held) if sources.held else None, "log_path": str(log_path),
               "resume": resume, "hardware": hw.describe()}
     run_id = None
     if hw.is_main:
@@ -104,7 +112,7 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
         result.status = "completed"
     except (TrainingCancelled, KeyboardInterrupt):
         result.status, result.error = "cancelled", "stopped by request"
-    except Exception as exc:  # the run is recorded as failed with the reason; the caller decides the exit code
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded as the run's; the caller picks the exit code
         result.error = f"{type(exc).__name__}: {exc}"
         log.write({"event": "traceback", "text": traceback.format_exc()})
     finally:
@@ -138,7 +146,7 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, hw: Hardware, sources: tuple, output_dir: Path, resume: bool,
+def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path, resume: bool,
            log: JsonlLog, callbacks: list[Any], echo: Callable[[str], None], result: RunResult) -> None:
     from pipeline.train import model as model_mod
 
@@ -179,10 +187,11 @@ def _train(config: TrainConfig, hw: Hardware, sources: tuple, output_dir: Path, 
         result.metrics = {**counts, "global_step": trainer.state.global_step,
                           "resume_from": str(last[-1]) if last else None}
         return
-    metrics: dict[str, Any] = {**counts, "train_loss": output.training_loss, "global_step": trainer.state.global_step,
-                               "epoch": trainer.state.epoch, "train_runtime_s": output.metrics.get("train_runtime"),
-                               "tokens_per_s": meter.mean_rate(), "tokens": getattr(trainer, "_total_train_tokens", None),
-                               "export_sha256": sources[0].sha256}
+    metrics: dict[str, Any] = {
+        **counts, "train_loss": output.training_loss, "global_step": trainer.state.global_step,
+        "epoch": trainer.state.epoch, "train_runtime_s": output.metrics.get("train_runtime"),
+        "tokens_per_s": meter.mean_rate(), "tokens": getattr(trainer, "_total_train_tokens", None),
+        "export_sha256": sources.train.sha256}
     if eval_rows:
         evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
         if not evals:  # training ended before the first scheduled evaluation
@@ -211,7 +220,8 @@ def _builder(method: str) -> Callable[..., Any]:
     return build_sft_trainer
 
 
-def _rows(config: TrainConfig, sources: tuple, tokenizer: Any) -> tuple[list, list, dict[str, int]]:
+def _rows(config: TrainConfig, sources: Sources,
+          tokenizer: Any) -> tuple[list[train_data.Row], list[train_data.Row], dict[str, int]]:
     """Encoded train and eval rows, and the counts that go into the run's metrics."""
 
     def encode(source: train_data.Source) -> train_data.Encoded:
@@ -222,16 +232,16 @@ def _rows(config: TrainConfig, sources: tuple, tokenizer: Any) -> tuple[list, li
             records = [train_data.label_only(r) for r in records]
         return train_data.encode_sft(records, tokenizer, config.max_length)
 
-    main = encode(sources[0])
+    main = encode(sources.train)
     dropped = len(main.dropped_ids)
-    if sources[1] is not None:
-        held = encode(sources[1])
+    if sources.held is not None:
+        held = encode(sources.held)
         train_rows, eval_rows = main.rows, held.rows
         dropped += len(held.dropped_ids)
     else:
         train_rows, eval_rows = train_data.split_eval(main.rows, config.eval_fraction, config.seed)
     if not train_rows:
-        raise TrainingError(f"{sources[0].path}: no training examples left (all longer than "
+        raise TrainingError(f"{sources.train.path}: no training examples left (all longer than "
                             f"max_length {config.max_length}?)")
     return train_rows, eval_rows, {"train_examples": len(train_rows), "eval_examples": len(eval_rows),
                                    "dropped_overlong": dropped}
@@ -246,25 +256,16 @@ def _check_output_dir(output_dir: Path, resume: bool) -> None:
                             "folder with --set output_dir=PATH")
 
 
-def _open_db(db_path: Path, main: bool) -> Any:
+def _open_db(db_path: Path, main: bool) -> Database | None:
     """The main process opens (creating and migrating if needed); the others only read, and only an
     existing file, so that several processes never migrate one new file at once."""
     from db.connection import open_db
+    from db.read_only import open_read_only
 
-    if main:
-        return open_db(db_path)
-    import sqlite3
-
-    from sqlite_utils import Database
-
-    from db.connection import BUSY_TIMEOUT_MS
-
-    if not db_path.exists():
-        return None
-    return Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000))
+    return open_db(db_path) if main else open_read_only(db_path)
 
 
-def _resolve_sources(config: TrainConfig, store: Any) -> tuple:
+def _resolve_sources(config: TrainConfig, store: Database | None) -> Sources:
     if not config.data:
         raise ConfigError("data: is missing: set it to an export file or export:ID in the config file, or pass "
                           "--set data=PATH")
@@ -273,7 +274,7 @@ def _resolve_sources(config: TrainConfig, store: Any) -> tuple:
         held = train_data.resolve_source(config.eval_data, store) if config.eval_data else None
     except train_data.DataError as exc:
         raise TrainingError(str(exc)) from None
-    return main, held
+    return Sources(main, held)
 
 
 def _describe(source: train_data.Source) -> dict[str, Any]:
@@ -286,7 +287,7 @@ class CancelOnSignal(TrainerCallback):
     def __init__(self) -> None:
         self.requested = False
 
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.requested:
             control.should_save = True
             control.should_training_stop = True

@@ -13,17 +13,19 @@ from typing import Any
 
 from pipeline.train.arguments import common_arguments
 from pipeline.train.config import TrainConfig
+from pipeline.train.data import Row
 from pipeline.train.hardware import Hardware
 from pipeline.train.model import Plan, compile_decoder_layers, lora_config
 
 
 def build_sft_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan: Plan, hw: Hardware,
-                      train_rows: list[dict], eval_rows: list[dict], checkpoints: Path,
+                      train_rows: list[Row], eval_rows: list[Row], checkpoints: Path,
                       callbacks: list[Any]) -> Any:
     """An SFTTrainer with LoRA on `model`, ready for .train()."""
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     has_eval = bool(eval_rows)
     args = SFTConfig(

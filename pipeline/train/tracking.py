@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,10 @@ from transformers import TrainerCallback
 def tensorboard_callback(folder: Path) -> Any:
     """transformers' TensorBoard callback writing to `folder`."""
     from torch.utils.tensorboard import SummaryWriter
-    from transformers.integrations import TensorBoardCallback
+    from transformers.integrations.integration_utils import TensorBoardCallback
 
-    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder)))
+    callback_class: Any = TensorBoardCallback  # untyped in transformers
+    return callback_class(tb_writer=SummaryWriter(log_dir=str(folder)))
 
 
 class JsonlLog:
@@ -29,7 +30,7 @@ class JsonlLog:
         """Write one event with a UTC timestamp (no-op outside the main process)."""
         if self._fh is None:
             return
-        stamped = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **row}
+        stamped = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **row}
         self._fh.write(json.dumps(stamped, default=str, ensure_ascii=False) + "\n")
         self._fh.flush()
 
@@ -61,10 +62,10 @@ class Throughput(TrainerCallback):
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._last = None
 
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         now, tokens = self._now(), int(getattr(self.trainer, "_total_train_tokens", 0))
         if self._last is not None:
             self.steps.append((tokens - self._last[1], now - self._last[0]))
@@ -75,20 +76,20 @@ class Throughput(TrainerCallback):
         if self._last is not None:
             self._last = (self._now(), self._last[1])
 
-    def on_evaluate(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._restart_clock()
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._restart_clock()
 
     def rate_since_last_read(self) -> float | None:
         """Tokens/s over the steps measured since the previous call."""
         window, self._read = self.steps[self._read:], len(self.steps)
-        return _rate(window)
+        return rate(window)
 
     def mean_rate(self, skip: int = 0) -> float | None:
         """Tokens/s over all measured steps after the first `skip`."""
-        return _rate(self.steps[skip:])
+        return rate(self.steps[skip:])
 
 
 class JsonlLogger(TrainerCallback):
@@ -97,7 +98,8 @@ class JsonlLogger(TrainerCallback):
     def __init__(self, log: JsonlLog, meter: Throughput) -> None:
         self.log, self.meter = log, meter
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 - TrainerCallback hook
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
         kind = "eval" if any(k.startswith("eval_") for k in logs) else (
@@ -117,6 +119,7 @@ def gpu_peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
 
 
-def _rate(window: list[tuple[int, float]]) -> float | None:
+def rate(window: list[tuple[int, float]]) -> float | None:
+    """Tokens per second over (tokens, seconds) steps, None when they took no time."""
     seconds = sum(s for _, s in window)
     return round(sum(t for t, _ in window) / seconds, 1) if seconds > 0 else None

@@ -8,13 +8,14 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.evaluate.compare import Comparison
+from pipeline.evaluate.summary import RunSummary
 from pipeline.views.tables import confusion_table, pct
 
 _RATES = (("accuracy", "accuracy"), ("precision (label 1)", "precision"), ("recall (label 1)", "recall"),
           ("F1 (label 1)", "f1"), ("macro F1", "macro_f1"), ("parse failures", "parse_failure_rate"))
 
 
-def render_summary(s: dict[str, Any]) -> Group:
+def render_summary(s: RunSummary) -> Group:
     """The summary of one evaluate run as tables."""
     m = s["metrics"]
     head = Text(f"Evaluate run {s['run_id']}: ", style="bold")
@@ -66,7 +67,10 @@ def render_comparison(c: Comparison, limit: int) -> Group:
                   title_justify="left")
     for col in ("example", "gold", f"run {c.run_a}", f"run {c.run_b}", "hypothesis"):
         diffs.add_column(col, justify="left" if col == "hypothesis" else "right", overflow="fold")
-    show = lambda v: "failed" if v is None else str(v)  # noqa: E731
     for d in c.differences[:limit]:
-        diffs.add_row(str(d.example_id), show(d.gold), show(d.label_a), show(d.label_b), Text(d.hypothesis))
+        diffs.add_row(str(d.example_id), _label(d.gold), _label(d.label_a), _label(d.label_b), Text(d.hypothesis))
     return Group(table, text, diffs)
+
+
+def _label(value: int | None) -> str:
+    return "failed" if value is None else str(value)

@@ -1,21 +1,31 @@
 """A block: what selecting one run of examples yields, in a form that travels between processes.
 
 An export selects its examples in blocks of consecutive ids (in one process, or in worker
-processes: exports.parallel). A block holds the encoded lines of the examples it takes, with the
+processes: exports.fast.pool). A block holds the encoded lines of the examples it takes, with the
 few facts the count needs per example (id, content hash, what each line is counted under), and
 the examples it leaves out and why. Duplicates are not decided here: whether a pair was written
 before depends on the blocks before it, so exports.tally decides that as it merges blocks in order.
 """
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_IDS_PER_REASON = 1000  # example ids kept per left-out reason (the counts are always complete)
 BLOCK_EXAMPLES = 10_000  # examples per block: one progress report, one tokenizer call, one worker message
 
 Key = tuple[int, str, str, str, str]  # what a written line is counted under: (label, source, model, dataset, split)
+T = TypeVar("T")
+
+
+def chunks(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to size items from rows (the runs of examples blocks are made of)."""
+    items = iter(rows)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 @dataclass

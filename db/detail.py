@@ -1,4 +1,4 @@
-"""Everything the detail pane shows for one example, loaded in batches for prefetching."""
+"""The review read model of one example: everything the detail pane shows, loaded in batches for prefetching."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from db.records import Example, Generation, ReviewState
+from db.scope import by_ids
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ExampleDetail:
 
     @property
     def id(self) -> int:
+        """The example's id."""
         return self.example.id
 
     @property
@@ -68,25 +70,10 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
 
 def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
     """The base text (what it replaced) of each example's latest active edit."""
-    if not ids:
-        return {}
-    rows = db.execute(
-        "SELECT e.example_id, json_extract(e.payload, '$.base') FROM review_events e "
-        "JOIN review_groups g ON g.group_id = e.group_id "
-        f"WHERE e.example_id IN ({','.join('?' * len(ids))}) AND e.action = 'edit' AND g.active = 1 ORDER BY e.id",
-        ids).fetchall()
-    return dict(rows)  # ordered by id: each example keeps its latest edit's base
-
-
-def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -> str | None:
-    """What a curated export does with an edit whose label is not gold (None when the label is gold)."""
-    if label is None or gold is None or label == gold:
-        return None
-    if suggested == label:
-        return (f"label {label} differs from gold {gold}: the suggested relabel {label} matches it, so a curated "
-                "export keeps this edit only with --use-relabels (else it leaves it out: edit_not_gold)")
-    return (f"label {label} differs from gold {gold}: a curated export leaves this edit out (edit_not_gold) "
-            f"unless a relabel to {label} is suggested (l) and --use-relabels is used")
+    sql = ("SELECT e.example_id, json_extract(e.payload, '$.base') FROM review_events e "
+           "JOIN review_groups g ON g.group_id = e.group_id "
+           "WHERE e.example_id IN ({ids}) AND e.action = 'edit' AND g.active = 1 ORDER BY e.id")
+    return {i: base for i, base in by_ids(db, sql, ids)}  # ordered by id: each example keeps its latest edit's base
 
 
 def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,

@@ -1,0 +1,124 @@
+"""Where requests go and the key they carry: --server-url / [api] server_url, and MISTRAL_API_KEY.
+
+The API key comes from MISTRAL_API_KEY (environment, else a `.env` file in the working directory).
+It is handed to the SDK and nowhere else: not stored, not logged, and scrubbed from error messages.
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipeline.errors import PipelineError
+from pipeline.settings import Settings, config_path
+
+KEY_VAR = "MISTRAL_API_KEY"
+MISTRAL_URL = "https://api.mistral.ai"
+
+
+class ClientConfigError(PipelineError):
+    """No usable endpoint or key is configured (the message says what to set)."""
+
+
+class AuthError(ClientConfigError):
+    """The server refused the API key (401/403): nothing else will succeed, so the run stops."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and the key they carry (never printed: repr hides it)."""
+
+    server_url: str | None
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """The server as scheme://host[:port], safe to store and show (no credentials, no query)."""
+        parts = urlsplit(self.server_url or MISTRAL_URL)
+        host = parts.hostname or ""
+        return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path.rstrip('/')}"
+
+    def scrub(self, text: str) -> str:
+        """Text with the key, wherever it appears, replaced by "[API key]"."""
+        return text.replace(self.api_key, "[API key]") if self.api_key else text
+
+
+def read_dotenv(path: Path, name: str) -> str | None:
+    """The value of `name` in a .env file (KEY=VALUE lines, optional `export`, quotes and `# comments`), else None."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        text = line.strip()
+        if text.startswith("export "):
+            text = text[len("export "):].strip()
+        key, sep, value = text.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            end = value.find(value[0], 1) if value[:1] in ("'", '"') else -1
+            # A quoted value ends at its closing quote; an unquoted one at a " #" comment.
+            value = value[1:end] if end > 0 else re.split(r"\s#", value, maxsplit=1)[0].strip()
+            return value or None
+    return None
+
+
+def api_key(env_file: Path | None = None) -> str | None:
+    """MISTRAL_API_KEY from the environment, else from ./.env (or env_file); ClientConfigError when the
+    value cannot be a key (a character outside printable ASCII, a space)."""
+    value, where = os.environ.get(KEY_VAR, "").strip(), "the environment"
+    if not value:
+        env_file = env_file or Path(".env")
+        value, where = read_dotenv(env_file, KEY_VAR) or "", str(env_file)
+    if not value:
+        return None
+    check_key(value, where)
+    return value
+
+
+def check_key(key: str, where: str) -> None:
+    """ClientConfigError naming the first character that cannot be in an API key (never the key itself).
+
+    HTTP headers carry ASCII only, so such a key would fail deep inside the HTTP library; a key pasted
+    with a typographic quote or a non-breaking space is the usual cause.
+    """
+    for i, ch in enumerate(key):
+        if "!" <= ch <= "~":
+            continue
+        name = unicodedata.name(ch, "a control character")
+        cause = ("a typographic quote" if ch in "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u00ab\u00bb"
+                 else "a space" if ch.isspace() else "a character that is not plain ASCII")
+        raise ClientConfigError(
+            f"{KEY_VAR} (from {where}) holds {cause}, U+{ord(ch):04X} ({name}), at character {i + 1} of "
+            f"{len(key)}. An API key is plain ASCII letters, digits and punctuation, with no spaces; it was "
+            f"probably pasted with extra characters. Set {KEY_VAR} again to the key alone (it is not shown here).")
+
+
+def resolve_endpoint(settings: Settings, server_url: str | None = None) -> Endpoint:
+    """The endpoint from --server-url, else [api] server_url, else the Mistral API (which needs a key)."""
+    url = server_url or settings.api.server_url
+    key = api_key()
+    if url is None and not key:
+        empty = " (it is set but empty)" if KEY_VAR in os.environ else ""
+        raise ClientConfigError(
+            f"No API key: set {KEY_VAR}{empty} (environment or a .env file in this directory), or point "
+            f"--server-url / [api] server_url in {settings.path or config_path()} at a Mistral-compatible server."
+        )
+    if url is not None:
+        check_server_url(url)
+    return Endpoint(url, key)
+
+
+def check_server_url(url: str) -> None:
+    """ClientConfigError unless url is http(s)://HOST[:PORT][/PATH]."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a bad port or a broken [IPv6] host
+        ok = False
+    if not ok or any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ClientConfigError(f"server URL {url!r} is not usable: it must be http:// or https://, a host, an "
+                                "optional port and path, with no spaces, e.g. http://localhost:8000")
