@@ -26,8 +26,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the project; tui_latency
 
 def prepare(store: Path, work: Path) -> Path:
     """The copy with predictions (made once per workdir)."""
-    from db import open_db
     from tui_latency import add_predictions
+
+    from db import open_db
 
     copy = work / "queue.db"
     if not copy.exists():
@@ -47,9 +48,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.store.exists():
         sys.exit(f"{args.store} not found; build it with benchmarks/export_speed.py (see --help)")
+    from tui_latency import evict_page_cache
+
     from db import open_db
     from db.queues import QueueFilter, page_after
-    from tui_latency import evict_page_cache
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nlistral-queue-"))
     work.mkdir(parents=True, exist_ok=True)

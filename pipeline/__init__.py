@@ -1,3 +1,3 @@
 """Headless work: the `nlistral` CLI, import, stats, model clients, generation, training, evaluation."""
 
-import db  # noqa: E402,F401  (first, so that sqlite-utils loads without pandas / numpy: see db/_light_import.py)
+import db  # noqa: F401  (first, so that sqlite-utils loads without pandas / numpy: see db/_light_import.py)

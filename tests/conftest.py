@@ -5,9 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_mistral import TEST_KEY, FakeMistral
 
 from db import open_db
-from fake_mistral import TEST_KEY, FakeMistral
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -28,7 +28,7 @@ import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 FAULTS = ("ok", "400", "429", "500", "timeout", "malformed", "wrong_schema", "bad_body")
 TEST_KEY = "sk-test-fake-server-3c9e1d"  # the key tests set in MISTRAL_API_KEY (conftest.api_env)
@@ -127,7 +127,7 @@ class FakeMistral:
             self._thread.join(10)
         self._loop = None
 
-    def __enter__(self) -> FakeMistral:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -336,7 +336,7 @@ def _answer(kind: str, messages: list[dict[str, Any]], cfg: FakeConfig, key: str
             "improved_thought_process": _steps(premise, hypothesis, label),
             "predicted_label": label,
         })
-    words = lambda s: {w for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 2}  # noqa: E731
+    words = lambda s: {w for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 2}
     hyp = words(hypothesis)
     overlap = len(hyp & words(premise)) / len(hyp) if hyp else 0.0
     label = 1 if overlap >= 0.6 else 0

@@ -117,9 +117,9 @@ def test_demo_refuses_to_replace_a_demo_database_another_process_has_open(tmp_pa
     db = tmp_path / "demo.db"
     assert runner.invoke(app, ["demo", "--no-tui", "--db", str(db)]).exit_code == 0
     # Another process holds the store open, as the review app of an earlier `nlistral demo` does.
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from db import open_db; d = open_db(sys.argv[1]); "
+    holder = subprocess.Popen([sys.executable, "-c", ("import sys; from db import open_db; d = open_db(sys.argv[1]); "
                                "d.execute('SELECT count(*) FROM examples').fetchone(); print('open', flush=True); "
-                               "sys.stdin.read()", str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               "sys.stdin.read()"), str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
         result = runner.invoke(app, ["demo", "--no-tui", "--fresh", "--db", str(db)])

@@ -20,7 +20,7 @@ from pipeline.demo import build_demo
 runner = CliRunner()
 
 
-def _examples(result) -> int:  # noqa: ANN001
+def _examples(result) -> int:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["examples"]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def test_429_waits_for_retry_after(fake: FakeMistral) -> None:
     reply = _complete(fake.url, retries=retries)
     assert reply.attempts == 3 and retries == ["rate_limited", "rate_limited"]
     arrivals = [r.at for r in fake.snapshot()]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(gap >= 0.6 for gap in gaps), gaps  # Retry-After honoured, not the 0.05 s backoff
 
 
@@ -71,7 +72,7 @@ def test_429_without_retry_after_backs_off_exponentially(fake: FakeMistral) -> N
     reply = _complete(fake.url, backoff=0.1, max_retries=4)
     assert reply.attempts == 4
     arrivals = [r.at for r in fake.snapshot()]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     # base 0.1 s doubling, with jitter in the upper half: >= 0.05, 0.1, 0.2
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2, gaps
 

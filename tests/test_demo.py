@@ -6,7 +6,7 @@ from db import open_db
 
 def test_demo_database_has_what_the_app_needs(demo_db_path):
     db = open_db(demo_db_path)
-    q = lambda sql: db.execute(sql).fetchall()  # noqa: E731
+    q = lambda sql: db.execute(sql).fetchall()
     assert q("SELECT count(*) FROM examples")[0][0] >= 40
     labels = dict(q("SELECT gold_label, count(*) FROM examples GROUP BY 1"))
     assert set(labels) == {0, 1} and min(labels.values()) >= 15

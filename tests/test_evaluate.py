@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from evaluate_fakes import ScriptedModel, scripted_loader
 
 from db import open_db
 from db.generations import add_generations, dedupe_key
-from db.queues import QueueFilter, ids as queue_ids
+from db.queues import QueueFilter
+from db.queues import ids as queue_ids
 from db.runs import get_run, start_run
 from exports.formats import cot_target, inst_prompt, inst_text, user_prompt
 from pipeline.evaluate.batching import length_sorted_batches
@@ -16,7 +18,6 @@ from pipeline.evaluate.generation import JsonEnd, json_chars
 from pipeline.evaluate.prompts import encode_prompt, forced_label_prefix, prompt_text, prompt_version, split_user_prompt
 from pipeline.evaluate.runner import EvalOptions, EvaluationError, run_evaluation, select_examples
 from pipeline.evaluate.summary import summarize
-from evaluate_fakes import ScriptedModel, scripted_loader
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +214,7 @@ def test_overlap_with_training_and_early_stopping_data_is_warned(demo, tokenizer
     adapter = tmp_path / "out" / "adapter"
     adapter.mkdir(parents=True)
     train_file, eval_file = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
-    rows = lambda chosen: "".join(json.dumps({"id": e.id, "text": inst_text(user_prompt(e.premise, e.hypothesis),  # noqa: E731
+    rows = lambda chosen: "".join(json.dumps({"id": e.id, "text": inst_text(user_prompt(e.premise, e.hypothesis),
                                                                              cot_target("t", e.gold_label))}) + "\n"
                                   for e in chosen)
     train_file.write_text(rows(examples[:3] + examples[20:25]))
@@ -289,7 +290,7 @@ def test_compare_lists_metrics_and_the_examples_that_differ(demo, tokenizer, tmp
     assert c.prompt_a == c.prompt_b == "thought and label"
     assert [d.example_id for d in c.differences] == [examples[i].id for i in (0, 1, 2)]
     assert (c.only_a_right, c.only_b_right, c.common) == (2, 1, 8)
-    assert dict((n, (x, y)) for n, x, y in c.metrics)["accuracy"] == (pytest.approx(7 / 8), pytest.approx(6 / 8))
+    assert {n: (x, y) for n, x, y in c.metrics}["accuracy"] == (pytest.approx(7 / 8), pytest.approx(6 / 8))
     assert c.differences[2].label_b is None
     with pytest.raises(EvaluationError, match="no run 999"):
         compare_runs(demo, a.run_id, 999)

@@ -36,8 +36,8 @@ def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def _prompts(tokenizer):
     from pipeline.evaluate.prompts import encode_prompt, prompt_text
 
-    pairs = [("A man plays a guitar on the corner.", "Someone makes music."), ("Cats sleep.", "A dog runs away "
-             "from the old house by the river."), ("x", "y"), ("The treaty was signed in 1648.", "It is old.")]
+    pairs = [("A man plays a guitar on the corner.", "Someone makes music."), ("Cats sleep.", ("A dog runs away "
+             "from the old house by the river.")), ("x", "y"), ("The treaty was signed in 1648.", "It is old.")]
     return [encode_prompt(tokenizer, prompt_text(p, h)) for p, h in pairs]
 
 
@@ -90,9 +90,7 @@ def test_merged_adapter_computes_the_unmerged_function(tiny_model_dir, adapter_d
 def test_4bit_merge_agrees_with_the_4bit_model_plus_adapter(adapter_dir):
     pytest.importorskip("bitsandbytes", reason="bitsandbytes is only installed where 4-bit loading is used")
     from pipeline.evaluate.loading import load_model
-    from pipeline.evaluate.merge import top1_agreement, top1_predictions
-
-    from pipeline.evaluate.merge import merge_to_dense
+    from pipeline.evaluate.merge import merge_to_dense, top1_agreement, top1_predictions
 
     unmerged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=False)
     merged = load_model(adapter_dir, None, device="cpu", four_bit=True, merge=True, fold=True)

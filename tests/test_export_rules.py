@@ -97,7 +97,7 @@ def test_dpo_pairs_an_edit_with_both_generations_it_replaced():
 def test_dpo_adds_the_versions_not_chosen_and_skips_sides_equal_to_chosen():
     other = Target("r2", 1, "reflection_not_chosen", 21, "rm")
     same_text = Target("r", 1, "reflection_not_chosen", 22, "rm")
-    chosen, rejected = dpo_sides(row(**WRONG, status="accepted", chosen_reflection_id=20), [other, same_text],
+    _chosen, rejected = dpo_sides(row(**WRONG, status="accepted", chosen_reflection_id=20), [other, same_text],
                                  include_bias=False, use_relabels=False)
     assert [r.generation_id for r in rejected] == [10, 21]
 

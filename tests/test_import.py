@@ -17,7 +17,7 @@ from pipeline.stats import collect_stats
 
 
 def _counts(db) -> tuple[int, int, int, int]:
-    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    q = lambda sql: db.execute(sql).fetchone()[0]
     return (q("SELECT count(*) FROM examples"), q("SELECT count(*) FROM generations WHERE kind = 'thought'"),
             q("SELECT count(*) FROM generations WHERE kind = 'reflection'"), q("SELECT count(*) FROM search_terms"))
 
@@ -330,14 +330,14 @@ def test_skip_bad_imports_good_rows_and_writes_a_report(db, tmp_path):
 
 @pytest.fixture
 def always_parallel(monkeypatch):
-    import pipeline.importing.core as core
+    from pipeline.importing import core
 
     monkeypatch.setattr(core, "PARALLEL_MIN_BYTES", 0)
 
 
 def test_parallel_parser_imports_the_same_rows(tmp_path, shared_data, always_parallel):
     serial_path, parallel_path = tmp_path / "serial.db", tmp_path / "parallel.db"
-    import pipeline.importing.core as core
+    from pipeline.importing import core
 
     data = shared_data / "external" / "rte_train.csv"
     parallel = open_db(parallel_path)
@@ -346,7 +346,7 @@ def test_parallel_parser_imports_the_same_rows(tmp_path, shared_data, always_par
     serial = open_db(serial_path)
     import_file(serial, data)
     cols = "dataset, split, source_id, premise, hypothesis, gold_label, content_hash"
-    rows = lambda db: db.execute(f"SELECT {cols} FROM examples ORDER BY id").fetchall()  # noqa: E731
+    rows = lambda db: db.execute(f"SELECT {cols} FROM examples ORDER BY id").fetchall()
     assert rows(parallel) == rows(serial)
     assert search_ids(parallel, "Reeve") == search_ids(serial, "Reeve") != []
 

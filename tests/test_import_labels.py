@@ -140,8 +140,8 @@ def test_deep_nesting_on_one_line_is_a_rejected_row(db, tmp_path, parallel):
 
 
 @pytest.mark.parametrize("first, message", [
-    (_pair(0, HUGE), "first_train.jsonl:1: label 9999999999999999999999999999999999999999... (5,000 characters) "
-                     "is not 0 or 1. Fix:"),
+    (_pair(0, HUGE), ("first_train.jsonl:1: label 9999999999999999999999999999999999999999... (5,000 characters) "
+                     "is not 0 or 1. Fix:")),
     (_pair(0, "1", extra=DEEP), "first_train.jsonl:1: the JSON is nested too deeply to read"),
     ("[" * 100_000, "first_train.jsonl: this looks like one JSON document, not JSON Lines; write one object per line"),
 ], ids=["huge-label", "deep-record", "deep-list"])
@@ -167,8 +167,8 @@ def test_a_label_2_says_the_file_looks_3_class_and_imports_nothing_even_with_ski
     with pytest.raises(ImportFailed) as info:
         import_file(db, path, skip_bad=skip_bad, report_path=report_path)
     message = str(info.value)
-    assert message.startswith("%s:4: label '2' is not 0 or 1 (1 row(s) labelled 2, on line(s) 4): this looks like "
-                              "a 3-class NLI file numbered 0 = entailment, 1 = neutral, 2 = contradiction" % path)
+    assert message.startswith(f"{path}:4: label '2' is not 0 or 1 (1 row(s) labelled 2, on line(s) 4): this looks like "
+                              "a 3-class NLI file numbered 0 = entailment, 1 = neutral, 2 = contradiction")
     assert "Fix: import it with --label-map nli-numbered" in message
     assert ("even with --skip-bad" in message) is skip_bad
     assert _gold(db, "snli_hf") == [] and not report_path.exists()  # nothing flipped, nothing half-done

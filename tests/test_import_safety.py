@@ -182,9 +182,9 @@ def test_import_waits_for_another_writer_says_so_once_then_finishes(tmp_path, mo
     data = _write(tmp_path / "more_train.csv", "premise,hypothesis,label\nA cat naps.,An animal rests.,1\n")
     hold_s, busy_ms = 2.5, 400
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        [sys.executable, "-c", ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
          "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(float(sys.argv[2])); "
-         "c.execute('COMMIT')", str(store), str(hold_s)], stdout=subprocess.PIPE, text=True)
+         "c.execute('COMMIT')"), str(store), str(hold_s)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()

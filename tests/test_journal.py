@@ -6,12 +6,12 @@ import sys
 import time
 
 import pytest
+from app_process import LockHolder
 
 from db import open_db
 from db.journal import Journal, Step, apply_step, journal_folder, replay_orphans
 from db.positions import load, save
 from db.reviews import state
-from app_process import LockHolder
 
 
 def _events(db) -> int:

@@ -208,9 +208,9 @@ PARSERS: dict[str, Callable[[str], Parsed]] = {
 }
 
 # The oracle, independent of the parser's own patterns: a label field, or the whole reply is a label.
-_FIELD = re.compile(r"(?<![A-Za-z])(?:predicted[\s_-]*label|label|prediction|answer)[\\\"'`*\s]{0,4}[:=]", re.I)
+_FIELD = re.compile(r"(?<![A-Za-z])(?:predicted[\s_-]*label|label|prediction|answer)[\\\"'`*\s]{0,4}[:=]", re.IGNORECASE)
 _BARE = re.compile(r"[\s`'\"()\[\]]*(?:[01]|entail\w*|not[_ -]entail\w*|non[_ -]?entail\w*|no[_ -]entailment|"
-                   r"contradiction|neutral|yes|no|true|false)[\s.!`'\"()\[\]]*", re.I)
+                   r"contradiction|neutral|yes|no|true|false)[\s.!`'\"()\[\]]*", re.IGNORECASE)
 
 
 def holds_a_label(reply: str) -> bool:

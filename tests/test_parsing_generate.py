@@ -100,7 +100,7 @@ def test_stored_parse_status_agrees_with_the_export(fake: FakeMistral, tmp_path:
     reflections = [
         json.dumps({"error_analysis": "It missed the place.", "improved_thought_process": STEPS,
                     "predicted_label": pairs[wrong[0]][2]}),                     # reaches gold: ok
-        '{"error_analysis": "It missed the place.", "predicted_label": %d}' % pairs[wrong[1]][2],  # no thought
+        '{"error_analysis": "It missed the place.", "predicted_label": ' + str(pairs[wrong[1]][2]) + '}',  # no thought
         f"The gold label: {pairs[wrong[2]][2]}\nMy view differs.",              # restates gold, disagrees
         '{"error_analysis": "x", "improved_thought_process": "' + STEPS + '", "predicted_label": ' + HUGE + "}",
     ]

@@ -5,8 +5,7 @@ import sqlite3
 
 import pytest
 
-from db import NothingToRedoError, NothingToUndoError, open_db
-from db import reviews
+from db import NothingToRedoError, NothingToUndoError, open_db, reviews
 
 
 def _status(db, ids):

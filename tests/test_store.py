@@ -14,10 +14,10 @@ import pytest
 from db import open_db, write_tx
 from db import search as search_module
 from db.examples import NewExample, example_row, insert_examples
-from db.staging import stage_rows
 from db.generations import add_generations, refresh_derived
 from db.schema import migrations
 from db.search import SearchIndexFullError, fts_query, match_query, matching_ids, search
+from db.staging import stage_rows
 
 
 def test_migrations_are_recorded_and_idempotent(db_path):
@@ -211,8 +211,8 @@ def test_opening_a_second_connection_keeps_other_processes_from_deleting_the_wal
     subprocess.run([sys.executable, "-c", reader, str(db_path)], check=True, timeout=60)
     assert Path(f"{db_path}-wal").exists()  # this process still has the database open
     start_run(first, "export", {})  # committed after the other process came and went
-    later = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
-                            ".execute('SELECT group_concat(kind) FROM runs').fetchone()[0])", str(db_path)],
+    later = subprocess.run([sys.executable, "-c", ("import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
+                            ".execute('SELECT group_concat(kind) FROM runs').fetchone()[0])"), str(db_path)],
                            capture_output=True, text=True, check=True, timeout=60)
     assert later.stdout.strip() == "import,export"
     assert len(list_runs(first)) == 2

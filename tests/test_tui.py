@@ -39,7 +39,7 @@ def _ids(path: Path, f: QueueFilter) -> list[int]:
 
 
 async def test_opens_on_the_disagreements_with_live_counts(demo_db_path):
-    async with running(demo_db_path) as (app, pilot):
+    async with running(demo_db_path) as (app, _pilot):
         screen = app.screen
         disagreements = _ids(demo_db_path, QueueFilter(queue="disagreements"))
         assert screen.filter.queue == "disagreements" and screen.current.id == disagreements[0]
@@ -305,8 +305,9 @@ async def test_rerun_without_a_model_says_what_to_set(demo_db_path):
 
 
 async def test_rerun_against_a_fake_server_adds_a_version(demo_db_path, monkeypatch):
-    from pipeline.settings import Api
     from fake_mistral import FakeMistral
+
+    from pipeline.settings import Api
 
     monkeypatch.setenv("MISTRAL_API_KEY", "test-key")
     with FakeMistral() as fake:

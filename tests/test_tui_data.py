@@ -8,12 +8,12 @@ import sys
 import pytest
 
 from db import open_db
-from db.generations import add_generation
-from db.queues import QueueFilter, QueueRow, ids
-from db.journal import Step, apply_step
-from nlistral_tui.data.actions import reload_after
 from db.detail import load_details
+from db.generations import add_generation
+from db.journal import Step, apply_step
+from db.queues import QueueFilter, QueueRow, ids
 from db.review_stats import accepted_balance
+from nlistral_tui.data.actions import reload_after
 from nlistral_tui.data.review_stats import review_stats
 from nlistral_tui.data.window import MARGIN, MAX_ROWS, QueueWindow, load_window
 

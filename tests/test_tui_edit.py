@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from db import open_db
-from db.reviews import record, state, undo
 from db.detail import load_details
-from nlistral_tui.widgets.detail_text import edit_gold_note
+from db.reviews import record, state, undo
 from nlistral_tui.pilot import press, running, screen_text, settle
+from nlistral_tui.widgets.detail_text import edit_gold_note
 from nlistral_tui.widgets.text_pager import TextPager
 
 WIDE, NARROW = (200, 50), (80, 24)

@@ -90,7 +90,7 @@ async def test_the_default_path_is_never_inside_a_python_package(tmp_path, monke
         await pilot.press("escape")
 
 
-async def _write_from_screen(app, pilot, *keys: str) -> None:  # noqa: ANN001
+async def _write_from_screen(app, pilot, *keys: str) -> None:
     await pilot.press("ctrl+s")
     await settle(app, pilot)
     await pilot.press(*keys)
@@ -143,7 +143,7 @@ async def _export_id(path: Path, tmp_path: Path) -> int:
     return manifest.export_id
 
 
-async def _open_training(app, pilot, command) -> TrainScreen:  # noqa: ANN001
+async def _open_training(app, pilot, command) -> TrainScreen:
     """Open the training screen (key T) with a stand-in for `nlistral train`."""
     app.install_screen(TrainScreen(app.store, command=command), name="train")
     await pilot.press("T")
@@ -177,7 +177,7 @@ async def test_training_screen_streams_the_log_and_the_loss(demo_db_path, tmp_pa
 async def test_training_can_be_cancelled(demo_db_path, tmp_path):
     await _export_id(demo_db_path, tmp_path)
     log = tmp_path / "train_log.jsonl"
-    fake = lambda *a: [sys.executable, "-c", FAKE_TRAIN, str(log), "500", "0.05"]  # noqa: E731
+    fake = lambda *a: [sys.executable, "-c", FAKE_TRAIN, str(log), "500", "0.05"]
     async with running(demo_db_path, SIZE) as (app, pilot):
         screen = await _open_training(app, pilot, fake)
         await pilot.press("ctrl+s")

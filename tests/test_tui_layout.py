@@ -50,7 +50,7 @@ def test_literal_keeps_markup_and_shows_control_characters():
 
 @pytest.mark.asyncio
 async def test_wide_layout_is_side_by_side(demo_db_path):
-    async with running(demo_db_path, WIDE) as (app, pilot):
+    async with running(demo_db_path, WIDE) as (app, _pilot):
         screen = app.screen
         assert screen.has_class("-wide")
         left, right = screen.query_one("#detail-left", TextPager), screen.query_one("#detail-right", TextPager)
@@ -110,7 +110,7 @@ async def test_markup_like_dataset_and_model_text_appears_as_typed(demo_db_path,
 @pytest.mark.parametrize("size", [WIDE, NARROW])
 async def test_real_escape_sequences_are_shown_never_sent(escape_db, size):
     path, example_id = escape_db
-    async with running(path, size) as (app, pilot):
+    async with running(path, size) as (app, _pilot):
         assert app.screen.current.id == example_id
         text = screen_text(app)
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from app_process import AppProcess, LockHolder
 
 from db import open_db
 from db.journal import journal_folder
-from app_process import AppProcess, LockHolder
 
 pytestmark = pytest.mark.timeout(120)
 TEN = b"ararararar"
