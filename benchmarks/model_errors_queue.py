@@ -51,7 +51,8 @@ def main() -> None:
     from tui_latency import evict_page_cache
 
     from db import open_db
-    from db.queues import QueueFilter, page_after
+    from db.queue_pages import page_after
+    from db.queues import QueueFilter
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nlistral-queue-"))
     work.mkdir(parents=True, exist_ok=True)

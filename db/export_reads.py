@@ -157,12 +157,6 @@ def available_scopes(db: Database) -> list[tuple[str, str, int]]:
         "SELECT dataset, split, count(*) FROM examples GROUP BY dataset, split ORDER BY dataset, split")]
 
 
-def database_path(db: Database) -> str:
-    """The file behind the connection ('' for an in-memory database)."""
-    row = db.execute("PRAGMA database_list").fetchone()
-    return str(row[2]) if row else ""
-
-
 def open_reader(path: str) -> Database:
     """A connection for reading only (the writer has applied the migrations), with the store's busy timeout."""
     return Database(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000))

@@ -118,10 +118,8 @@ def _apply(db: Database, step: Step) -> Applied:
                                seconds_spent=step.seconds)
         _save_position(db, step, decided=True)
         return Applied(step, group)
-    group = (reviews.redo if step.op == "redo" else reviews.undo)(db, reviewer=step.reviewer)
-    rows = db.execute("SELECT example_id, action FROM review_events WHERE group_id = ? AND example_id IS NOT NULL "
-                      "ORDER BY id", [group]).fetchall()
-    return Applied(step, group, ids=tuple(r[0] for r in rows), action=rows[0][1] if rows else "")
+    flip = (reviews.redo if step.op == "redo" else reviews.undo)(db, reviewer=step.reviewer)
+    return Applied(step, flip.group, ids=flip.ids, action=flip.action)
 
 
 def _save_position(db: Database, step: Step, *, decided: bool) -> None:

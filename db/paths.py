@@ -23,9 +23,10 @@ def store_files(store: str | Path) -> tuple[Path, ...]:
     return (*(Path(f"{store}{s}") for s in STORE_SUFFIXES), Path(f"{store}{JOURNAL_SUFFIX}"))
 
 
-def store_path(db: Database) -> Path:
-    """The file of the store db is connected to."""
-    return Path(db.execute("PRAGMA database_list").fetchone()[2])
+def store_path(db: Database) -> Path | None:
+    """The file of the store db is connected to (None for an in-memory database)."""
+    row = db.execute("PRAGMA database_list").fetchone()  # main comes first; its file is '' in memory
+    return Path(row[2]) if row and row[2] else None
 
 
 def _same(a: Path, b: Path) -> bool:

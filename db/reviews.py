@@ -98,17 +98,7 @@ _MADE_BY = ("EXISTS (SELECT 1 FROM review_events e WHERE e.group_id = g.group_id
             "AND e.reviewer = ?)")
 
 
-def undo(db: Database, *, reviewer: str) -> int:
-    """Undo this reviewer's latest active step (never another reviewer's); its group id (undo_step: the step)."""
-    return undo_step(db, reviewer=reviewer).group
-
-
-def redo(db: Database, *, reviewer: str) -> int:
-    """Redo this reviewer's most recently undone step; returns its group id (redo_step: the step)."""
-    return redo_step(db, reviewer=reviewer).group
-
-
-def undo_step(db: Database, *, reviewer: str) -> Flip:
+def undo(db: Database, *, reviewer: str) -> Flip:
     """Undo this reviewer's latest active step (never another reviewer's): the step as undone."""
     with write_tx(db):
         row = db.execute(f"SELECT g.group_id FROM review_groups g WHERE g.active = 1 AND {_MADE_BY} "
@@ -121,7 +111,7 @@ def undo_step(db: Database, *, reviewer: str) -> Flip:
         return _flip(db, row[0], "undo", reviewer, active=0)
 
 
-def redo_step(db: Database, *, reviewer: str) -> Flip:
+def redo(db: Database, *, reviewer: str) -> Flip:
     """Redo this reviewer's most recently undone step, unless they made a new decision since: the step as redone."""
     with write_tx(db):
         last_decision = db.execute(

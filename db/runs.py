@@ -85,12 +85,6 @@ class Run:
     finished_at: str | None
     owner: str | None = None
 
-    def __getitem__(self, column: str) -> Any:
-        """A column by name, as run["status"] (how callers that took the row as a dict read it)."""
-        if column not in _RUN_COLUMNS:
-            raise KeyError(column)
-        return getattr(self, column)
-
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
         """Build from a row of the runs table."""

@@ -46,7 +46,7 @@ def provenance(row: SourceRow, chosen: Target, rejected: Target) -> dict[str, An
 
 def selector(options: DpoOptions) -> Selector:
     """How a DPO export with these options reads its examples and selects a block of them."""
-    source = Source(options.splits, options.datasets, reflections="reviewed", review=True, provenance=True)
+    source = Source(options.scope, reflections="reviewed", review=True, provenance=True)
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
         block = BlockBuilder()

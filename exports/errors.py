@@ -1,6 +1,8 @@
 """Domain exceptions of the exporters. Each message says what was wrong and how to fix it."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from db.errors import NlistralError
 
 
@@ -13,7 +15,12 @@ class ExportOptionError(ExportError, ValueError):
 
 
 class ExportTargetError(ExportError):
-    """The output path cannot be written (a directory in the way, a missing folder, the store, an input, ...)."""
+    """The output path cannot be written (a directory in the way, a missing folder, the store, an input, ...).
+
+    Exit 2, as for a bad option: the fix is in the --out / --hf given.
+    """
+
+    exit_code: ClassVar[int] = 2
 
 
 class TargetExistsError(ExportTargetError):

@@ -33,11 +33,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from db.clock import now
-from db.export_reads import database_path
 from db.exports_log import export_rows, insert_export, supersede
+from db.paths import store_path
 from db.tx import when_unlocked, write_tx
 from exports.errors import ManifestPlaceError
-from exports.sink import HfSink, JsonlSink, dir_sha256, file_sha256, file_stamp
+from exports.sink import HfSink, JsonlSink, export_sha256, file_stamp
 from exports.tally import ExportPlan
 from exports.target import Target, manifest_path
 
@@ -126,8 +126,7 @@ class ExportRecord:
         if not path.exists():
             return "missing"
         if verify:
-            digest = dir_sha256(path) if path.is_dir() else file_sha256(path)
-            return "verified" if digest == self.sha256 else "changed"
+            return "verified" if export_sha256(path) == self.sha256 else "changed"
         written = self.options.get("written")
         if not isinstance(written, dict):
             return "unchecked"
@@ -171,7 +170,7 @@ def record_export(db: Database, *, sink: JsonlSink | HfSink, plan: ExportPlan, f
                 export_id=export_id, run_id=run_id, kind=plan.kind, rule=plan.rule, rule_text=rule_text,
                 format=fmt, storage=sink.storage, path=str(target.path), manifest=str(target.manifest),
                 rows=plan.rows, sha256=sink.sha256, content_sha256=sink.content_sha256,
-                review_log_position=plan.review_log_position, database=database_path(db), created_at=stamp,
+                review_log_position=plan.review_log_position, database=str(store_path(db) or ""), created_at=stamp,
                 options=options, plan=plan,
             )
             _write_manifest(manifest, target.manifest_tmp)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from db.export_reads import database_path
+from db.paths import store_path
 from db.runs import finish_run, start_run
 from db.tx import when_unlocked
 from exports.errors import EmptyExportError, ExportWriteError, ManifestPlaceError
@@ -70,7 +70,7 @@ def export_target(db: Database, request: ExportRequest) -> Target:
         if listed else ""
     tokenizer = request.options.tokenizer
     return check_target(request.path, folder=request.hf_dir is not None, overwrite=request.overwrite,
-                        store=database_path(db) or None, inputs=[tokenizer] if tokenizer else [], listed=about)
+                        store=store_path(db), inputs=[tokenizer] if tokenizer else [], listed=about)
 
 
 def write(db: Database, request: ExportRequest, progress: Progress | None = None,

@@ -41,7 +41,7 @@ def selector(options: SftOptions) -> Selector:
     pick = sft_rule(options.ablation, include_bias=options.include_bias, use_relabels=options.use_relabels,
                     reviewed_only=options.reviewed_only)
     reflections = {"reflected": "latest", "curated": "reviewed"}.get(options.ablation)
-    source = Source(options.splits, options.datasets, reflections=reflections, review=options.ablation == "curated")
+    source = Source(options.scope, reflections=reflections, review=options.ablation == "curated")
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
         block = BlockBuilder()

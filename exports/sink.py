@@ -136,6 +136,11 @@ def dir_sha256(folder: Path) -> str:
     return listing.hexdigest()
 
 
+def export_sha256(path: Path) -> str:
+    """The sha256 an export of this path is recorded with: of the file (jsonl), or over a datasets folder's files."""
+    return dir_sha256(path) if path.is_dir() else file_sha256(path)
+
+
 class HfSink:
     """The same lines as a Hugging Face `datasets` dataset (save_to_disk) in a folder renamed into place."""
 

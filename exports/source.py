@@ -23,16 +23,10 @@ class Source:
     the DPO columns.
     """
 
-    splits: tuple[str, ...]
-    datasets: tuple[str, ...]  # empty: every dataset
+    scope: Scope  # which examples are read (the export options' scope)
     reflections: str | None
     review: bool
     provenance: bool = False
-
-    @property
-    def scope(self) -> Scope:
-        """Which examples are read."""
-        return Scope(datasets=self.datasets, splits=self.splits)
 
     def rows(self, db: Database, id_range: tuple[int, int] | None = None) -> Iterator[SourceRow]:
         """The rows, optionally only those with first <= id < end of id_range=(first, end)."""

@@ -14,7 +14,8 @@ from db.queues import Facets, QueueFilter, QueueRow
 
 if TYPE_CHECKING:  # the other screens are imported when first opened: the review screen starts without them
     from db.runs import Run
-    from exports.lineage import ExportRecord
+    from exports.lineage import ExportRecord, Manifest
+    from exports.tally import ExportPlan
     from nlistral_tui.data.review_stats import ReviewStats
 
 
@@ -162,6 +163,47 @@ class StatsComputed(Message):
     """The stats screen's numbers, computed."""
 
     stats: ReviewStats
+
+
+@dataclass
+class ExportScopesRead(Message):
+    """The (dataset, split, examples) an export can select from, and the exports written so far, newest first."""
+
+    scopes: list[tuple[str, str, int]]
+    history: list[ExportRecord]
+
+
+@dataclass
+class ExportPlanned(Message):
+    """The counts of the export the form describes."""
+
+    plan: ExportPlan
+
+
+@dataclass
+class ExportPlanFailed(Message):
+    """The export the form describes cannot be planned; message says why."""
+
+    message: str
+
+
+@dataclass
+class ExportWaiting(Message):
+    """An export's write waits (again) for another process that holds the store's write lock."""
+
+
+@dataclass
+class ExportWritten(Message):
+    """An export was written; its manifest says where and what."""
+
+    manifest: Manifest
+
+
+@dataclass
+class ExportFailed(Message):
+    """An export could not be written; message says why."""
+
+    message: str
 
 
 @dataclass

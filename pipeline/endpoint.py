@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.errors import PipelineError
+from pipeline.errors import UsageError
 from pipeline.settings import Settings, config_path
 
 KEY_VAR = "MISTRAL_API_KEY"
 MISTRAL_URL = "https://api.mistral.ai"
 
 
-class ClientConfigError(PipelineError):
+class ClientConfigError(UsageError):
     """No usable endpoint or key is configured (the message says what to set)."""
 
 

@@ -52,8 +52,7 @@ from pipeline.answer_fields import (
 from pipeline.answer_text import bare_label, concluded_label, drop_cut_label, final_line, loose_fields, statements
 from pipeline.json_in_text import Unreadable, find_objects
 
-__all__ = ["STATUSES", "Parsed", "concluded_label", "label_value", "parse_judge", "parse_prediction",
-           "parse_reflection", "parse_thought"]
+__all__ = ["STATUSES", "Parsed", "parse_judge", "parse_prediction", "parse_reflection", "parse_thought"]
 
 STATUSES = ("ok", "repaired", "failed")
 _INTERNAL = "the parser could not read this reply"  # the guard's note: the fuzz test asserts it never shows

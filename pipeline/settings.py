@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import UsageError
 
 DEFAULT_THOUGHT_MODEL = "ministral-8b-latest"
 DEFAULT_REFLECTION_MODEL = "mistral-small-latest"
 DEFAULT_JUDGE_MODEL = "mistral-small-latest"
 
 
-class SettingsError(PipelineError):
+class SettingsError(UsageError):
     """The config file is unreadable or holds an unknown key or a value of the wrong type."""
 
 

@@ -1,29 +1,79 @@
-"""Statistics over a database: data, the thought model against gold, reflections, review progress."""
+"""Statistics over a database: data, the thought model against gold, reflections, review progress.
+
+They travel as a typed dict (StoreStats): the same object is printed by `nlistral stats --json`, so its
+keys are the JSON's keys.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlite_utils import Database
 
 from db import tallies
-from db.tallies import LENGTH_BUCKETS, length_bucket_names, length_bucket_sql
 from pipeline.metrics import BinaryMetrics
 
-# The buckets' SQL lives with the other counts in db/tallies.py; these names stay importable from here.
-__all__ = ["LENGTH_BUCKETS", "collect_stats", "length_bucket_names", "length_bucket_sql"]
+
+class DatasetCount(TypedDict):
+    """Examples of one dataset, split and gold label (None: unlabelled)."""
+
+    dataset: str
+    split: str
+    gold_label: int | None
+    count: int
 
 
-def collect_stats(db: Database) -> dict[str, Any]:
+class ReviewProgress(TypedDict):
+    """Review decisions so far: examples by review status, bias flags, relabel suggestions."""
+
+    status: dict[str, int]
+    bias_flagged: int
+    relabel_suggestions: int
+
+
+class ThoughtLength(TypedDict):
+    """The current thoughts of one word-length bucket, and how often their label is gold (None: none)."""
+
+    bucket: str
+    thoughts: int
+    accuracy: float | None
+
+
+class StoreStats(TypedDict):
+    """Everything `nlistral stats` shows (rates are None where nothing was counted)."""
+
+    examples: int
+    thoughts: int
+    reflections: int
+    predictions: int
+    judgements: int
+    mismatches: int
+    mismatches_with_reflection: int
+    reflection_coverage: float | None
+    reflection_parse_failures: int
+    reflections_label_not_gold: int
+    thought_accuracy: float | None
+    thought_precision: float | None
+    thought_recall: float | None
+    thought_f1: float | None
+    thought_parse_failures: int
+    thought_confusion: dict[str, dict[str, int]]
+    thought_by_model: dict[str, dict[str, Any]]  # model -> BinaryMetrics.as_dict()
+    by_dataset: list[DatasetCount]
+    review: ReviewProgress
+    thought_length_words: list[ThoughtLength]
+
+
+def collect_stats(db: Database) -> StoreStats:
     """Everything `nlistral stats` shows, as one JSON-ready dict."""
     examples = tallies.count_examples(db)
-    by_data = [{"dataset": d, "split": s, "gold_label": g, "count": n} for d, s, g, n in tallies.examples_by_facet(db)]
+    by_data = [DatasetCount(dataset=d, split=s, gold_label=g, count=n) for d, s, g, n in tallies.examples_by_facet(db)]
     gen_counts = tallies.generations_by_kind(db)
     tally = tallies.thoughts_against_gold(db)
     thought = BinaryMetrics.from_counts(tally.overall)
     mismatched, reflected = tallies.mismatches(db)
     refl_failed, refl_not_gold = tallies.reflection_problems(db)
     review = tallies.review_progress(db, examples)
-    buckets = [{"bucket": b, "thoughts": n, "accuracy": (c / n if n else None)}
+    buckets = [ThoughtLength(bucket=b, thoughts=n, accuracy=(c / n if n else None))
                for b, n, c in tallies.thought_lengths(db)]
     return {
         "examples": examples,
@@ -44,7 +94,7 @@ def collect_stats(db: Database) -> dict[str, Any]:
         "thought_confusion": thought.confusion(),
         "thought_by_model": {m: BinaryMetrics.from_counts(c).as_dict() for m, c in sorted(tally.per_model.items())},
         "by_dataset": by_data,
-        "review": {"status": review.status, "bias_flagged": review.bias_flagged,
-                   "relabel_suggestions": review.relabel_suggestions},
+        "review": ReviewProgress(status=review.status, bias_flagged=review.bias_flagged,
+                                 relabel_suggestions=review.relabel_suggestions),
         "thought_length_words": buckets,
     }

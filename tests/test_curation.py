@@ -5,6 +5,7 @@ from db import open_db
 from db.curation import curated_label_sql
 from db.review_stats import accepted_balance
 from db.reviews import record
+from db.scope import Scope
 from exports.rules import sft_target
 from exports.source import Source
 
@@ -13,7 +14,7 @@ def _curated_labels(db) -> dict[int, tuple[str, int | None, int | None]]:
     """Each example's status, gold label and the label a curated export (default options) trains it on."""
     splits = tuple(r[0] for r in db.execute("SELECT DISTINCT split FROM examples"))
     out = {}
-    for row in Source(splits, (), reflections="reviewed", review=True).rows(db):
+    for row in Source(Scope(splits=splits), reflections="reviewed", review=True).rows(db):
         target = sft_target(row, "curated")
         out[row.id] = (row.status or "pending", row.gold, None if isinstance(target, str) else target.label)
     return out

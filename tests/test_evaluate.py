@@ -178,7 +178,7 @@ def test_predictions_are_stored_parsed_and_scored_without_default_labels(demo, t
     assert (m["failed"], m["mismatches"], m["n"]) == (2, 2, 12)
     assert m["accuracy"] == pytest.approx(8 / 12)
     run = get_run(demo, result.run_id)
-    assert run["status"] == "completed" and run["metrics"]["metrics"]["accuracy"] == pytest.approx(8 / 12)
+    assert run.status == "completed" and run.metrics["metrics"]["accuracy"] == pytest.approx(8 / 12)
     assert json.loads((tmp_path / "m.json").read_text())["run_id"] == result.run_id
 
 
@@ -203,7 +203,7 @@ def test_resume_continues_the_run_without_redoing_finished_batches(demo, tokeniz
     assert result.resumed and result.run_id == first[0][0] and result.generated_now == 8
     assert len(model.prompts_seen) == 8
     assert result.summary["predictions"] == 12 and result.summary["metrics"]["accuracy"] == 1.0
-    assert get_run(demo, result.run_id)["status"] == "completed"
+    assert get_run(demo, result.run_id).status == "completed"
     # Without --resume a new run starts; with nothing unfinished, --resume starts one too.
     again, _ = _run(demo, tokenizer, answers, tmp_path, resume=True)
     assert again.run_id != result.run_id and not again.resumed

@@ -44,7 +44,7 @@ def test_a_crash_midway_leaves_the_old_file_whole_and_no_temporary(seed_db, tmp_
         write_sft(seed_db, SftOptions(ablation="unmodified"), out=out, overwrite=True)
     assert out.read_bytes() == before and _leftovers(tmp_path) == []
     assert [e.id for e in list_exports(seed_db)] == [first.export_id]
-    assert list_runs(seed_db, "export")[0]["status"] == "cancelled"
+    assert list_runs(seed_db, "export")[0].status == "cancelled"
 
 
 def test_manifest_table_row_and_run_agree(seed_db, tmp_path):
@@ -57,8 +57,8 @@ def test_manifest_table_row_and_run_agree(seed_db, tmp_path):
         manifest.export_id, "sft", "reflected", "inst", manifest.sha256, str(out))
     assert record.counts == manifest.counts and record.options["shuffle_seed"] == 3 and record.present
     run = list_runs(seed_db, "export")[0]
-    assert run["id"] == manifest.run_id and run["status"] == "completed"
-    assert run["artifacts"] == {"path": str(out), "manifest": manifest.manifest, "export_id": manifest.export_id}
+    assert run.id == manifest.run_id and run.status == "completed"
+    assert run.artifacts == {"path": str(out), "manifest": manifest.manifest, "export_id": manifest.export_id}
     on_disk = json.loads(Path(manifest.manifest).read_text(encoding="utf-8"))
     assert on_disk["options"]["ablation"] == "reflected" and on_disk["counts"]["rows"] == 99
     assert "reflected" in on_disk["rule_text"] and on_disk["created_at"] == record.created_at
@@ -180,7 +180,7 @@ def test_an_export_with_nothing_in_it_is_refused(seed_db, tmp_path):
     with pytest.raises(EmptyExportError, match="pending: 100"):
         write_dpo(seed_db, DpoOptions(), out=tmp_path / "d.jsonl")
     assert not (tmp_path / "d.jsonl").exists() and _leftovers(tmp_path) == []
-    assert list_runs(seed_db, "export")[0]["status"] == "failed"
+    assert list_runs(seed_db, "export")[0].status == "failed"
 
 
 def test_progress_reaches_the_total(seed_db):

@@ -285,7 +285,7 @@ def test_no_workers_inside_a_transaction_or_for_a_database_in_memory(mixed_db, m
 @pytest.mark.parametrize("first, last, examples, workers", [(1, 1, 1, 2), (1, 1000, 1000, 2), (5, 17, 3, 4),
                                                             (10, 99_999, 30_000, 2)])
 def test_id_ranges_cover_the_span_once_in_order(db, monkeypatch, first, last, examples, workers):
-    monkeypatch.setattr(parallel, "id_bounds", lambda db, splits, datasets: (first, last))
+    monkeypatch.setattr(parallel, "id_bounds", lambda db, scope: (first, last))
     monkeypatch.setattr("exports.fast.block.BLOCK_EXAMPLES", 100)
     ranges = parallel.id_ranges(db, SftOptions(), examples, workers)
     assert ranges[0][0] == first and ranges[-1][1] == last + 1

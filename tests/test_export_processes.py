@@ -178,7 +178,7 @@ def test_recording_an_export_waits_for_another_writer(demo_db_path, tmp_path, ho
 
     manifest = write_sft(db, SftOptions(), out=out, progress=progress, on_wait=lambda: waits.append(True))
     assert waits and [r.id for r in list_exports(db)] == [manifest.export_id]
-    assert list_runs(db, "export")[0]["status"] == "completed" and _sha(out) == manifest.sha256
+    assert list_runs(db, "export")[0].status == "completed" and _sha(out) == manifest.sha256
     db.conn.close()
 
 
@@ -193,7 +193,7 @@ def test_a_failed_export_is_marked_failed_after_waiting_for_another_writer(demo_
 
     with pytest.raises(EmptyExportError):  # no review decisions: no pairs; the run is failed once the lock is free
         write_dpo(db, DpoOptions(), out=tmp_path / "pairs.jsonl", progress=progress)
-    assert locked and list_runs(db, "export")[0]["status"] == "failed"
+    assert locked and list_runs(db, "export")[0].status == "failed"
     db.conn.close()
 
 

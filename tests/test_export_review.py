@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from db.generations import add_generation
+from db.paths import store_path
 from db.reviews import log_position, record, undo
 from exports import DpoOptions, SftOptions, plan_dpo, plan_sft, write_dpo, write_sft
 
@@ -148,7 +149,7 @@ def test_the_session_files_and_manifests_are_pinned(session, tmp_path):
 
 
 def db_file(db) -> Path:
-    return Path(db.execute("PRAGMA database_list").fetchone()[2])
+    return store_path(db)
 
 
 SFT_SHA256 = "892e89a63d6993e03947bb1661bb74680de90e01166ea693a3151ac5af2035ff"

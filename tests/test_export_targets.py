@@ -173,7 +173,7 @@ def test_the_run_names_every_temporary_before_creating_it(demo_db_path, tmp_path
 
     def progress(done: int, total: int) -> None:
         (run,) = list_runs(db, "export")
-        temporaries = run["config"]["temporaries"]
+        temporaries = run.config["temporaries"]
         on_disk = [str(p) for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
         assert on_disk and set(on_disk) <= set(temporaries)
         seen.append(temporaries)

@@ -66,9 +66,9 @@ def test_generate_stores_each_thought_once_and_a_rerun_sends_nothing(fake: FakeM
     assert row["tokens_in"] > 0 and row["tokens_out"] > 0 and row["latency_ms"] > 0 and row["cost_usd"] > 0
     assert json.loads(row["params"])["endpoint"] == fake.url
     run = get_run(open_db(path), result.run_id)
-    assert run["kind"] == "generate" and run["status"] == "completed"
-    assert run["config"]["model"] == MODEL and run["config"]["prompt_version"] == THOUGHT.version
-    summary = run["metrics"]
+    assert run.kind == "generate" and run.status == "completed"
+    assert run.config["model"] == MODEL and run.config["prompt_version"] == THOUGHT.version
+    summary = run.metrics
     assert summary["answers"] == 12 and summary["against_gold"]["n"] == 12
     assert summary["against_gold"]["accuracy"] is not None
 
@@ -154,7 +154,7 @@ def test_judge_scores_thoughts_and_reflections(fake: FakeMistral, tmp_path: Path
     assert kinds["thought"] == 8 and kinds["reflection"] == on_reflections.counters.stored > 0
     assert all(1 <= r["score"] <= 5 and r["rationale"] and r["prompt_version"] == JUDGE.version for r in judged)
     assert on_thoughts.summary["mean_score"] is not None
-    assert [r["kind"] for r in list_runs(db)][:2] == ["judge", "judge"]
+    assert [r.kind for r in list_runs(db)][:2] == ["judge", "judge"]
     db.conn.close()
 
 
@@ -185,7 +185,7 @@ def test_reflect_one_makes_a_new_version_each_time(fake: FakeMistral, tmp_path: 
     assert second.model == "mistral-medium-latest" and first.model == "mistral-small-latest"
     assert [g.id for g in generations_for(db, example_id, "reflection")] == [first.id, second.id]
     assert db.execute("SELECT reflection_id FROM examples WHERE id = ?", [example_id]).fetchone()[0] == second.id
-    assert get_run(db, first.run_id)["config"]["rerun"] is True
+    assert get_run(db, first.run_id).config["rerun"] is True
     db.conn.close()
 
 
@@ -245,7 +245,7 @@ def test_cli_auth_error_stops_the_run_and_the_key_is_nowhere(fake: FakeMistral, 
     assert len([r for r in fake.snapshot() if r.status == 401]) <= 4  # stopped at once, not 25 failures
     db = open_db(path)
     run = list_runs(db, "generate")[0]
-    assert run["status"] == "failed" and "MISTRAL_API_KEY" in run["error"]
+    assert run.status == "failed" and "MISTRAL_API_KEY" in run.error
     db.conn.close()
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("k.db*"))  # the database, its WAL and SHM
     for key in (KEY, revoked):
@@ -362,7 +362,7 @@ def test_cli_run_start_waits_for_a_write_lock_held_past_the_busy_timeout(fake: F
         holder.wait(10)
     assert result.exit_code == 0, result.output
     assert "Waiting: another process holds the write lock" in result.output and "the run starts" in result.output
-    assert len(thoughts(path)) == 4 and list_runs(open_db(path), "generate")[0]["status"] == "completed"
+    assert len(thoughts(path)) == 4 and list_runs(open_db(path), "generate")[0].status == "completed"
 
 
 def test_run_finish_waits_for_a_write_lock_held_past_the_busy_timeout(fake: FakeMistral, tmp_path: Path,
@@ -388,7 +388,7 @@ def test_run_finish_waits_for_a_write_lock_held_past_the_busy_timeout(fake: Fake
         holder.wait(10)
     assert result.status == "completed" and result.counters.stored == 3
     assert len(told) == 1 and f"run {result.run_id} is recorded as completed" in told[0]
-    assert get_run(open_db(path), result.run_id)["status"] == "completed"
+    assert get_run(open_db(path), result.run_id).status == "completed"
 
 
 def test_cli_every_request_failing_is_a_failed_run(tmp_path: Path) -> None:
@@ -404,7 +404,7 @@ def test_cli_every_request_failing_is_a_failed_run(tmp_path: Path) -> None:
             assert result.exit_code == 1, result.output
             assert "every request failed (3 given up" in result.output and check in result.output
             run = list_runs(open_db(path), "generate")[0]
-            assert run["status"] == "failed" and "nothing was stored" in run["error"] and check in run["error"]
+            assert run.status == "failed" and "nothing was stored" in run.error and check in run.error
         assert len(failing.snapshot()) == 3
     assert thoughts(path) == []
 
@@ -416,4 +416,4 @@ def test_cli_some_requests_failing_completes_and_says_how_many(fake: FakeMistral
     result = runner.invoke(app, ["generate", "--db", str(path)])
     assert result.exit_code == 0, result.output
     assert "2 of 6 requests failed and were not stored" in result.output
-    assert list_runs(open_db(path), "generate")[0]["status"] == "completed" and len(thoughts(path)) == 4
+    assert list_runs(open_db(path), "generate")[0].status == "completed" and len(thoughts(path)) == 4

@@ -5,14 +5,9 @@ import json
 
 import pytest
 
-from pipeline.parsing import (
-    concluded_label,
-    label_value,
-    parse_judge,
-    parse_prediction,
-    parse_reflection,
-    parse_thought,
-)
+from pipeline.answer_fields import label_value
+from pipeline.answer_text import concluded_label
+from pipeline.parsing import parse_judge, parse_prediction, parse_reflection, parse_thought
 
 GOOD = '{"thought_process": "Step 1: the premise says a man sleeps. Step 2: so he rests.", "predicted_label": 1}'
 

@@ -76,7 +76,7 @@ def test_a_5000_digit_integer_is_stored_as_a_failed_parse(fake: FakeMistral, tmp
     assert result.counters.stored == 3 and result.counters.parse["failed"] == 2
     db = open_db(path)
     rows = {r["example_id"]: r for r in db.query("SELECT * FROM generations WHERE kind = 'thought'")}
-    assert get_run(db, result.run_id)["status"] == "completed"
+    assert get_run(db, result.run_id).status == "completed"
     db.conn.close()
     for example_id in (1, 2):
         row = rows[example_id]

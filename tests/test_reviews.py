@@ -56,10 +56,10 @@ def test_redo_order_and_a_new_decision_clears_redo(demo_db_path):
     db = open_db(demo_db_path)
     a = reviews.record(db, "accept", [1], reviewer="r")
     b = reviews.record(db, "reject", [1], reviewer="r")
-    assert reviews.undo(db, reviewer="r") == b
+    assert reviews.undo(db, reviewer="r").group == b
     assert reviews.state(db, 1).status == "accepted"
-    assert reviews.undo(db, reviewer="r") == a
-    assert reviews.redo(db, reviewer="r") == a  # the most recently undone comes back first
+    assert reviews.undo(db, reviewer="r").group == a
+    assert reviews.redo(db, reviewer="r").group == a  # the most recently undone comes back first
     reviews.record(db, "edit", [1], reviewer="r", payload={"thought": "x", "label": 0})
     with pytest.raises(NothingToRedoError):
         reviews.redo(db, reviewer="r")
@@ -69,14 +69,14 @@ def test_each_reviewer_undoes_and_redoes_only_their_own_steps(demo_db_path):
     db = open_db(demo_db_path)
     mine = reviews.record(db, "accept", [1], reviewer="ana")
     reviews.record(db, "reject", [2], reviewer="ben")  # another reviewer, later, on the same store
-    assert reviews.undo(db, reviewer="ana") == mine
+    assert reviews.undo(db, reviewer="ana").group == mine
     assert _status(db, [1, 2]) == ["pending", "rejected"]
     with pytest.raises(NothingToUndoError, match="made by other reviewers"):
         reviews.undo(db, reviewer="ana")
     with pytest.raises(NothingToRedoError):
         reviews.redo(db, reviewer="ben")  # ana's undone step is hers to bring back
     reviews.record(db, "accept", [3], reviewer="ben")  # a decision of someone else does not clear her redo
-    assert reviews.redo(db, reviewer="ana") == mine
+    assert reviews.redo(db, reviewer="ana").group == mine
     assert _status(db, [1, 2, 3]) == ["accepted", "rejected", "accepted"]
     with pytest.raises(NothingToUndoError, match="Nothing of cy's to undo"):
         reviews.undo(db, reviewer="cy")

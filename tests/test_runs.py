@@ -21,7 +21,7 @@ from fake_mistral import FakeMistral, toy_pairs
 
 from db import open_db
 from db.owner import Owner, liveness, this_process
-from db.runs import get_run, reopen_run, start_run
+from db.runs import Run, get_run, reopen_run, start_run
 from pipeline.evaluate.earlier_runs import resumable_run
 from pipeline.importing import import_file
 
@@ -55,7 +55,7 @@ def _killed_run(path: Path, kind: str = "generate", config: dict | None = None) 
     return run_id
 
 
-def _status(path: Path, run_id: int, told: list[str] | None = None) -> dict:
+def _status(path: Path, run_id: int, told: list[str] | None = None) -> Run:
     db = open_db(path, notify=None if told is None else told.append)
     try:
         return get_run(db, run_id)
@@ -71,16 +71,16 @@ def test_a_killed_owner_reads_as_interrupted_and_a_live_one_as_running(tmp_path:
         dead_id = _killed_run(path, "train")
         told: list[str] = []
         dead, alive = _status(path, dead_id, told), _status(path, live_id, told)
-        assert told == [f"Run {dead_id} (train) was {dead['error']}"]  # said once, by the open that found it
-        assert dead["status"] == "interrupted" and dead["finished_at"]
-        assert f"pid {json.loads(dead['owner'])['pid']} on {socket.gethostname()}" in dead["error"]
-        assert "--resume" in dead["error"]  # what to do next, for a train run
-        assert alive["status"] == "running" and alive["error"] is None
-        assert json.loads(alive["owner"])["pid"] == live.pid
+        assert told == [f"Run {dead_id} (train) was {dead.error}"]  # said once, by the open that found it
+        assert dead.status == "interrupted" and dead.finished_at
+        assert f"pid {json.loads(dead.owner)['pid']} on {socket.gethostname()}" in dead.error
+        assert "--resume" in dead.error  # what to do next, for a train run
+        assert alive.status == "running" and alive.error is None
+        assert json.loads(alive.owner)["pid"] == live.pid
     finally:
         live.kill()
         live.wait(10)
-    assert _status(path, live_id)["status"] == "interrupted"  # once it is gone
+    assert _status(path, live_id).status == "interrupted"  # once it is gone
 
 
 def test_liveness_tells_a_reused_pid_a_zombie_a_reboot_another_host_and_a_container_apart(tmp_path: Path) -> None:
@@ -119,9 +119,9 @@ def test_runs_of_other_hosts_and_legacy_runs(tmp_path: Path) -> None:
     db.execute("UPDATE runs SET owner = NULL WHERE id = ?", [legacy])  # as recorded before m006
     db.conn.commit()
     db.conn.close()
-    assert _status(path, elsewhere)["status"] == "running"  # cannot be checked from here: left alone
+    assert _status(path, elsewhere).status == "running"  # cannot be checked from here: left alone
     run = _status(path, legacy)
-    assert run["status"] == "interrupted" and "did not record its process" in run["error"]
+    assert run.status == "interrupted" and "did not record its process" in run.error
 
 
 def test_a_locked_store_opens_at_once_and_is_swept_later(tmp_path: Path) -> None:
@@ -138,12 +138,12 @@ def test_a_locked_store_opens_at_once_and_is_swept_later(tmp_path: Path) -> None
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
         run = _status(path, run_id)  # the busy timeout is 15 s: the sweep must not wait for it
-        assert time.monotonic() - started < 2 and run["status"] == "running"
+        assert time.monotonic() - started < 2 and run.status == "running"
     finally:
         holder.stdin.write("release\n")
         holder.stdin.close()
         holder.wait(10)
-    assert _status(path, run_id)["status"] == "interrupted"
+    assert _status(path, run_id).status == "interrupted"
 
 
 def test_an_interrupted_export_loses_its_temporaries_and_nothing_else(tmp_path: Path) -> None:
@@ -163,10 +163,10 @@ def test_an_interrupted_export_loses_its_temporaries_and_nothing_else(tmp_path: 
                               str(tmp_path / ".link.tmp"), str(tmp_path / ".already-gone.tmp")]}
     run_id = _killed_run(path, "export", config)
     run = _status(path, run_id)
-    assert run["status"] == "interrupted" and "run the export again" in run["error"]
+    assert run.status == "interrupted" and "run the export again" in run.error
     assert not temp_file.exists() and not temp_dir.exists() and not (tmp_path / ".link.tmp").exists()
     assert precious.read_text() == "the previous export" and (outside / "x").read_text() == "kept"
-    assert f"Left {str(precious)!r} in place" in run["error"] and "'.relative.tmp'" in run["error"]
+    assert f"Left {str(precious)!r} in place" in run.error and "'.relative.tmp'" in run.error
 
 
 def test_an_interrupted_run_can_be_resumed_and_a_live_one_is_not_taken(tmp_path: Path) -> None:
@@ -183,15 +183,15 @@ def test_an_interrupted_run_can_be_resumed_and_a_live_one_is_not_taken(tmp_path:
         live.wait(10)
     db = open_db(path)
     try:
-        assert get_run(db, live_id)["status"] == "interrupted"
+        assert get_run(db, live_id).status == "interrupted"
         assert resumable_run(db, identity) == live_id
         reopen_run(db, live_id)
         run = get_run(db, live_id)
-        assert run["status"] == "running" and run["error"] is None
-        assert Owner.from_json(run["owner"]) == this_process()  # now ours: the next open leaves it alone
+        assert run.status == "running" and run.error is None
+        assert Owner.from_json(run.owner) == this_process()  # now ours: the next open leaves it alone
     finally:
         db.conn.close()
-    assert _status(path, live_id)["status"] == "running"
+    assert _status(path, live_id).status == "running"
 
 
 def _stored(path: Path) -> int:

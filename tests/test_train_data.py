@@ -8,6 +8,7 @@ import pytest
 
 from db.tx import write_tx
 from exports.formats import cot_target, inst_prompt, inst_text, label_target, messages, user_prompt
+from exports.sink import export_sha256
 from pipeline.train import data
 
 PAIRS = [("A man plays a guitar on a stage.", "A man plays music.", "Step 1: a guitar is an instrument.", 1),
@@ -160,7 +161,7 @@ def test_a_literal_bos_inside_the_text_is_refused(tmp_path, tokenizer):
 
 def test_export_ids_resolve_through_the_exports_table(tmp_path, db):
     path = _inst_file(tmp_path)
-    sha = data.sha256_file(path)
+    sha = export_sha256(path)
     with write_tx(db):
         db.execute("INSERT INTO exports (kind, path, format, rule, sha256, review_log_position, created_at) "
                    "VALUES ('sft', ?, 'inst', 'reflected', ?, 0, 'now')", [str(path), sha])
@@ -183,7 +184,7 @@ def test_hf_folder_exports_read_like_jsonl(tmp_path):
     rows = [json.loads(line) for line in _inst_file(tmp_path).read_text().splitlines()]
     Dataset.from_list(rows).save_to_disk(str(folder))
     assert [r.prompt for r in data.read_sft(folder)] == [r.prompt for r in data.read_sft(_inst_file(tmp_path))]
-    assert data.resolve_source(str(folder)).sha256 == data.sha256_file(folder)
+    assert data.resolve_source(str(folder)).sha256 == export_sha256(folder)
 
 
 def test_eval_split_is_seeded_and_disjoint():

@@ -10,8 +10,8 @@ import torch
 from db import open_db
 from db.runs import get_run, list_runs
 from exports.formats import cot_target, inst_text, user_prompt
+from exports.sink import export_sha256
 from pipeline.train.config import load_config
-from pipeline.train.data import sha256_file
 from pipeline.train.runner import TrainingCancelled, checkpoints_in, run_training
 
 pytestmark = pytest.mark.slow
@@ -64,12 +64,12 @@ def test_sft_run_is_recorded_logged_and_leaves_a_lora_only_adapter(tiny_model_di
 
     store = open_db(db_path)
     run = get_run(store, result.run_id)
-    assert run["kind"] == "train" and run["status"] == "completed"
-    assert run["config"]["export"]["sha256"] == sha256_file(exports["sft"]) == run["metrics"]["export_sha256"]
-    metrics = run["metrics"]
+    assert run.kind == "train" and run.status == "completed"
+    assert run.config["export"]["sha256"] == export_sha256(exports["sft"]) == run.metrics["export_sha256"]
+    metrics = run.metrics
     assert metrics["global_step"] == 4 and metrics["train_examples"] == 12 and metrics["eval_examples"] == 4
     assert metrics["tokens_per_s"] > 0 and metrics["eval_loss"] > 0 and 0 < metrics["adapter_mb"] < 1
-    assert Path(run["artifacts"]["adapter"]) == result.adapter_dir
+    assert Path(run.artifacts["adapter"]) == result.adapter_dir
     assert list((tmp_path / "sft" / "tensorboard").glob("events.out.tfevents.*"))
     assert load_config(tmp_path / "sft" / "config.yaml") == config
 
@@ -110,7 +110,7 @@ def test_label_only_trains_on_the_label_alone(tiny_model_dir, exports, tmp_path,
     cot = run_training(sft_like, db_path=db_path)
     # Same examples and prompts' pairs, but the label-only targets (and instruction) are shorter.
     assert result.metrics["tokens"] < cot.metrics["tokens"]
-    assert get_run(open_db(db_path), result.run_id)["config"]["method"] == "label-only"
+    assert get_run(open_db(db_path), result.run_id).config["method"] == "label-only"
 
 
 @pytest.mark.parametrize("loss", ["dpo", "cal-dpo", "dr-dpo"])
@@ -145,7 +145,7 @@ def test_resume_continues_step_optimizer_and_data_order(tiny_model_dir, exports,
     first = run_training(broken, db_path=db_path, callbacks=(StopAfterTwo(),))
     assert first.status == "cancelled" and first.adapter_dir is None
     assert [p.name for p in checkpoints_in(tmp_path / "b")] == ["checkpoint-2"]
-    assert get_run(open_db(db_path), first.run_id)["status"] == "cancelled"
+    assert get_run(open_db(db_path), first.run_id).status == "cancelled"
 
     again = run_training(_config(tiny_model_dir, tmp_path / "b", exports["sft"], *extra), db_path=db_path, resume=True)
     assert again.status == "completed", again.error
@@ -170,7 +170,7 @@ def test_a_run_that_fails_is_recorded_with_its_reason(tiny_model_dir, exports, t
     result = run_training(config, db_path=db_path)
     assert result.status == "failed" and "this is a DPO export" in result.error
     run = list_runs(open_db(db_path), "train")[0]
-    assert run["status"] == "failed" and "use method: dpo" in run["error"]
+    assert run.status == "failed" and "use method: dpo" in run.error
     assert _events(result.log_path)[-1]["status"] == "failed"
 
 
@@ -272,7 +272,7 @@ def test_sigterm_stops_at_a_step_with_a_checkpoint_and_records_cancelled(tiny_mo
     assert events[-1]["status"] == "cancelled" and events[-1]["adapter"] is None
     stopped_at = max(e["step"] for e in events if e["event"] == "log")
     assert 0 < stopped_at < 400 and checkpoints_in(out)[-1].name == f"checkpoint-{stopped_at}"
-    assert get_run(open_db(db_path), events[0]["run_id"])["status"] == "cancelled"
+    assert get_run(open_db(db_path), events[0]["run_id"]).status == "cancelled"
 
 
 def test_two_process_launch_records_one_run(exports, tmp_path, db_path):
@@ -297,7 +297,7 @@ def test_two_process_launch_records_one_run(exports, tmp_path, db_path):
     assert done.stdout.count("Hardware:") == done.stdout.count("Data:") == 1
     assert "destroy_process_group() was not called" not in done.stderr  # torch says it under NCCL only
     runs = list_runs(open_db(db_path), "train")
-    assert [r["status"] for r in runs] == ["completed"] and "2 process(es)" in runs[0]["config"]["hardware"]
+    assert [r.status for r in runs] == ["completed"] and "2 process(es)" in runs[0].config["hardware"]
     events = _events(out / "train_log.jsonl")
     assert sum(e["event"] == "start" for e in events) == 1 and events[-1]["status"] == "completed"
     assert events[-1]["metrics"]["global_step"] == 2 and (out / "adapter" / "adapter_model.safetensors").exists()

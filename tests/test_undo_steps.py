@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from db import open_db
-from db.reviews import Flip, record, redo_step, undo_step
+from db.reviews import Flip, record, redo, undo
 
 
 def test_undo_and_redo_return_the_step_they_flipped(demo_db_path):
     db = open_db(demo_db_path)
     group = record(db, "accept", [3, 4], reviewer="r")
     record(db, "flag_bias", [5], reviewer="other", payload={"category": "ambiguous", "note": ""})
-    assert undo_step(db, reviewer="r") == Flip(redo=False, group=group, action="accept", ids=(3, 4))
-    assert redo_step(db, reviewer="r") == Flip(redo=True, group=group, action="accept", ids=(3, 4))
+    assert undo(db, reviewer="r") == Flip(redo=False, group=group, action="accept", ids=(3, 4))
+    assert redo(db, reviewer="r") == Flip(redo=True, group=group, action="accept", ids=(3, 4))

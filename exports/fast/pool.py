@@ -23,7 +23,7 @@ import os
 import sqlite3
 import subprocess  # noqa: F401  (tests replace subprocess.Popen through this module)
 import sys  # noqa: F401  (tests replace sys.executable through this module)
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -33,16 +33,15 @@ from sqlite_utils import Database
 from db.connection import BUSY_TIMEOUT_MS
 from db.export_reads import (
     count_in_scope,
-    database_path,
     fingerprint,
     hold_writers,
+    id_bounds,
     open_reader,
     release_writers,
 )
-from db.export_reads import id_bounds as _id_bounds
+from db.paths import store_path
 from db.pipe import GONE, Child, python_module
 from db.pipe import receive as _receive
-from db.scope import Scope
 from exports.errors import ExportError
 from exports.fast import block
 from exports.fast.block import Block
@@ -80,21 +79,16 @@ def usable_cpus() -> int:
 def workers_for(db: Database, options: Options) -> int:
     """How many worker processes an export with these options uses (0: it selects in this process)."""
     cpus = usable_cpus()
-    if cpus < 2 or db.conn.in_transaction or not database_path(db):
+    if cpus < 2 or db.conn.in_transaction or store_path(db) is None:
         return 0  # an in-memory database or an open transaction cannot be shared with other processes
     if count_in_scope(db, options.scope, at_most=PARALLEL_MIN_EXAMPLES) < PARALLEL_MIN_EXAMPLES:
         return 0
     return min(cpus, MAX_WORKERS)
 
 
-def id_bounds(db: Database, splits: Sequence[str], datasets: Sequence[str]) -> tuple[int, int] | None:
-    """The first and last example id of these splits and datasets (None when there is none)."""
-    return _id_bounds(db, Scope(datasets=tuple(datasets), splits=tuple(splits)))
-
-
 def id_ranges(db: Database, options: Options, examples: int, workers: int) -> list[tuple[int, int]]:
     """The id span of the export's scope cut into ranges [first, end) of about BLOCK_EXAMPLES examples."""
-    bounds = id_bounds(db, options.splits, options.datasets)
+    bounds = id_bounds(db, options.scope)
     if bounds is None:
         return []
     first, last = bounds
@@ -116,7 +110,7 @@ class Pool:
 
     def __init__(self, db: Database, workers: int, on_wait: Callable[[], None] | None = None):
         self.db, self.workers, self.on_wait = db, workers, on_wait
-        self.path = database_path(db)
+        self.path = str(store_path(db) or "")  # on disk: workers_for gives an in-memory store no pool
         self._lock: sqlite3.Connection | None = None
         self._children: list[Child] = []
         self._finished = False  # every worker has sent its last range

@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlite_utils import Database
 
 from db.review_stats import accepted_balance, review_pace
-from pipeline.stats import collect_stats
+from pipeline.stats import StoreStats, collect_stats
 
 
 @dataclass(frozen=True)
 class ReviewStats:
     """What the stats screen shows beyond `nlistral stats`."""
 
-    store: dict[str, Any]  # collect_stats(): counts by state, thought model against gold, lengths
+    store: StoreStats  # collect_stats(): counts by state, thought model against gold, lengths
     balance: dict[str, dict[str, int]]  # "gold" / "curated" -> {"1": n, "0": n, "none": n}
     per_day: list[tuple[str, int]]  # (UTC day, decisions), oldest first, the last 14 days with any
     by_reviewer: list[tuple[str, int, float | None]]  # reviewer, decisions, median seconds per decision

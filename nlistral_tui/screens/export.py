@@ -41,6 +41,14 @@ from exports import (
     write,
 )
 from nlistral_tui.data.store import Store
+from nlistral_tui.messages import (
+    ExportFailed,
+    ExportPlanFailed,
+    ExportPlanned,
+    ExportScopesRead,
+    ExportWaiting,
+    ExportWritten,
+)
 from nlistral_tui.screens.choice import ChoiceScreen
 from pipeline.views.export import exports_view, plan_summary, plan_view, unit
 
@@ -211,44 +219,23 @@ class ExportScreen(Screen[None]):
             self._write(ExportRequest(options, out=path, overwrite=path == taken))
 
     # ------------------------------------------------------------- workers
+    # Every worker reports by posting a message (thread-safe); the handlers below update the screen.
     @work(thread=True, exclusive=True, group="export-scopes", exit_on_error=False)
     def _load_scopes(self) -> None:
         db = self.store.db()
-        scopes, history = available_scopes(db), list_exports(db)
-        self.app.call_from_thread(self._scopes_loaded, scopes, history)
-
-    def _scopes_loaded(self, scopes: list[tuple[str, str, int]], history: list[ExportRecord]) -> None:
-        self.history = history
-        splits = sorted({s for _d, s, _n in scopes})
-        datasets = sorted({d for d, _s, _n in scopes})
-        split_list = self.query_one("#export-splits", SelectionList)
-        split_list.clear_options()
-        split_list.add_options([(Content(s), s, s == "train") for s in splits])
-        dataset_list = self.query_one("#export-datasets", SelectionList)
-        dataset_list.clear_options()
-        dataset_list.add_options([(Content(d), d, False) for d in datasets])
-        shown = history[:HISTORY_SHOWN]
-        self.query_one("#export-history", Static).update(exports_view(shown, {r.id: r.state() for r in shown}))
-        self._show_target()
-        self._replan()
+        self.post_message(ExportScopesRead(available_scopes(db), list_exports(db)))
 
     @work(thread=True, exclusive=True, group="export-plan", exit_on_error=False)
     def _plan(self, options: ExportOptions) -> None:
-        db = self.store.db()
         try:
-            counts = plan(db, options)
+            counts = plan(self.store.db(), options)
         except ExportError as exc:
-            self.app.call_from_thread(self._show_error, str(exc))
+            self.post_message(ExportPlanFailed(str(exc)))
             return
-        self.app.call_from_thread(self._planned, counts)
-
-    def _planned(self, counts: ExportPlan) -> None:
-        self.plan, self.error = counts, None
-        self.query_one("#export-plan-text", Static).update(Group(plan_summary(counts), plan_view(counts)))
+        self.post_message(ExportPlanned(counts))
 
     def _waiting(self) -> None:  # on the write worker's thread, each time a write waits again
-        self.app.call_from_thread(self.notify, f"waiting: another process is writing to {self.store.path}; the export "
-                                  "goes on when it is done.", severity="warning", timeout=8, markup=False)
+        self.post_message(ExportWaiting())
 
     @work(thread=True, exclusive=True, group="export-write", exit_on_error=False)
     def _write(self, request: ExportRequest) -> None:
@@ -257,9 +244,42 @@ class ExportScreen(Screen[None]):
             request.path.parent.mkdir(parents=True, exist_ok=True)
             manifest = write(db, request, on_wait=self._waiting)
         except (ExportError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", timeout=10, markup=False)
+            self.post_message(ExportFailed(str(exc)))
             return
-        self.app.call_from_thread(
-            self.notify, f"Wrote {manifest.rows:,} rows to {manifest.path} (export {manifest.export_id}; "
-            f"manifest {manifest.manifest}).", timeout=10, markup=False)
-        self.app.call_from_thread(self._load_scopes)
+        self.post_message(ExportWritten(manifest))
+
+    # ------------------------------------------------------------- handlers
+    def on_export_scopes_read(self, msg: ExportScopesRead) -> None:
+        self.history = msg.history
+        splits = sorted({s for _d, s, _n in msg.scopes})
+        datasets = sorted({d for d, _s, _n in msg.scopes})
+        split_list = self.query_one("#export-splits", SelectionList)
+        split_list.clear_options()
+        split_list.add_options([(Content(s), s, s == "train") for s in splits])
+        dataset_list = self.query_one("#export-datasets", SelectionList)
+        dataset_list.clear_options()
+        dataset_list.add_options([(Content(d), d, False) for d in datasets])
+        shown = msg.history[:HISTORY_SHOWN]
+        self.query_one("#export-history", Static).update(exports_view(shown, {r.id: r.state() for r in shown}))
+        self._show_target()
+        self._replan()
+
+    def on_export_plan_failed(self, msg: ExportPlanFailed) -> None:
+        self._show_error(msg.message)
+
+    def on_export_planned(self, msg: ExportPlanned) -> None:
+        self.plan, self.error = msg.plan, None
+        self.query_one("#export-plan-text", Static).update(Group(plan_summary(msg.plan), plan_view(msg.plan)))
+
+    def on_export_waiting(self, _msg: ExportWaiting) -> None:
+        self.notify(f"waiting: another process is writing to {self.store.path}; the export goes on when it is done.",
+                    severity="warning", timeout=8, markup=False)
+
+    def on_export_failed(self, msg: ExportFailed) -> None:
+        self.notify(f"Export failed: {msg.message}", severity="error", timeout=10, markup=False)
+
+    def on_export_written(self, msg: ExportWritten) -> None:
+        m = msg.manifest
+        self.notify(f"Wrote {m.rows:,} rows to {m.path} (export {m.export_id}; manifest {m.manifest}).", timeout=10,
+                    markup=False)
+        self._load_scopes()

@@ -1,26 +1,29 @@
 """The screen the review screen is built on: a queue pane and a detail pane kept in step.
 
-It moves the cursor, loads rows and details (its panes' workers post them as messages, handled here),
-finds an example asked for by id, and follows what other processes write to the store. ReviewScreen
-(screens/review.py) adds the keys and the decisions.
+It moves the cursor, hands its panes the rows, details and counts that its feed (data/queue_feed.py) reads
+from the store (the feed's workers post them as messages, handled here), finds an example asked for by id,
+and follows what other processes write to the store. ReviewScreen (screens/review.py) adds the keys and
+the decisions.
 """
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from db import queue_pages, queues
-from db.detail import ExampleDetail, load_details
+from db.detail import ExampleDetail
 from db.queues import Facets, QueueFilter
+from nlistral_tui.data.queue_feed import QueueFeed
 from nlistral_tui.data.store import Store
 from nlistral_tui.data.window import QueueWindow
 from nlistral_tui.messages import (
+    CountsCounted,
     DetailsLoaded,
     ExampleLocated,
     FacetsFound,
+    PositionFound,
     RowsFetched,
     RowsRefreshed,
     StoreChanged,
@@ -40,8 +43,9 @@ class QueueBrowser(Screen[None]):
     def __init__(self, store: Store, reviewer: str, start_filter: QueueFilter | None = None) -> None:
         super().__init__()
         self.store, self.reviewer = store, reviewer
-        self.pane = QueuePane(store, start_filter, id="queue-pane")
-        self.detail = DetailPane(store, id="detail")
+        self.feed = QueueFeed(self, store)
+        self.pane = QueuePane(start_filter, id="queue-pane")
+        self.detail = DetailPane(id="detail")
         self.facets: Facets | None = None
         self.probe = LatencyProbe()  # what benchmarks/tui_latency.py reads
         self._high_water: tuple[int, int, int] | None = None
@@ -74,26 +78,30 @@ class QueueBrowser(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.pane.load(self.filter, None, self.reviewer if self.pane.pick_start else None)
-        self.pane.load_facets()
+        self.feed.load_window(self.filter, None, self.reviewer if self.pane.pick_start else None)
+        self.feed.load_facets()
         self._check_store()  # the baseline: later checks compare with it
         self.set_interval(WATCH_S, self._check_store)
 
     # ------------------------------------------------------------- navigation
     def action_refresh(self) -> None:
-        self.pane.load(self.filter, self.current.id if self.current else None)
-        self.pane.load_facets()
+        self.feed.load_window(self.filter, self.current.id if self.current else None)
+        self.feed.load_facets()
 
     def move(self, delta: int) -> None:
         """Move the cursor by delta rows (when the window ends, once more rows are fetched)."""
-        if self.pane.move(delta):
+        moved = self.pane.move(delta)
+        if moved:
             self.probe.start("next", self.window.current.id if self.window.current else None)
             self._show_cursor()
+        elif moved is None:  # the rows are not read yet: the move waits for them
+            self.feed.fetch_rows(self.filter, self.window, delta > 0)
 
     def set_filter(self, new: QueueFilter, probe: str) -> None:
         """Show another queue or filter, from its first example."""
         self.probe.start(probe)
         self.pane.set_filter(new)
+        self.feed.load_window(new)
 
     def _show_cursor(self, reset_view: bool = False) -> None:
         row = self.window.current
@@ -101,7 +109,7 @@ class QueueBrowser(Screen[None]):
         self.pane.paint_progress()
         if row is None:
             self._display(None)
-        elif (detail := self.detail.details.get(row.id)) is not None:
+        elif (detail := self.feed.details.get(row.id)) is not None:
             self._display(detail)
             # Reading ahead competes for the interpreter with painting: start it once this frame is out.
             self.call_after_refresh(self._prefetch)
@@ -117,64 +125,55 @@ class QueueBrowser(Screen[None]):
     def _prepare_neighbours(self) -> None:
         """While idle: collect the young garbage (rather than in the next key's frame), wrap the neighbours."""
         collect_young()
-        self.detail.prepare_neighbours(self.window)
+        for detail in self.feed.neighbours(self.window):
+            self.detail.prepare(detail)
 
     def _prefetch(self) -> None:
-        self.pane.prefetch()
-        self.detail.prefetch(self.window, self.filter.run_id)
+        self.feed.prefetch(self.filter, self.window)
 
     def _jump_to(self, text: str | None) -> None:
         if text:  # None: cancelled; "": nothing typed
             try:
-                self._locate(int(text), switch=True)
+                self.feed.locate(int(text), self.filter, switch=True)
             except ValueError:
                 self.notify(f"{text!r} is not an example id; type a whole number.", severity="error")
 
-    # ---------------------------------------------------------------- workers
-    # Every worker reports by posting a message (thread-safe); the handlers below update the screen.
-    @work(thread=True, group="watch", exclusive=True, exit_on_error=False)
     def _check_store(self) -> None:
-        self.post_message(StoreChanged(queues.high_water(self.store.db())))
-
-    @work(thread=True, group="refresh", exclusive=True, exit_on_error=False)
-    def _soft_refresh(self, ids: list[int], cached: list[int], run_id: int | None) -> None:
-        db = self.store.db()
-        self.post_message(DetailsLoaded(load_details(db, cached, run_id)))
-        self.post_message(RowsRefreshed(queue_pages.rows_by_id(db, ids)))
-
-    @work(thread=True, group="jump", exclusive=True, exit_on_error=False)
-    def _locate(self, example_id: int, switch: bool) -> None:
-        """Find an example: whether it exists, and whether the current queue holds it."""
-        db, f = self.store.db(), self.filter
-        exists = queue_pages.contains(db, QueueFilter(), example_id)
-        inside = exists and queue_pages.contains(db, f, example_id)
-        self.post_message(ExampleLocated(example_id, f, exists, inside, switch))
+        self.feed.check_store()
 
     # --------------------------------------------------------------- handlers
     def on_window_loaded(self, msg: WindowLoaded) -> None:
         if not self.pane.take_window(msg):
             return
-        self.detail.reset(msg.details)
+        self.feed.reset(msg.details)
+        self.feed.count(self.filter, msg.rows[0].id if msg.rows else None)
         self._show_cursor(reset_view=True)
         if not self.ready:
             self.ready = True
             self.app.call_after_refresh(quiet_gc)
 
     def on_rows_fetched(self, msg: RowsFetched) -> None:
+        self.feed.fetched(msg.after)
         if (taken := self.pane.take_rows(msg)) is None:
             return
         dropped, delta = taken
-        self.detail.forget(dropped)
+        self.feed.forget(dropped)
         if delta:
             self.move(delta)
         else:
             self._prefetch()
 
     def on_details_loaded(self, msg: DetailsLoaded) -> None:
-        self.detail.details.update(msg.details)
+        self.feed.details.update(msg.details)
         row = self.window.current
         if row is not None and row.id in msg.details and msg.details[row.id] != self.current:
             self._display(msg.details[row.id])
+
+    def on_counts_counted(self, msg: CountsCounted) -> None:
+        self.pane.take_counts(msg)
+
+    def on_position_found(self, msg: PositionFound) -> None:
+        self.pane.take_position(msg)
 
     def on_facets_found(self, msg: FacetsFound) -> None:
         self.facets = msg.facets
@@ -190,16 +189,16 @@ class QueueBrowser(Screen[None]):
                 return
             self.notify(f"#{msg.example_id} is not in {f.describe()}; showing it under all.", markup=False)
             f = QueueFilter()
-        self.pane.go_to(f, msg.example_id)
+        self.pane.go_to(f)
+        self.feed.load_window(f, msg.example_id)
 
     def on_store_changed(self, msg: StoreChanged) -> None:
         if self._high_water is not None and msg.high_water != self._high_water:
-            ids = [r.id for r in self.window.rows]
-            self._soft_refresh(ids, [i for i in ids if i in self.detail.details], self.filter.run_id)
-            self.pane.count(self.filter)
+            self.feed.refresh(self.window, self.filter.run_id)
+            self.feed.count(self.filter)
             if self.window.at_end and msg.high_water[0] != self._high_water[0]:
                 self.window.at_end = False
-                self.pane.fetch(True)
+                self.feed.fetch_rows(self.filter, self.window, True)
         self._high_water = msg.high_water
 
     def on_rows_refreshed(self, msg: RowsRefreshed) -> None:

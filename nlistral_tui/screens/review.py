@@ -3,20 +3,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import time
-from concurrent.futures import Future
 from typing import Any
 
-from textual import events, work
+from textual import events
 
 from db import queues
 from db.detail import ExampleDetail
 from db.journal import Step
 from db.queues import QueueFilter
 from db.reviews import STATUS_AFTER
-from nlistral_tui.data.actions import Recorded, reload_after
+from nlistral_tui.data.actions import reload_after
 from nlistral_tui.data.store import Store
-from nlistral_tui.messages import BulkCounted, DecisionRecorded, StepRefused, StepUndone
+from nlistral_tui.messages import (
+    BulkCounted,
+    DecisionRecorded,
+    ReflectionCompleted,
+    ReflectionFailed,
+    ReflectionStarted,
+    StepRefused,
+    StepUndone,
+)
 from nlistral_tui.screens.edit import Edit
 from nlistral_tui.screens.filters import FilterScreen
 from nlistral_tui.screens.prompt import PromptScreen
@@ -65,8 +73,8 @@ class ReviewScreen(QueueBrowser):
             self.app.push_screen(relabel_dialog(d), self._relabelled)
 
     def action_rerun(self) -> None:
-        if self._need_current() is not None:
-            self.detail.rerun(self.settings)
+        if (d := self._need_current()) is not None:
+            self.rerun(d)
 
     def action_versions(self) -> None:
         if (d := self._need_current()) is None:
@@ -117,7 +125,7 @@ class ReviewScreen(QueueBrowser):
         self.app.push_screen(PromptScreen("Jump to example id", "e.g. 1234", "integer"), self._jump_to)
 
     def action_bulk(self, action: str) -> None:
-        self._count_bulk(action, self.filter)
+        self.feed.count_bulk(action, self.filter)
 
     def action_page(self, step: int) -> None:
         self.detail.page(step > 0)
@@ -160,8 +168,19 @@ class ReviewScreen(QueueBrowser):
                         f"cannot be written ({exc.strerror or exc}). Free some disk space and press the key again.",
                         severity="error", timeout=15, markup=False)
             return False
-        self._await_step(future)
+        self.feed.await_step(future)
         return True
+
+    def rerun(self, d: ExampleDetail) -> None:
+        """Re-run an example's reflection (a new version), when it has a thought and the pipeline is here."""
+        if d.thought is None:
+            self.notify("This example has no thought to reflect on yet: run `nlistral generate` first.",
+                        severity="warning")
+        elif importlib.util.find_spec("pipeline.generate") is None:
+            self.notify("Re-running needs the generation pipeline (pipeline/generate/), which this install "
+                        "lacks.", severity="error")
+        else:
+            self.feed.rerun(d.id, self.settings)
 
     def save_position(self) -> None:
         """Journal where the reviewer stands (on quitting), so the app reopens here."""
@@ -200,28 +219,10 @@ class ReviewScreen(QueueBrowser):
         if chosen:
             self._submit(Step("record", self.reviewer, action, tuple(sorted(chosen))), [])
 
-    # ---------------------------------------------------------------- workers
-    # Every worker reports by posting a message (thread-safe); the handlers below update the screen.
-    @work(group="write", exit_on_error=False)
-    async def _await_step(self, future: Future[Recorded]) -> None:
-        """Report a stored step (the writer stores it even if this worker is cancelled by a quit)."""
-        done = await self.store.stored(future)
-        applied = done.applied
-        step = applied.step
-        if step.op == "record":
-            self.post_message(DecisionRecorded(step.action, applied.group or 0, list(step.ids), done.details))
-        elif applied.group is None:
-            self.post_message(StepRefused(applied.message))
-        else:
-            self.post_message(StepUndone(step.op == "redo", applied.group, applied.action, list(applied.ids)))
-
-    @work(thread=True, group="bulk", exclusive=True, exit_on_error=False)
-    def _count_bulk(self, action: str, f: QueueFilter) -> None:
-        self.post_message(BulkCounted(action, f, *queues.ids_by_decision(self.store.db(), f)))
-
     # --------------------------------------------------------------- handlers
+    # The feed's workers (data/queue_feed.py) report by posting these messages.
     def on_decision_recorded(self, msg: DecisionRecorded) -> None:
-        self.detail.details.update(msg.details)
+        self.feed.details.update(msg.details)
         for i, d in msg.details.items():
             self.window.mark(i, status=d.state.status, flagged=d.state.bias_category is not None,
                              suggested_label=d.state.suggested_label, unsaved=False)
@@ -232,14 +233,14 @@ class ReviewScreen(QueueBrowser):
             self.notify(f"{verb} {len(msg.ids):,} examples (one step: u undoes it).")
             self.action_refresh()
         self.pane.show_rows()
-        self.pane.count(self.filter)
+        self.feed.count(self.filter)
 
     def on_step_undone(self, msg: StepUndone) -> None:
         what = f"#{msg.ids[0]}" if len(msg.ids) == 1 else f"{len(msg.ids):,} examples"
         self.notify(f"{'Redid' if msg.redo else 'Undid'} {msg.action.replace('_', ' ')} on {what}.")
-        self.detail.forget(msg.ids)
+        self.feed.forget(msg.ids)
         if len(msg.ids) == 1:
-            self._locate(msg.ids[0], switch=False)
+            self.feed.locate(msg.ids[0], self.filter, switch=False)
         else:
             self.action_refresh()
 
@@ -255,3 +256,13 @@ class ReviewScreen(QueueBrowser):
         self.app.push_screen(bulk_dialog(msg.action, msg.filter, msg.undecided, msg.decided),
                              lambda chosen: self._bulk_chosen(msg.action, chosen))
 
+    def on_reflection_started(self, msg: ReflectionStarted) -> None:
+        self.notify(f"Re-running the reflection of #{msg.example_id}…", timeout=3)
+
+    def on_reflection_completed(self, msg: ReflectionCompleted) -> None:
+        self.notify(f"New reflection version for #{msg.example_id} (v shows the versions).")
+        self.feed.reload(msg.example_id)
+
+    def on_reflection_failed(self, msg: ReflectionFailed) -> None:
+        self.notify(f"Re-run of #{msg.example_id} failed: {msg.message}", severity="error", timeout=10,
+                    markup=False)

@@ -65,8 +65,6 @@ def evaluate(
     evaluated examples overlap the adapter's training or early-stopping data.
     """
     from pipeline.evaluate.errors import EvaluationError
-    from pipeline.evaluate.loading import LoadError
-    from pipeline.evaluate.merge import MergeError
     from pipeline.evaluate.runner import EvalOptions, run_evaluation
     from pipeline.train_extra import EVALUATE_MODULES
     from pipeline.views.evaluate import render_summary
@@ -89,9 +87,7 @@ def evaluate(
         try:
             result = run_evaluation(store, options, resume=resume, json_path=json_out, notify=bar.note,
                                     progress=bar.update)
-        except (EvaluationError, LoadError, MergeError) as exc:
-            fail(str(exc))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # an EvaluationError, LoadError or MergeError goes to the one handler
             fail("Interrupted: the predictions of finished batches are stored; run the same command with "
                  "--resume to continue.", 130)
     console.print(render_summary(result.summary))
@@ -108,14 +104,9 @@ def compare(
 ) -> None:
     """Two evaluate runs side by side: metrics, and the examples where their answers differ."""
     from pipeline.evaluate.compare import compare_runs
-    from pipeline.evaluate.errors import EvaluationError
     from pipeline.views.evaluate import render_comparison
 
-    store = open_store(db, read_only=True)
-    try:
-        comparison = compare_runs(store, run_a, run_b)
-    except EvaluationError as exc:
-        fail(str(exc))
+    comparison = compare_runs(open_store(db, read_only=True), run_a, run_b)  # errors: the one handler
     if as_json:
         console.print_json(json.dumps(comparison.as_dict()))
     else:

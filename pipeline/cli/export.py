@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
 def _export(db: Path, options: ExportOptions, out: Path | None, hf: Path | None, dry_run: bool, as_json: bool,
             overwrite: bool) -> None:
     """Plan or write the export (exports.plan / exports.write) with a progress bar; print what it counted."""
-    from exports import ExportError, ExportRequest, ExportTargetError, available_scopes, check_target, plan, write
+    from exports import ExportRequest, available_scopes, check_target, plan, write
     from pipeline.views.export import plan_view, unit
 
     if not dry_run and (out is None) == (hf is None):
@@ -147,11 +147,10 @@ def _export(db: Path, options: ExportOptions, out: Path | None, hf: Path | None,
                                  param_hint="--out / --hf")
     request = None if dry_run else ExportRequest(options, out, hf, overwrite)
     if request is not None:  # before the store is even opened: an output is never the store or an input
-        try:  # (whether it exists is checked by the export itself, which can say which export is there)
-            check_target(request.path, folder=hf is not None, overwrite=True, store=db,
-                         inputs=[options.tokenizer] if options.tokenizer else [])
-        except ExportTargetError as exc:
-            fail(str(exc), 2)
+        # (whether it exists is checked by the export itself, which can say which export is there);
+        # an ExportTargetError goes to the one handler (cli/common.py), exit 2
+        check_target(request.path, folder=hf is not None, overwrite=True, store=db,
+                     inputs=[options.tokenizer] if options.tokenizer else [])
     store = open_store(db, create=False)
     scopes = available_scopes(store)
     if not any(s in options.splits and (not options.datasets or d in options.datasets) for d, s, _ in scopes):
@@ -169,11 +168,7 @@ def _export(db: Path, options: ExportOptions, out: Path | None, hf: Path | None,
                 counts = plan(store, options, bar.update, on_wait=waiting)
             else:
                 manifest = write(store, request, bar.update, on_wait=waiting)
-    except ExportTargetError as exc:
-        fail(str(exc), 2)
-    except ExportError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # an ExportError goes to the one handler (cli/common.py)
         fail("Interrupted: nothing was written (an export goes to a temporary name and is renamed when done).", 130)
     if request is None:
         if as_json:

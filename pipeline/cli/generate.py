@@ -95,7 +95,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
     from pipeline.cli.common import open_store
     from pipeline.endpoint import ClientConfigError
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
-    from pipeline.settings import SettingsError, load_settings
+    from pipeline.settings import load_settings
     from pipeline.views.generate import RUN_TITLES, RunProgress
 
     open_store(db, create=not dry_run).conn.close()  # a clear error for a bad --db before anything else
@@ -103,9 +103,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
         opts = stage_options(stage, load_settings(), model=model, server_url=server_url, rps=rps,
                              max_concurrency=max_concurrency, retry_failed=retry_failed, judge_target=target,
                              need_endpoint=not dry_run)
-    except (ClientConfigError, SettingsError) as exc:
-        fail(str(exc), 2)
-    except GenerateError as exc:
+    except GenerateError as exc:  # a ClientConfigError or SettingsError goes to the one handler: exit 2
         raise typer.BadParameter(str(exc)) from None
     if dry_run:
         _print_estimate(estimate(db, opts, selection), as_json)
@@ -116,9 +114,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
             result = run_stage(db, opts, selection, on_start=bar.start, on_progress=bar.update, notify=bar.note)
     except ClientConfigError as exc:  # includes AuthError: nothing else would succeed
         fail(f"{exc}\nAnswers stored before this are kept; fix the key and re-run.", 2)
-    except GenerateError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a GenerateError goes to the one handler (cli/common.py)
         err_console.print("Interrupted. Every answer received so far is stored; re-run the same command to "
                           "continue.", markup=False)
         raise typer.Exit(130) from None

@@ -36,17 +36,15 @@ def register(app: typer.Typer) -> None:
         accelerate launch --num_processes N $(command -v nlistral) train --config FILE.
         """
         require_train_extra("train")  # before importing what needs it
-        from pipeline.train.config import ConfigError, load_config, preset_path
+        from pipeline.train.config import load_config, preset_path
         from pipeline.train.hardware import is_main_process
         from pipeline.train.runner import run_training
 
         path = config if config.exists() or config.suffix else preset_path(str(config))
-        try:
-            resolved = load_config(path, sets)
-            result = run_training(resolved, db_path=db, config_path=path, resume=resume,
-                                  echo=lambda line: console.print(line, markup=False))
-        except ConfigError as exc:  # exit 2, a usage error; the rest goes to the one handler (cli/common.py)
-            fail(str(exc), 2)
+        # A ConfigError (a UsageError: exit 2) and the rest go to the one handler (cli/common.py).
+        resolved = load_config(path, sets)
+        result = run_training(resolved, db_path=db, config_path=path, resume=resume,
+                              echo=lambda line: console.print(line, markup=False))
         if not is_main_process():  # a secondary process of a multi-GPU launch: the main one reports
             raise typer.Exit(0 if result.status == "completed" else 130 if result.status == "cancelled" else 1)
         where = f"run {result.run_id}" if result.run_id is not None else "run (not recorded)"

@@ -6,5 +6,5 @@ typed dicts), compare (`nlistral compare`), overlap (leakage against the adapter
 prompts (the training prompt, encoded), loading (base + adapter; NF4 set-up in pipeline.quantization),
 merge (dequantise and fold LoRA), generation (the decoding loop), batching (which prompts decode
 together), reserved_cache (the in-place key/value cache), errors. Their SQL is in db/predictions.py,
-db/examples_read.py and db/export_records.py; the Rich views in pipeline/views/evaluate.py.
+db/examples_read.py and db/exports_log.py; the Rich views in pipeline/views/evaluate.py.
 """

@@ -86,7 +86,7 @@ def compare_runs(db: Database, run_a: int, run_b: int) -> Comparison:
         only_b += right_b and not right_a
         if la != lb:
             differences.append(Difference(pair.example_id, gold, la, lb, pair.hypothesis or ""))
-    configs = [get_run(db, run_id)["config"] for run_id in (run_a, run_b)]
+    configs = [get_run(db, run_id).config for run_id in (run_a, run_b)]
     return Comparison(
         run_a, run_b, _model(configs[0]), _model(configs[1]), prompt_mode(configs[0]), prompt_mode(configs[1]),
         [(name, a.get(name), b.get(name)) for name in METRIC_ROWS],

@@ -18,8 +18,8 @@ UNFINISHED = ("failed", "cancelled", "interrupted")
 def resumable_run(db: Database, identity: dict[str, Any]) -> int | None:
     """The latest unfinished evaluate run with this identity that no live process runs, if any."""
     for run in list_runs(db, "evaluate"):
-        if run["status"] in UNFINISHED and {k: run["config"].get(k) for k in identity} == identity:
-            return int(run["id"])
+        if run.status in UNFINISHED and {k: run.config.get(k) for k in identity} == identity:
+            return run.id
     return None
 
 
@@ -34,13 +34,13 @@ def shuffled_thoughts(db: Database, identity: dict[str, Any], examples: Sequence
     own: dict[int, tuple[str, int]] = {}
     wanted = {e.id for e in examples}
     for run in list_runs(db, "evaluate"):
-        stored = run["config"]
-        if (run["status"] != "completed" or {k: stored.get(k) for k in same_model} != same_model
+        stored = run.config
+        if (run.status != "completed" or {k: stored.get(k) for k in same_model} != same_model
                 or not stored.get("with_thought") or stored.get("shuffle_thoughts")):
             continue
-        for example_id, thought in predictions.thoughts(db, run["id"]):
+        for example_id, thought in predictions.thoughts(db, run.id):
             if example_id in wanted and example_id not in own:
-                own[example_id] = (thought, run["id"])
+                own[example_id] = (thought, run.id)
     pool = sorted(own)
     if len(pool) < 2:
         raise EvaluationError(

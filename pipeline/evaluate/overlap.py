@@ -24,7 +24,7 @@ from sqlite_utils import Database
 
 from db.examples import content_hash
 from db.examples_read import content_hashes
-from db.export_records import export_record
+from db.exports_log import export_record
 from db.runs import list_runs
 from pipeline.evaluate.prompts import split_user_prompt
 
@@ -91,7 +91,7 @@ def data_sources(db: Database, adapter: Path, notes: list[str]) -> Iterator[Data
 
 def _train_configs(db: Database, adapter: Path, notes: list[str]) -> Iterator[dict[str, Any]]:
     for run in reversed(list_runs(db, "train")):  # oldest first
-        config, artifacts = run["config"], run["artifacts"]
+        config, artifacts = run.config, run.artifacts
         if any(_same_path(v, adapter) for v in _strings(artifacts)) or any(
                 _same_path(v, adapter) for v in _strings(config)):
             yield config

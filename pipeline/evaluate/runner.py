@@ -202,8 +202,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def run_summary(db: Database, run_id: int) -> EvalSummary:
     """The stored summary of a completed evaluate run (its metrics row), or the live one for others."""
     run = get_run(db, run_id)
-    if run["kind"] != "evaluate":
-        raise EvaluationError(f"run {run_id} is of kind {run['kind']}, not an evaluate run")
-    if run["status"] == "completed" and run["metrics"]:
-        return cast(EvalSummary, run["metrics"])
+    if run.kind != "evaluate":
+        raise EvaluationError(f"run {run_id} is of kind {run.kind}, not an evaluate run")
+    if run.status == "completed" and run.metrics:
+        return cast(EvalSummary, run.metrics)
     return summarize(db, run_id)

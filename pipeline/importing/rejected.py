@@ -15,7 +15,7 @@ def default_report_path(source: Path) -> Path:
     return Path(f"{source.name}.rejected.jsonl")
 
 
-def check_report(report: Path, *, store: str | Path, source: Path) -> None:
+def check_report(report: Path, *, store: str | Path | None, source: Path) -> None:
     """OutputPathError if report would overwrite the store or the input; BadOption if it cannot be written."""
     refuse_clobber(report, option="--report", store=store, inputs=[source])
     if report.is_dir():

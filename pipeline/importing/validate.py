@@ -8,11 +8,13 @@ from functools import cached_property
 from typing import Any
 
 from db.examples import ExampleRow, NewExample, example_row
+from pipeline.answer_fields import label_value
+from pipeline.answer_text import concluded_label
 from pipeline.importing.errors import BadRow, NoGold, RowProblem
 from pipeline.importing.layouts import PAIRS, Layout
 from pipeline.importing.readers import PLAIN_LABELS, Record, json_kind
 from pipeline.labels import LabelError, LabelMap, as_written, gold_label, numbered
-from pipeline.parsing import concluded_label, label_value, parse_thought
+from pipeline.parsing import parse_thought
 
 BATCH = 20_000
 FIRST_BATCH = 2_000  # small, so the writer starts while the rest is parsed

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import PipelineError
+from pipeline.errors import UsageError
 
 METHODS = ("sft", "dpo", "label-only")
 DPO_LOSSES = ("dpo", "cal-dpo", "dr-dpo")
@@ -29,7 +29,7 @@ TINY_MODEL = "tiny-random"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
-class ConfigError(PipelineError):
+class ConfigError(UsageError):
     """A training config is invalid; the message names the key, where it was set and the fix."""
 
 

@@ -12,7 +12,6 @@ Examples longer than max_length are dropped and counted, never truncated.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from db.export_records import export_record, newest_export_with, store_folder
+from db.exports_log import export_record, newest_export_with
+from db.paths import store_path
 from exports import formats
+from exports.sink import export_sha256
 from pipeline.errors import PipelineError
 
 IGNORE = -100
@@ -71,19 +72,6 @@ class Encoded:
     dropped_ids: list[Any] = field(default_factory=list)  # longer than max_length
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, or of a datasets folder as exports records it."""
-    if path.is_dir():
-        from exports.sink import dir_sha256
-
-        return dir_sha256(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_source(spec: str, db: Database | None = None) -> Source:
     """An export file path, or an export id ("export:12" or "12") looked up in the exports table."""
     text = spec.strip()
@@ -94,7 +82,7 @@ def resolve_source(spec: str, db: Database | None = None) -> Source:
     if not path.exists():
         raise DataError(f"{path}: no such export. Give a JSONL file (or --hf folder) written by `nlistral export`, "
                         "or an export id as export:ID (`nlistral exports` lists them).")
-    sha = sha256_file(path)
+    sha = export_sha256(path)
     export_id = newest_export_with(db, sha) if db is not None else None
     return Source(path=path, sha256=sha, export_id=export_id)
 
@@ -108,11 +96,12 @@ def _source_from_db(export_id: int, db: Database | None) -> Source:
                         "`nlistral export` lists what it writes")
     path = Path(record.path)
     if not path.is_absolute() and not path.exists():
-        beside_db = store_folder(db) / path
+        store = store_path(db)  # in memory: the current folder
+        beside_db = (store.parent if store else Path()) / path
         path = beside_db if beside_db.exists() else path
     if not path.exists():
         raise DataError(f"export:{export_id}: its file {path} is gone; export again")
-    sha = sha256_file(path)
+    sha = export_sha256(path)
     if sha != record.sha256:
         raise DataError(f"export:{export_id}: {path} changed since it was exported (sha256 {sha[:12]}… "
                         f"!= recorded {record.sha256[:12]}…); export again rather than train on an edited file")

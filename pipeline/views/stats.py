@@ -1,7 +1,7 @@
 """Rich tables for `nlistral stats` (plain text: no value is ever read as markup, control characters shown)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
@@ -10,8 +10,11 @@ from rich.text import Text
 from pipeline.control_chars import shown
 from pipeline.views.tables import confusion_table, pct
 
+if TYPE_CHECKING:
+    from pipeline.stats import StoreStats
 
-def render_stats(s: dict[str, Any]) -> Group:
+
+def render_stats(s: StoreStats) -> Group:
     """The stats dict of collect_stats as a group of tables."""
     parts: list[Any] = []
     data = Table(title="Examples", title_justify="left")
