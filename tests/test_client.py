@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fake_mistral import FakeMistral
 
-from pipeline.client import (
+from pipeline.api.client import (
     ApiError,
     AuthError,
     ClientConfigError,
@@ -21,8 +21,8 @@ from pipeline.client import (
     read_dotenv,
     resolve_endpoint,
 )
+from pipeline.api.ratelimit import RateLimiter
 from pipeline.prompts import THOUGHT
-from pipeline.ratelimit import RateLimiter
 from pipeline.settings import Api, Settings
 
 KEY = "sk-test-client-5f1c2e9a7b"

@@ -6,9 +6,9 @@ import asyncio
 import pytest
 from fake_mistral import FakeMistral
 
-from pipeline.client import Endpoint, MistralChat
+from pipeline.api.client import Endpoint, MistralChat
+from pipeline.api.ratelimit import RateLimiter
 from pipeline.prompts import THOUGHT
-from pipeline.ratelimit import RateLimiter
 
 
 class Clock:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from db import open_db
 from db.generations import generations_for
 from db.runs import get_run, list_runs
+from pipeline.api.client import ApiError, AuthError, ClientConfigError
 from pipeline.cli import app
-from pipeline.client import ApiError, AuthError, ClientConfigError
 from pipeline.generate import (
     GenerateError,
     Selection,

@@ -202,9 +202,9 @@ class QueueFeed:
         self._start(self._rerun, example_id, settings, group="reflect", thread=True)
 
     def _rerun(self, example_id: int, settings: Any) -> None:
-        from pipeline.endpoint import ClientConfigError
+        from pipeline.api.endpoint import ClientConfigError
+        from pipeline.api.retry import ApiError
         from pipeline.generate import GenerateError, reflect_one
-        from pipeline.retry_policy import ApiError
 
         self._post(ReflectionStarted(example_id))
         try:

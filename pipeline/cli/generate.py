@@ -92,8 +92,8 @@ def _selection(dataset: str | None, split: str | None, ids: str | None, limit: i
 def _run(stage: str, db: Path, selection: Selection, model: str | None, server_url: str | None,
          rps: float | None, max_concurrency: int | None, dry_run: bool, retry_failed: bool, as_json: bool,
          target: str = "thought") -> None:
+    from pipeline.api.endpoint import ClientConfigError
     from pipeline.cli.common import open_store
-    from pipeline.endpoint import ClientConfigError
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
     from pipeline.settings import load_settings
     from pipeline.views.generate import RUN_TITLES, RunProgress

@@ -6,7 +6,7 @@ from typing import Any
 
 from db.scope import Scope
 from db.tasks import JUDGE_TARGETS
-from pipeline.endpoint import ClientConfigError, Endpoint, resolve_endpoint
+from pipeline.api.endpoint import ClientConfigError, Endpoint, resolve_endpoint
 from pipeline.errors import PipelineError
 from pipeline.prompts import PROMPTS, Prompt
 from pipeline.settings import Settings, load_settings

@@ -16,8 +16,9 @@ from db.generations import get_generation
 from db.records import Generation
 from db.runs import finish_run, start_run
 from db.tx import when_unlocked
-from pipeline.client import estimate_cost
-from pipeline.endpoint import AuthError
+from pipeline.api.client import estimate_cost
+from pipeline.api.endpoint import AuthError
+from pipeline.api.retry import ApiError
 from pipeline.generate.options import (
     EVERY_EXAMPLE,
     RUN_KIND,
@@ -29,7 +30,6 @@ from pipeline.generate.options import (
 from pipeline.generate.send import Counters, ProgressFn, send_tasks
 from pipeline.generate.summary import all_failed_message, run_summary
 from pipeline.generate.tasks import build_task, select_tasks
-from pipeline.retry_policy import ApiError
 from pipeline.settings import Settings
 
 

@@ -13,12 +13,12 @@ from sqlite_utils import Database
 from db.generations import add_generation, is_stored
 from db.records import Generation
 from db.tx import when_unlocked
-from pipeline.client import MistralChat, Reply, estimate_cost
+from pipeline.api.client import MistralChat, Reply, estimate_cost
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import ApiError
 from pipeline.generate.options import GenerateError, StageOptions
 from pipeline.generate.tasks import Task
 from pipeline.parsing import Parsed, parse_judge, parse_reflection, parse_thought
-from pipeline.ratelimit import RateLimiter
-from pipeline.retry_policy import ApiError
 
 STOP_AFTER_BAD_REQUESTS = 5  # consecutive 4xx rejections (bad model name, ...) stop the run
 

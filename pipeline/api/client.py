@@ -1,8 +1,8 @@
 """The one Mistral client: a chat call with pacing and retries, and what a request is estimated to cost.
 
 Built on the official SDK (`mistralai.client.Mistral`, `chat.complete_async`, JSON mode). The SDK's
-own retries are off; pipeline.retry_policy decides what is retried and when, and an authentication
-error stops at once. Where requests go and the key they carry: pipeline.endpoint (re-exported here).
+own retries are off; pipeline.api.retry decides what is retried and when, and an authentication
+error stops at once. Where requests go and the key they carry: pipeline.api.endpoint (re-exported here).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Self
 
-from pipeline.endpoint import (
+from pipeline.api.endpoint import (
     KEY_VAR,
     MISTRAL_URL,
     AuthError,
@@ -24,8 +24,8 @@ from pipeline.endpoint import (
     read_dotenv,
     resolve_endpoint,
 )
-from pipeline.ratelimit import RateLimiter
-from pipeline.retry_policy import MAX_RETRY_AFTER_S, RETRY_STATUS, ApiError, Retryable, RetryPolicy, classify
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import MAX_RETRY_AFTER_S, RETRY_STATUS, ApiError, Retryable, RetryPolicy, classify
 
 __all__ = [
     "KEY_VAR", "MAX_RETRY_AFTER_S", "MISTRAL_URL", "PRICES_PER_MTOK", "RETRY_STATUS", "ApiError", "AuthError",

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.endpoint import KEY_VAR, AuthError
+from pipeline.api.endpoint import KEY_VAR, AuthError
 from pipeline.errors import PipelineError
 from pipeline.settings import config_path
 
