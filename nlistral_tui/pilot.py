@@ -10,6 +10,10 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
+from db import open_db
+from db.records import ReviewState
+from db.reviews import state
+
 
 async def settle(app: App[Any], pilot: Pilot[Any]) -> None:
     """Wait until no worker runs and every message is handled (a cancelled exclusive worker is fine)."""
@@ -55,3 +59,12 @@ async def running(db_path: Path, size: tuple[int, int] = (200, 50), settings: An
     async with app.run_test(size=size) as pilot:
         await ready(app, pilot)
         yield app, pilot
+
+
+def stored_state(path: Path, example_id: int) -> ReviewState:
+    """An example's review state as the store file holds it, read on a connection of its own."""
+    db = open_db(path)
+    try:
+        return state(db, example_id)
+    finally:
+        db.conn.close()

@@ -8,8 +8,8 @@ import pytest
 
 from db import open_db
 from db.queues import QUEUES, QueueFilter, ids
-from db.reviews import record, state
-from nlistral_tui.pilot import press, running, screen_text, settle
+from db.reviews import record
+from nlistral_tui.pilot import press, running, screen_text, settle, stored_state
 from pipeline.settings import Settings
 
 pytestmark = pytest.mark.asyncio
@@ -20,14 +20,6 @@ WIDE, NARROW = (200, 50), (80, 24)
 def _reviewer(monkeypatch):
     monkeypatch.setenv("NLISTRAL_REVIEWER", "pilot")
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-
-
-def _state(path: Path, example_id: int):
-    db = open_db(path)
-    try:
-        return state(db, example_id)
-    finally:
-        db.conn.close()
 
 
 def _ids(path: Path, f: QueueFilter) -> list[int]:
@@ -58,7 +50,7 @@ async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_p
         await press(app, pilot, "r")
         await press(app, pilot, "s")
         assert app.screen.current.id == _ids(demo_db_path, QueueFilter(queue="disagreements"))[3]
-    accepted, rejected, skipped = (_state(demo_db_path, i) for i in (first, second, third))
+    accepted, rejected, skipped = (stored_state(demo_db_path, i) for i in (first, second, third))
     assert accepted.status == "accepted" and accepted.reviewer == "pilot" and accepted.seconds_spent >= 0.05
     assert rejected.status == "rejected" and skipped.skipped and skipped.status == "pending"
 
@@ -84,7 +76,7 @@ async def test_edit_stores_the_text_label_and_its_diff(demo_db_path):
         area.text = base.replace("Step 3:", "Step 3: Crucially,")
         await press(app, pilot, "ctrl+s")
         assert app.screen.current.id != target.id
-    edited = _state(demo_db_path, target.id)
+    edited = stored_state(demo_db_path, target.id)
     assert edited.status == "edited" and edited.edited_label == target.improved_label
     assert "Crucially," in edited.edited_thought and "{+Crucially," in edited.edit_diff
 
@@ -98,7 +90,7 @@ async def test_edit_refuses_an_empty_thought_and_cancels_with_escape(demo_db_pat
         assert app.screen.__class__.__name__ == "EditScreen"
         await press(app, pilot, "escape", "d")  # the text was changed: esc asks, d discards
         assert app.screen.current.id == target
-    assert _state(demo_db_path, target).status == "pending"
+    assert stored_state(demo_db_path, target).status == "pending"
 
 
 async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
@@ -107,12 +99,12 @@ async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
         await press(app, pilot, "b")
         app.screen.query_one("#choice-note").value = "annotators disagree here"
         await press(app, pilot, "1")
-        flagged = _state(demo_db_path, target)
+        flagged = stored_state(demo_db_path, target)
         assert flagged.bias_category == "gold_wrong" and flagged.bias_note == "annotators disagree here"
         assert app.screen.current.id == target and "gold looks wrong" in screen_text(app)
         assert app.screen.window.current.flagged
         await press(app, pilot, "b", "c")
-    assert _state(demo_db_path, target).bias_category is None
+    assert stored_state(demo_db_path, target).bias_category is None
 
 
 async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
@@ -121,7 +113,7 @@ async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
         other = 1 - current.example.gold_label
         await press(app, pilot, "l", str(other))
         assert "suggested relabel" in screen_text(app)
-    after = _state(demo_db_path, current.id)
+    after = stored_state(demo_db_path, current.id)
     assert after.suggested_label == other
     db = open_db(demo_db_path)
     assert db.execute("SELECT gold_label FROM examples WHERE id = ?", [current.id]).fetchone()[0] == \
@@ -133,17 +125,17 @@ async def test_undo_and_redo_survive_a_restart(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         first = app.screen.current.id
         await press(app, pilot, "a", "r")
-    assert _state(demo_db_path, first).status == "accepted"
+    assert stored_state(demo_db_path, first).status == "accepted"
     async with running(demo_db_path) as (app, pilot):  # a new process would read the same log
         await press(app, pilot, "u", "u")
-        assert _state(demo_db_path, first).status == "pending"
+        assert stored_state(demo_db_path, first).status == "pending"
         assert app.screen.current.id == first  # undo shows the example it changed
         await press(app, pilot, "U")
-        assert _state(demo_db_path, first).status == "accepted"
+        assert stored_state(demo_db_path, first).status == "accepted"
         await press(app, pilot, "ctrl+z")
     async with running(demo_db_path) as (app, pilot):
         await press(app, pilot, "ctrl+y")
-    assert _state(demo_db_path, first).status == "accepted"
+    assert stored_state(demo_db_path, first).status == "accepted"
 
 
 async def test_undo_with_nothing_to_undo_says_so(demo_db_path):
@@ -158,12 +150,12 @@ async def test_bulk_accept_confirms_the_count_and_undoes_as_one_step(demo_db_pat
         await press(app, pilot, "A")
         assert "15 undecided" in screen_text(app)  # the confirmation shows the count
         await press(app, pilot, "y")
-        assert all(_state(demo_db_path, i).status == "accepted" for i in members)
-        assert _state(demo_db_path, 1).status == "pending"  # outside the filter
+        assert all(stored_state(demo_db_path, i).status == "accepted" for i in members)
+        assert stored_state(demo_db_path, 1).status == "pending"  # outside the filter
         await press(app, pilot, "u")
-        assert all(_state(demo_db_path, i).status == "pending" for i in members)
+        assert all(stored_state(demo_db_path, i).status == "pending" for i in members)
         await press(app, pilot, "X", "n")
-        assert all(_state(demo_db_path, i).status == "pending" for i in members)
+        assert all(stored_state(demo_db_path, i).status == "pending" for i in members)
 
 
 async def test_bulk_leaves_decided_examples_alone_unless_they_are_included(demo_db_path):
@@ -179,12 +171,12 @@ async def test_bulk_leaves_decided_examples_alone_unless_they_are_included(demo_
         text = screen_text(app)
         assert "13 undecided · 2 decided" in text and "replacing 2 decisions" in text
         await press(app, pilot, "y")
-        assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["accepted"] * 13
-        assert _state(demo_db_path, members[0]).edited_thought == "My careful edit."
+        assert [stored_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["accepted"] * 13
+        assert stored_state(demo_db_path, members[0]).edited_thought == "My careful edit."
         await press(app, pilot, "u", "A", "a")
-        assert all(_state(demo_db_path, i).status == "accepted" for i in members)
+        assert all(stored_state(demo_db_path, i).status == "accepted" for i in members)
         await press(app, pilot, "u")
-        assert [_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["pending"] * 13
+        assert [stored_state(demo_db_path, i).status for i in members] == ["edited", "rejected"] + ["pending"] * 13
 
 
 async def test_the_app_reopens_where_the_reviewer_left_off(demo_db_path):
@@ -294,7 +286,7 @@ async def test_reflection_versions_can_be_browsed_and_chosen(demo_db_path):
         assert "second-model" in screen_text(app)
         await press(app, pilot, "up", "enter")
         assert app.screen.current.reflection.id == first and "version 1 of 2 (chosen)" in screen_text(app)
-    assert _state(demo_db_path, example[0]).chosen_reflection_id == first
+    assert stored_state(demo_db_path, example[0]).chosen_reflection_id == first
 
 
 async def test_rerun_without_a_model_says_what_to_set(demo_db_path):
@@ -326,9 +318,9 @@ async def test_keymap_from_the_config_remaps_and_help_lists_it(demo_db_path):
         first = app.screen.current.id
         assert any("bogus" in n.message for n in app._notifications)
         await press(app, pilot, "a")  # no longer accept
-        assert _state(demo_db_path, first).status == "pending"
+        assert stored_state(demo_db_path, first).status == "pending"
         await press(app, pilot, "y")
-        assert _state(demo_db_path, first).status == "accepted"
+        assert stored_state(demo_db_path, first).status == "accepted"
         await press(app, pilot, "question_mark")
         text = screen_text(app)
         assert "Keys" in text and "accept" in text and "flag_bias" in text

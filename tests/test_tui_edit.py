@@ -1,14 +1,12 @@
 """The edit dialog and the edit in the detail pane: a label that is not gold, esc that asks, `d` that shows the edit."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from db import open_db
 from db.detail import load_details
-from db.reviews import record, state, undo
-from nlistral_tui.pilot import press, running, screen_text, settle
+from db.reviews import record, undo
+from nlistral_tui.pilot import press, running, screen_text, settle, stored_state
 from nlistral_tui.widgets.detail_text import edit_gold_note
 from nlistral_tui.widgets.text_pager import TextPager
 
@@ -18,14 +16,6 @@ WIDE, NARROW = (200, 50), (80, 24)
 @pytest.fixture(autouse=True)
 def _reviewer(monkeypatch):
     monkeypatch.setenv("NLISTRAL_REVIEWER", "pilot")
-
-
-def _state(path: Path, example_id: int):
-    db = open_db(path)
-    try:
-        return state(db, example_id)
-    finally:
-        db.conn.close()
 
 
 async def _choose(app, pilot, label: int) -> None:
@@ -77,7 +67,7 @@ async def test_a_label_that_is_not_gold_is_warned_before_saving_and_marked_after
         assert "EDITED THOUGHT" in shown and f"label {1 - gold}" in shown
         edit_part = shown[shown.index("EDITED THOUGHT"):]
         assert edit_part.split("\n", 1)[0].endswith("✗ differs from gold") and "(edit_not_gold)" in edit_part
-    saved = _state(demo_db_path, target.id)
+    saved = stored_state(demo_db_path, target.id)
     assert saved.status == "edited" and saved.edited_label == 1 - gold
 
 
@@ -117,7 +107,7 @@ async def test_escape_closes_an_unchanged_edit_at_once(demo_db_path):
         target = app.screen.current.id
         await press(app, pilot, "e", "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen" and app.screen.current.id == target
-    assert _state(demo_db_path, target).status == "pending"
+    assert stored_state(demo_db_path, target).status == "pending"
 
 
 @pytest.mark.asyncio
@@ -136,7 +126,7 @@ async def test_escape_asks_before_discarding_typed_text(demo_db_path):
         assert app.screen.__class__.__name__ == "EditScreen" and area.text.startswith("Mine. ")
         await press(app, pilot, "escape", "d")
         assert app.screen.__class__.__name__ == "ReviewScreen" and app.screen.current.id == target
-    assert _state(demo_db_path, target).status == "pending"
+    assert stored_state(demo_db_path, target).status == "pending"
 
 
 @pytest.mark.asyncio
