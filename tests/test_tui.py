@@ -335,7 +335,7 @@ async def test_stats_screen_shows_the_thought_model_against_gold(demo_db_path):
         await settle(app, pilot)
         text = screen_text(app)
         assert "accuracy" in text and "Confusion" in text and "Label balance" in text and "Review pace" in text
-        assert app.screen.stats.balance["gold"] and app.screen.stats.by_reviewer[0][:2] == ("pilot", 1)
+        assert app.screen.stats.balance["gold"] and app.screen.stats.pace.by_reviewer[0][:2] == ("pilot", 1)
         await press(app, pilot, "escape")
         assert app.screen.__class__.__name__ == "ReviewScreen"
 

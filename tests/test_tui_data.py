@@ -134,8 +134,8 @@ def test_review_stats_balance_and_pace(store):
     balance = accepted_balance(store)
     assert sum(balance["gold"].values()) == 3 and sum(balance["curated"].values()) == 3
     stats = review_stats(store)
-    assert [r[:2] for r in stats.by_reviewer] == [("ann", 2), ("bob", 1)] and stats.median_seconds == 4.0
-    assert sum(n for _day, n in stats.per_day) == 3 and stats.store["examples"] == 45
+    assert [r[:2] for r in stats.pace.by_reviewer] == [("ann", 2), ("bob", 1)] and stats.pace.median_seconds == 4.0
+    assert sum(n for _day, n in stats.pace.per_day) == 3 and stats.store["examples"] == 45
 
 
 def test_a_decision_waits_for_another_process_holding_the_write_lock(demo_db_path, monkeypatch):

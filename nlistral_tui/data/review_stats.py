@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from db.review_stats import accepted_balance, review_pace
+from db.review_stats import ReviewPace, accepted_balance, review_pace
 from pipeline.stats import StoreStats, collect_stats
 
 
@@ -15,12 +15,9 @@ class ReviewStats:
 
     store: StoreStats  # collect_stats(): counts by state, thought model against gold, lengths
     balance: dict[str, dict[str, int]]  # "gold" / "curated" -> {"1": n, "0": n, "none": n}
-    per_day: list[tuple[str, int]]  # (UTC day, decisions), oldest first, the last 14 days with any
-    by_reviewer: list[tuple[str, int, float | None]]  # reviewer, decisions, median seconds per decision
-    median_seconds: float | None
+    pace: ReviewPace  # decisions per day and per reviewer
 
 
 def review_stats(db: Database) -> ReviewStats:
     """Everything the stats screen shows (several full scans on a big store: run it in a worker)."""
-    pace = review_pace(db)
-    return ReviewStats(collect_stats(db), accepted_balance(db), pace.per_day, pace.by_reviewer, pace.median_seconds)
+    return ReviewStats(collect_stats(db), accepted_balance(db), review_pace(db))

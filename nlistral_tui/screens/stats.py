@@ -4,8 +4,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,29 +15,8 @@ from textual_plotext import PlotextPlot
 from nlistral_tui.data.review_stats import ReviewStats, review_stats
 from nlistral_tui.data.store import Store
 from nlistral_tui.messages import StatsComputed
+from pipeline.views.review import balance_table, pace_table
 from pipeline.views.stats import render_stats
-
-
-def balance_table(stats: ReviewStats) -> Table:
-    """Accepted and edited examples by gold label and by the label the curated example carries."""
-    table = Table(title="Label balance of accepted and edited examples", title_justify="left")
-    for col in ("", "label 1", "label 0", "unparsed"):
-        table.add_column(col, justify="right")
-    for key, title in (("gold", "gold"), ("curated", "curated label")):
-        row = stats.balance[key]
-        table.add_row(title, *(str(row.get(k, 0)) for k in ("1", "0", "none")))
-    return table
-
-
-def pace_table(stats: ReviewStats) -> Table:
-    """Decisions and median seconds per decision, by reviewer."""
-    median = "-" if stats.median_seconds is None else f"{stats.median_seconds:.1f} s"
-    table = Table(title=f"Review pace (median {median} per decision)", title_justify="left")
-    for col in ("reviewer", "decisions", "median s"):
-        table.add_column(col, justify="left" if col == "reviewer" else "right")
-    for reviewer, n, med in stats.by_reviewer:
-        table.add_row(Text(reviewer), str(n), "-" if med is None else f"{med:.1f}")
-    return table
 
 
 class StatsScreen(Screen[None]):
@@ -80,7 +57,7 @@ class StatsScreen(Screen[None]):
     def on_stats_computed(self, msg: StatsComputed) -> None:
         self.stats = stats = msg.stats
         self.query_one("#stats-tables", Static).update(render_stats(stats.store))
-        self.query_one("#stats-review", Static).update(Group(balance_table(stats), pace_table(stats)))
+        self.query_one("#stats-review", Static).update(Group(balance_table(stats.balance), pace_table(stats.pace)))
         lengths = self.query_one("#length-plot", PlotextPlot)
         buckets = stats.store["thought_length_words"]
         lengths.plt.clear_data()
@@ -89,9 +66,9 @@ class StatsScreen(Screen[None]):
         lengths.plt.title("Thought length (words)")
         lengths.refresh()
         pace = self.query_one("#pace-plot", PlotextPlot)
-        pace.display = bool(stats.per_day)  # no decisions yet: the pace table says so, no empty axes
+        pace.display = bool(stats.pace.per_day)  # no decisions yet: the pace table says so, no empty axes
         pace.plt.clear_data()
         pace.plt.clear_figure()
-        pace.plt.bar([d[5:] for d, _ in stats.per_day] or ["-"], [n for _, n in stats.per_day] or [0])
+        pace.plt.bar([d[5:] for d, _ in stats.pace.per_day] or ["-"], [n for _, n in stats.pace.per_day] or [0])
         pace.plt.title("Decisions per day (UTC)")
         pace.refresh()

@@ -10,8 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from rich.table import Table
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,15 +20,15 @@ from textual.widgets import Footer, Input, Label, Log, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
-from db.runs import Run, list_runs
+from db.runs import list_runs
 from exports import list_exports
 from nlistral_tui.data.store import Store
 from nlistral_tui.messages import TrainExited, TrainListsLoaded, TrainOutput
 from pipeline.train_extra import missing_message, missing_modules
+from pipeline.views.train import runs_table
 
 TAIL_S = 0.5
 LOG_MARK = "logging to "
-SHOWN_METRICS = ("train_loss", "eval_loss", "best_eval_loss", "global_step", "tokens_per_s", "adapter_mb")
 
 
 def train_command(preset: str, export_id: int, db_path: Path, output_dir: str) -> list[str]:
@@ -48,20 +46,6 @@ def presets() -> list[str]:
     except ImportError:
         return []
     return list_presets()
-
-
-def runs_table(runs: list[Run]) -> Table:
-    """Finished and running training runs with their main metrics."""
-    table = Table(title="Training runs", title_justify="left")
-    for col in ("id", "status", "started", "method", "metrics", "adapter / error"):
-        table.add_column(col, justify="right" if col == "id" else "left", overflow="fold")
-    for run in runs[:30]:
-        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in run.metrics.items() if k in SHOWN_METRICS and v is not None)
-        where = run.error or run.artifacts.get("output_dir", "")
-        table.add_row(str(run.id), run.status, run.started_at[:16].replace("T", " "),
-                      Text(str(run.config.get("method", ""))), Text(metrics), Text(str(where)))
-    return table
 
 
 class TrainScreen(Screen[None]):

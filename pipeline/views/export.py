@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from exports import REASONS, ExportPlan, ExportRecord
+from pipeline.views.tables import pct
 
 MAX_IDS_SHOWN = 8  # left-out example ids listed per reason
 MAX_CROSS_SPLIT_SHOWN = 10  # cross-split pairs listed one per line
@@ -40,7 +41,7 @@ def plan_view(plan: ExportPlan) -> Group:
     table.add_row(f"{unit(plan.kind)} written", str(plan.rows), f"from {plan.examples} examples")
     balance = plan.label_balance()
     for label, n in plan.by_label.items():
-        table.add_row(f"  label {label}", str(n), f"{round(balance.get(label, 0.0), 4):.1%}")
+        table.add_row(f"  label {label}", str(n), pct(balance.get(label, 0.0)))
     for title, counts in (("source", plan.by_source), ("model", plan.by_model), ("split", plan.by_split)):
         for name, n in counts.items():
             table.add_row(Text(f"  {title} {name}"), str(n), "")
