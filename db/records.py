@@ -104,10 +104,14 @@ class ReviewState:
     reviewer: str | None = None
     seconds_spent: float = 0.0
     last_event_id: int | None = None
+    conflict: bool = False  # reviewers' standing decisions differ and none is an adjudication (db/team.py)
+    adjudicated: bool = False
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ReviewState:
         """Build from a row of the review_state table."""
         data = dict(row)
         data["skipped"] = bool(data.get("skipped"))
+        data["conflict"] = bool(data.get("conflict"))
+        data["adjudicated"] = bool(data.get("adjudicated"))
         return cls(**data)

@@ -19,6 +19,7 @@ from db.clock import now
 from db.errors import NothingToRedoError, NothingToUndoError, UnknownExampleError
 from db.generations import refresh_derived
 from db.records import ReviewState
+from db.team import rederive_team
 from db.textdiff import diff_text
 from db.tx import write_tx
 
@@ -55,6 +56,12 @@ def validate_step(action: str, payload: dict[str, Any], example_ids: Sequence[in
         raise ValueError("a relabel takes 0, 1, or None to clear the suggestion")
     if action == "choose_reflection" and not isinstance(payload.get("generation_id"), int):
         raise ValueError("choose_reflection needs the generation_id of a reflection")
+    for key in ("reason", "comment"):  # any decision may carry them (db/team.py reads them)
+        if key in payload and (not isinstance(payload[key], str) or not payload[key].strip()):
+            raise ValueError(f"a {key} is a non-empty text")
+    if payload.get("adjudication") not in (None, True) or (payload.get("adjudication") and action not in DECISIONS
+                                                            and action != "flag_bias"):
+        raise ValueError("an adjudication is a decision (accept, reject, edit or flag_bias) with adjudication true")
     if not example_ids:
         raise ValueError("a review step needs at least one example")
 
@@ -183,12 +190,13 @@ def _flip(db: Database, group: int, action: str, reviewer: str, *, active: int) 
 
 
 def _latest(expr: str, actions: Sequence[str]) -> str:
-    """SQL for expr over the latest active event of review_state's example among these actions."""
+    """SQL for expr over the latest active event of review_state's example among these actions (an
+    adjudication, db/team.py, outranks every later event of other reviewers)."""
     names = ", ".join(f"'{a}'" for a in actions)
     return (
         f"(SELECT {expr} FROM review_events e JOIN review_groups g ON g.group_id = e.group_id "
         f"WHERE e.example_id = review_state.example_id AND g.active = 1 AND e.action IN ({names}) "
-        "ORDER BY e.id DESC LIMIT 1)"
+        "ORDER BY coalesce(json_extract(e.payload, '$.adjudication'), 0) DESC, e.id DESC LIMIT 1)"
     )
 
 
@@ -227,6 +235,7 @@ def _rederive(db: Database, group: int | None) -> None:
     db.execute(f"INSERT INTO review_state (example_id) {touched} ON CONFLICT (example_id) DO NOTHING")
     db.execute(f"{_DERIVE} WHERE example_id IN ({touched})")
     db.execute(f"DELETE FROM review_state WHERE last_event_id IS NULL AND example_id IN ({touched})")
+    rederive_team(db, touched)
     chose = "SELECT 1 FROM review_events WHERE action = 'choose_reflection'" + (
         f" AND group_id = {int(group)}" if group is not None else ""
     )

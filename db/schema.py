@@ -267,3 +267,41 @@ def m007_review_journal(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m008_team_review(db: Database) -> None:
+    """Several reviewers on one store: each one's standing decision, assignments, conflicts and adjudications."""
+    db.executescript(
+        """
+        -- Each reviewer's standing decision on an example: their latest active accept, reject, edit or
+        -- bias flag (reason, comment and adjudication from its payload), derived from review_events in
+        -- the same transaction as review_state (db/team.py).
+        CREATE TABLE review_decisions (
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            reviewer TEXT NOT NULL,
+            decision TEXT NOT NULL,          -- accept | reject | edit | flag
+            reason TEXT,
+            comment TEXT,
+            adjudication INTEGER NOT NULL DEFAULT 0,
+            event_id INTEGER NOT NULL,
+            PRIMARY KEY (example_id, reviewer)
+        ) WITHOUT ROWID;
+        CREATE INDEX review_decisions_reviewer ON review_decisions (reviewer, example_id);
+        CREATE INDEX review_decisions_reason ON review_decisions (reason) WHERE reason IS NOT NULL;
+        -- Who is asked to review what (`nlistral assign`); a store without rows works as before.
+        CREATE TABLE assignments (
+            reviewer TEXT NOT NULL,
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            assigned_at TEXT NOT NULL,
+            PRIMARY KEY (reviewer, example_id)
+        ) WITHOUT ROWID;
+        -- conflict: reviewers' standing decisions differ and none is an adjudication.
+        ALTER TABLE review_state ADD COLUMN conflict INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE review_state ADD COLUMN adjudicated INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX review_state_conflict ON review_state (example_id) WHERE conflict = 1;
+        """
+    )
+    from db.team import rederive_team  # derived from the log: the one derivation, here for stores made before
+
+    rederive_team(db, None)
