@@ -305,3 +305,27 @@ def m008_team_review(db: Database) -> None:
     from db.team import rederive_team  # derived from the log: the one derivation, here for stores made before
 
     rederive_team(db, None)
+
+
+@migrations()
+def m009_audit_samples_and_views(db: Database) -> None:
+    """Audit samples (`nlistral sample`) and the review app's named views (saved filters)."""
+    db.executescript(
+        """
+        -- A named random or stratified sample of examples to audit; the review app shows it as a queue.
+        CREATE TABLE samples (
+            name TEXT NOT NULL,
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (name, example_id)
+        ) WITHOUT ROWID;
+        -- A reviewer's saved filters: the queue and filter as JSON (as review_positions keeps them).
+        CREATE TABLE saved_views (
+            reviewer TEXT NOT NULL,
+            name TEXT NOT NULL,
+            filter TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (reviewer, name)
+        ) WITHOUT ROWID;
+        """
+    )
