@@ -14,7 +14,11 @@ then drives the real app with Pilot at 200x50 and prints a final JSON line:
 - counts_ms: the background count of every queue after that filter (shown when ready, never awaited
   by a key).
 
-Usage: python benchmarks/tui_latency.py [--examples 1000000] [--presses 600] [--db .bench/tui_1m.db]
+With --team, on a copy of the store with three reviewers' assignments and 100,000 decisions
+(benchmarks/team_latency.py), as reviewer ada instead: team_start_s, the start on the conflicts queue and
+on the mine queue (median of runs), and team_switch_ms, a switch to each with its key (the slowest of 5).
+
+Usage: python benchmarks/tui_latency.py [--examples 1000000] [--presses 600] [--db .bench/tui_1m.db] [--team]
 """
 from __future__ import annotations
 
@@ -218,19 +222,22 @@ async def drive(db_path: Path, presses: int, size: tuple[int, int]) -> dict[str,
     }
 
 
-def measure_start(db_path: Path, size: tuple[int, int]) -> float:
-    """Seconds from launching a fresh Python process to its first screen showing an example."""
+def measure_start(db_path: Path, size: tuple[int, int], queue: str | None = None) -> float:
+    """Seconds from launching a fresh Python process to its first screen showing an example (of queue: the
+    app opened on it, as reviewer ada)."""
     launched = time.time()
     out = subprocess.run(
         [sys.executable, __file__, "--child-start", "--db", str(db_path), "--size", f"{size[0]}x{size[1]}",
-         "--launched", repr(launched)], capture_output=True, text=True, check=True, cwd=ROOT)
+         "--launched", repr(launched), *(("--start-queue", queue) if queue else ())], capture_output=True, text=True,
+        check=True, cwd=ROOT, env={**os.environ, "NLISTRAL_REVIEWER": "ada"} if queue else None)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-async def _child_start(db_path: Path, size: tuple[int, int], launched: float) -> None:
+async def _child_start(db_path: Path, size: tuple[int, int], launched: float, queue: str | None) -> None:
+    from db.queues import QueueFilter
     from nlistral_tui.app import NlistralApp
 
-    app = NlistralApp(db_path)
+    app = NlistralApp(db_path, start_filter=QueueFilter(queue=queue) if queue else None)
     async with app.run_test(size=size) as pilot:
         while not getattr(app.screen, "ready", False):
             await pilot.pause(0.005)
@@ -274,6 +281,22 @@ def measure_datatable_baseline(db_path: Path, rows: int, size: tuple[int, int]) 
     return asyncio.run(run())
 
 
+def team_case(base: Path, size: tuple[int, int], runs: int) -> None:
+    """Print the team case's JSON line (see the module docstring)."""
+    from team_latency import build_team_store, drive_team
+
+    db_path = base.with_name(base.stem + "_team.db")
+    build_team_store(base, db_path)
+    starts = {q: [measure_start(db_path, size, q) for _ in range(runs)] for q in ("conflicts", "mine")}
+    os.environ["NLISTRAL_REVIEWER"] = "ada"
+    switches = asyncio.run(drive_team(db_path, size))
+    print(json.dumps({"store": db_path.name, "size": f"{size[0]}x{size[1]}",
+                      "team_start_s": {q: round(statistics.median(v), 2) for q, v in starts.items()},
+                      "team_start_all_s": {q: [round(s, 2) for s in v] for q, v in starts.items()},
+                      "team_switch_ms": {q: round(max(v), 1) for q, v in switches.items()},
+                      "team_switch_all_ms": {q: [round(s, 1) for s in v] for q, v in switches.items()}}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1_000_000)
@@ -284,16 +307,21 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--baseline-rows", type=int, default=100_000,
                         help="rows for the DataTable yardstick (0: skip it)")
+    parser.add_argument("--team", action="store_true", help="the team case: conflicts and mine queues (see above)")
     parser.add_argument("--child-start", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--start-queue", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.child_start:
-        asyncio.run(_child_start(args.db, size, args.launched))
+        asyncio.run(_child_start(args.db, size, args.launched, args.start_queue))
         return
     t = time.perf_counter()
     build_store(args.db, args.examples)
     print(f"store ready at {args.db} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    if args.team:
+        team_case(args.db, size, args.starts)
+        return
     if args.build_only:
         return
     starts = [measure_start(args.db, size) for _ in range(args.starts)]

@@ -11,6 +11,23 @@ from db.scope import by_ids
 
 
 @dataclass(frozen=True)
+class TeamDecision:
+    """One reviewer's standing decision on an example (db/team.py derives them from the log)."""
+
+    reviewer: str
+    decision: str  # accept | reject | edit | flag (a bias flag)
+    reason: str | None
+    comment: str | None
+    adjudication: bool
+    payload: str  # the deciding event's payload, as JSON (a comment re-records the decision with it)
+
+    @property
+    def action(self) -> str:
+        """The review action that records this decision again."""
+        return "flag_bias" if self.decision == "flag" else self.decision
+
+
+@dataclass(frozen=True)
 class ExampleDetail:
     """One example with its current thought, reflection versions, judge scores, prediction and review state."""
 
@@ -22,6 +39,11 @@ class ExampleDetail:
     prediction: Generation | None  # the latest prediction (of the evaluate run in the filter, if any)
     state: ReviewState
     edit_base: str | None = None  # the text the current edit replaced, as the edit recorded it
+    decisions: tuple[TeamDecision, ...] = ()  # each reviewer's standing decision, oldest first
+
+    def decision_of(self, reviewer: str) -> TeamDecision | None:
+        """This reviewer's standing decision, if any."""
+        return next((t for t in self.decisions if t.reviewer == reviewer), None)
 
     @property
     def edited(self) -> bool:
@@ -53,7 +75,7 @@ class ExampleDetail:
 
 
 def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) -> dict[int, ExampleDetail]:
-    """The details of the examples with these ids (unknown ids left out), in three queries (four with edits)."""
+    """The details of the examples with these ids (unknown ids left out), in four queries (five with edits)."""
     ids = list(dict.fromkeys(int(i) for i in ids))
     if not ids:
         return {}
@@ -65,7 +87,20 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
     states = {r["example_id"]: ReviewState.from_row(r)
               for r in db.query(f"SELECT * FROM review_state WHERE example_id IN ({marks})", ids)}
     bases = _edit_bases(db, [i for i, s in states.items() if s.status == "edited"])
-    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i)) for i, ex in examples.items()}
+    team = _team_decisions(db, ids)
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()))
+            for i, ex in examples.items()}
+
+
+def _team_decisions(db: Database, ids: list[int]) -> dict[int, tuple[TeamDecision, ...]]:
+    """Each example's standing decisions by reviewer, oldest first, with the payload that made each."""
+    sql = ("SELECT d.example_id, d.reviewer, d.decision, d.reason, d.comment, d.adjudication, e.payload "
+           "FROM review_decisions d JOIN review_events e ON e.id = d.event_id "
+           "WHERE d.example_id IN ({ids}) ORDER BY d.example_id, d.event_id")
+    found: dict[int, list[TeamDecision]] = {}
+    for i, reviewer, decision, reason, comment, adjudication, payload in by_ids(db, sql, ids):
+        found.setdefault(i, []).append(TeamDecision(reviewer, decision, reason, comment, bool(adjudication), payload))
+    return {i: tuple(ts) for i, ts in found.items()}
 
 
 def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
@@ -77,7 +112,7 @@ def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
 
 
 def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,
-            edit_base: str | None = None) -> ExampleDetail:
+            edit_base: str | None = None, decisions: tuple[TeamDecision, ...] = ()) -> ExampleDetail:
     by_id = {g.id: g for g in gens}
     thought = by_id.get(ex.thought_id) if ex.thought_id else None
     reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
@@ -92,4 +127,5 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         prediction=predictions[-1] if predictions else None,
         state=state or ReviewState(example_id=ex.id),
         edit_base=edit_base,
+        decisions=decisions,
     )

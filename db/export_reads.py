@@ -30,6 +30,7 @@ _LATEST_REFLECTION = (
 )
 _REVIEW_COLUMNS = "s.status, s.edited_thought, s.edited_label, s.suggested_label, s.bias_category"
 _PROVENANCE_COLUMNS = "s.reviewer, s.last_event_id, s.chosen_reflection_id"
+_TEAM_COLUMN = "s.conflict"  # last: reviewers disagree and none adjudicated (db.team)
 
 
 @contextlib.contextmanager
@@ -69,7 +70,7 @@ def source_rows(db: Database, scope: Scope, *, reflections: str | None, review: 
         expr = _REVIEWED_REFLECTION if reflections == "reviewed" else _LATEST_REFLECTION
         refl_cols, refl_join, tail = ", r.id, r.thought_process, r.predicted_label, r.model", (
             f"LEFT JOIN generations r ON r.id = {expr}"), ()
-    review_cols = f", {_REVIEW_COLUMNS}, {_PROVENANCE_COLUMNS}" if provenance else ""
+    review_cols = f", {_REVIEW_COLUMNS}, {_PROVENANCE_COLUMNS}, {_TEAM_COLUMN}" if provenance else ""
     cursor = db.conn.execute(f"""
         SELECT e.id, e.dataset, e.split, e.premise, e.hypothesis, e.gold_label, e.content_hash, e.source_id,
                e.thought_id, t.thought_process, t.predicted_label, t.model{refl_cols}{review_cols}
@@ -84,11 +85,11 @@ def source_rows(db: Database, scope: Scope, *, reflections: str | None, review: 
         if provenance:
             yield from cursor
             return
-        nothing = tail + (None,) * 8  # the review state and the provenance columns
+        nothing = tail + (None,) * 9  # the review state, the provenance columns and the team's
         reviews = {
-            example_id: (*tail, *state, None, None, None)
-            for example_id, *state in db.execute(
-                f"SELECT e.id, {_REVIEW_COLUMNS} FROM review_state s CROSS JOIN examples e "
+            example_id: (*tail, *state, None, None, None, conflict)
+            for example_id, *state, conflict in db.execute(
+                f"SELECT e.id, {_REVIEW_COLUMNS}, {_TEAM_COLUMN} FROM review_state s CROSS JOIN examples e "
                 f"ON e.id = s.example_id WHERE {where}", args)
         } if review else {}
         rows: Iterator[tuple[Any, ...]] = cursor
@@ -100,6 +101,17 @@ def source_rows(db: Database, scope: Scope, *, reflections: str | None, review: 
         yield from map(operator.add, rows, rest)  # C all the way: no Python frame per row
     finally:
         cursor.close()
+
+
+def standing_decisions(db: Database, first: int, last: int) -> list[tuple[Any, ...]]:
+    """Every reviewer's standing decision (db.team) on the examples first <= id <= last, by example, oldest first:
+    (example_id, reviewer, decision, reason, comment, adjudication, event_id, edited thought, edited label), the
+    last two for edits only. A range of review_decisions' primary key: one read per block of an export."""
+    return db.execute(
+        "SELECT d.example_id, d.reviewer, d.decision, d.reason, d.comment, d.adjudication, d.event_id, "
+        "json_extract(v.payload, '$.thought'), json_extract(v.payload, '$.label') FROM review_decisions d "
+        "LEFT JOIN review_events v ON d.decision = 'edit' AND v.id = d.event_id "
+        "WHERE d.example_id BETWEEN ? AND ? ORDER BY d.example_id, d.event_id", [first, last]).fetchall()
 
 
 def passed_over_versions(db: Database, example_id: int, thought_id: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from db import search
+from db.queue_team import team_queues
 from db.queues import DECIDED_IN, QUEUES, QueueFilter, where, where_terms
 from db.reviews import DECIDED_STATUSES
 from db.search import fts_query
@@ -19,15 +20,18 @@ def count(db: Database, f: QueueFilter) -> int:
     return int(db.execute(f"SELECT count(*) FROM examples e {where(terms)}", args).fetchone()[0])
 
 
-def counts(db: Database, f: QueueFilter) -> dict[str, int]:
-    """The count of every queue under the filter's facets and search text.
+def counts(db: Database, f: QueueFilter, me: str | None = None) -> dict[str, int]:
+    """The count of every queue under the filter's facets and search text (the team queues the store has:
+    db.queue_team.team_queues).
 
     With search text, the matches are found once (into a temporary table of this connection)
     rather than once per queue.
     """
+    shown = QUEUES + team_queues(db)
+    me = me or f.me
     query = fts_query(f.search)
     if not query:
-        out = {q: count(db, f.replace(queue=q)) for q in QUEUES if q != "pending"}
+        out = {q: count(db, f.replace(queue=q, me=me if q == "mine" else None)) for q in shown if q != "pending"}
     else:
         db.execute("DROP TABLE IF EXISTS temp.queue_search_hits")
         db.execute("CREATE TEMP TABLE queue_search_hits (id INTEGER PRIMARY KEY)")
@@ -36,16 +40,16 @@ def counts(db: Database, f: QueueFilter) -> dict[str, int]:
                        f"SELECT rowid >> {search.SHIFT} FROM search_fts WHERE search_fts MATCH ?", [query])
             hits = "e.id IN (SELECT id FROM temp.queue_search_hits)"
             out = {}
-            for q in QUEUES:
+            for q in shown:
                 if q != "pending":
-                    terms, args = where_terms(f.replace(queue=q, search=""))
+                    terms, args = where_terms(f.replace(queue=q, search="", me=me if q == "mine" else None))
                     sql = (f"SELECT count(*) FROM examples e {where(terms, hits)}" if terms
                            else "SELECT count(*) FROM temp.queue_search_hits")  # no need to visit the rows
                     out[q] = db.execute(sql, args).fetchone()[0]
         finally:
             db.execute("DROP TABLE IF EXISTS temp.queue_search_hits")
     out["pending"] = out["all"] - sum(out[q] for q in DECIDED_STATUSES)
-    return {q: out[q] for q in QUEUES}
+    return {q: out[q] for q in shown}
 
 
 def decided_count(db: Database, f: QueueFilter) -> int:

@@ -5,17 +5,21 @@ the same at row 10 as at row 1,000,000.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils import Database
 
 from db import search
+from db.queue_team import TEAM_QUEUES, mine_ids
 from db.queues import QueueFilter, QueueRow, where, where_terms
 from db.reviews import DECIDED_STATUSES
 from db.scope import by_ids
 from db.search import fts_query
 
-_LISTED = (*DECIDED_STATUSES, "bias_flagged", "model_errors")  # queues whose members a statement lists first
+# Queues whose members a statement lists first.
+_LISTED = (*DECIDED_STATUSES, "bias_flagged", "model_errors", *TEAM_QUEUES)
 # A page with search text reads matching ids in chunks: the first of _FIRST_CHUNK (or twice the page),
 # each next one 4x larger up to _MAX_CHUNK (narrowed by the queue in one statement: SQLite allows
 # 32,766 parameters). After _SWITCH ids, a queue _SPARSER times sparser than the matches is walked
@@ -33,26 +37,40 @@ _ROW_COLUMNS = (
 def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit: int) -> list[QueueRow]:
     if fts_query(f.search):
         return _search_rows(db, f, bound, order == "DESC", limit)
+    if f.queue == "mine" and f.me is not None:  # the reviewer's queue, walked in id order from its indexes
+        terms, args = where_terms(f.replace(queue="all"), per_row=True)
+        return _walk_rows(db, functools.partial(mine_ids, db, f.me), terms, args, bound, order == "DESC", limit)
     terms, args = where_terms(f)
     return _select_rows(db, terms, args, f"e.id {cmp} ?", [bound], order == "DESC", limit)
 
 
 def _search_rows(db: Database, f: QueueFilter, bound: int, descending: bool, limit: int) -> list[QueueRow]:
-    """Rows past bound of a filter with search text: walk the matches in id order, chunk by chunk.
+    """Rows past bound of a filter with search text: walk the matches in id order, chunk by chunk (_walk_rows).
 
-    Each chunk of matching ids (read from the index, which stops after it) is narrowed by the queue
-    and facets; chunks grow until the page is full, so a dense queue reads a few hundred matches.
     When many matches gave few rows and the queue is much sparser than the matches, the rest of
     the page walks the queue instead, testing each member against the index.
     """
     query = search.match_query(db, f.search)
     bare = f.replace(search="")
     terms, args = where_terms(bare, per_row=True)
+    return _walk_rows(db, functools.partial(search.matching_ids, db, query), terms, args, bound, descending, limit,
+                      lambda at, density: _queue_probe(db, bare, query, at, descending, density))
+
+
+def _walk_rows(db: Database, fetch: Callable[[int | None, int | None, int, bool], list[int]], terms: list[str],
+               args: list[Any], bound: int, descending: bool, limit: int,
+               switch: Callable[[int, float], tuple[str, list[Any]] | None] | None = None) -> list[QueueRow]:
+    """Rows past bound among the ids fetch(after, before, size, descending) lists in id order, narrowed by terms.
+
+    Each chunk of ids (read from an index, which stops after it) is narrowed in one statement; chunks
+    grow until the page is full, so a dense queue reads a few hundred ids. After _SWITCH ids,
+    switch(bound, ids read per id walked) may give a statement that reads the rest of the page instead.
+    """
     rows: list[QueueRow] = []
     first, read, size = None, 0, min(max(2 * limit, _FIRST_CHUNK), _MAX_CHUNK)
     while len(rows) < limit:
         after, before = (None, bound) if descending else (bound, None)
-        found = search.matching_ids(db, query, after, before, size, descending)
+        found = fetch(after, before, size, descending)
         if found:
             rows += _select_rows(db, terms, args, f"e.id IN ({','.join('?' * len(found))})", found, descending,
                                  limit - len(rows))
@@ -60,8 +78,8 @@ def _search_rows(db: Database, f: QueueFilter, bound: int, descending: bool, lim
             break
         first = found[0] if first is None else first
         bound, read, size = found[-1], read + len(found), min(4 * size, _MAX_CHUNK)
-        if len(rows) < limit and read >= _SWITCH:
-            probe = _queue_probe(db, bare, query, bound, descending, read / max(1, abs(bound - first)))
+        if switch is not None and len(rows) < limit and read >= _SWITCH:
+            probe = switch(bound, read / max(1, abs(bound - first)))
             if probe:
                 rows += _to_rows(db.execute(probe[0], [*probe[1], limit - len(rows)]).fetchall())
                 break
@@ -143,6 +161,6 @@ def contains(db: Database, f: QueueFilter, example_id: int) -> bool:
     if fts_query(f.search) and not search.matching_ids(db, search.match_query(db, f.search), example_id - 1,
                                                          example_id + 1, 1):
         return False
-    terms, args = where_terms(f.replace(search=""))
+    terms, args = where_terms(f.replace(search=""), per_row=True)
     sql = f"SELECT 1 FROM examples e {where(terms, 'e.id = ?')}"
     return db.execute(sql, [*args, example_id]).fetchone() is not None

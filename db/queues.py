@@ -13,14 +13,16 @@ from sqlite_utils import Database
 
 from db import search
 from db.errors import StoreError
+from db.queue_team import FLAGS, TEAM_QUEUES, team_queue_sql, team_terms
 from db.reviews import DECIDED_STATUSES
 from db.scope import Scope
 from db.search import fts_query
 
-QUEUES = (
+QUEUES = (  # the queues every store has, selected by the digits 1-9 then 0
     "all", "disagreements", "needs_reflection", "pending", "accepted", "rejected", "edited",
     "bias_flagged", "parse_failures", "model_errors",
 )
+ALL_QUEUES = QUEUES + TEAM_QUEUES
 QUEUE_TITLES = {
     "all": "all",
     "disagreements": "disagreements",
@@ -32,6 +34,9 @@ QUEUE_TITLES = {
     "bias_flagged": "bias-flagged",
     "parse_failures": "parse failures",
     "model_errors": "model errors",
+    "mine": "mine",
+    "conflicts": "conflicts",
+    "sample": "audit sample",
 }
 DECIDED_IN = f"IN ({', '.join(repr(s) for s in DECIDED_STATUSES)})"  # SQL: a status that is a decision
 _DISAGREE = "e.thought_label != e.gold_label"
@@ -74,12 +79,32 @@ class QueueFilter:
     model: str | None = None  # the model of the current thought
     search: str = ""
     run_id: int | None = None  # model errors of this evaluate run only
+    me: str | None = None  # the reviewer whose "mine" queue this is (set on that queue only: see for_reviewer)
+    sample: str | None = None  # the audit sample queue shows this sample only (None: every sample)
+    flag: str | None = None  # one of FLAGS, on the example's current thought or reflection
+    judge_min: float | None = None  # the latest judge score of the example, at least / at most
+    judge_max: float | None = None
+    reviewer: str | None = None  # examples with a standing decision by this reviewer
+    reason: str | None = None  # examples with a standing decision for this reason (by `reviewer`, when set)
+    words_min: int | None = None  # the current thought's length in words, at least / at most
+    words_max: int | None = None
 
     def __post_init__(self) -> None:
-        if self.queue not in QUEUES:
-            raise UnknownQueueError(f"unknown queue {self.queue!r}; expected one of {', '.join(QUEUES)}")
+        if self.queue not in ALL_QUEUES:
+            raise UnknownQueueError(f"unknown queue {self.queue!r}; expected one of {', '.join(ALL_QUEUES)}")
         if self.gold not in (None, 0, 1):
             raise ValueError("a gold label filter is 0, 1 or None")
+        if self.flag not in (None, *FLAGS):
+            raise ValueError(f"unknown flag {self.flag!r}; expected one of {', '.join(FLAGS)}")
+        for low, high, what in ((self.judge_min, self.judge_max, "judge score"),
+                                (self.words_min, self.words_max, "thought length")):
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"the {what} filter's minimum {low} is above its maximum {high}; swap them")
+
+    def for_reviewer(self, reviewer: str) -> QueueFilter:
+        """This filter as the reviewer sees it: the "mine" queue is theirs; other queues carry no reviewer
+        (so that a filter compares equal whoever shows it)."""
+        return self.replace(me=reviewer if self.queue == "mine" else None)
 
     def replace(self, **changes: Any) -> QueueFilter:
         """A copy with some fields changed."""
@@ -96,9 +121,32 @@ class QueueFilter:
             parts.append(f"model {self.model}")
         if self.run_id is not None:
             parts.append(f"run {self.run_id}")
+        parts += self.team_parts()
         if self.search.strip():
             parts.append(f'"{self.search.strip()}"')
         return " · ".join(parts)
+
+    def team_parts(self) -> list[str]:
+        """The descriptions of the sample, flag, judge, reviewer, reason and length filters set."""
+        parts = [f"sample {self.sample}"] if self.sample is not None else []
+        parts += [f"⚑ {self.flag}"] if self.flag else []
+        for low, high, what in ((self.judge_min, self.judge_max, "judge"), (self.words_min, self.words_max, "words")):
+            if low is not None or high is not None:
+                parts.append(f"{what} {'' if low is None else low}–{'' if high is None else high}")
+        parts += [f"by {self.reviewer}"] if self.reviewer else []
+        parts += [f"reason {self.reason}"] if self.reason else []
+        return parts
+
+
+def filter_from(fields: object) -> QueueFilter | None:
+    """The filter saved as these fields (a place, a named view); None when they do not make one (saved by
+    another version of the app)."""
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return QueueFilter(**fields)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -125,10 +173,14 @@ class Facets:
     splits: tuple[str, ...]
     models: tuple[str, ...]
     evaluate_runs: tuple[int, ...]
+    samples: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()  # reviewers with a standing decision
+    reasons: tuple[str, ...] = ()  # reasons of standing decisions
 
 
 def queue_sql(queue: str, run_id: int | None = None, per_row: bool = False) -> tuple[str | None, list[Any]]:
-    """The WHERE condition (over `examples e`) that defines a queue (None: every example), with its parameters.
+    """The WHERE condition (over `examples e`) that defines a queue (None: every example), with its parameters
+    (the team queues, which need more of the filter: db.queue_team.team_queue_sql).
 
     per_row: written to test given rows (lookups per row) rather than to list the queue's members
     (which a statement builds once, however few rows it then tests).
@@ -158,8 +210,7 @@ def queue_sql(queue: str, run_id: int | None = None, per_row: bool = False) -> t
         if run_id is None:
             return rule.format(run=""), []
         return rule.format(run=" AND run_id = ?"), [run_id]
-    raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
-
+    raise UnknownQueueError(f"unknown queue {queue!r}; expected one of {', '.join(ALL_QUEUES)}")
 
 
 def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
@@ -171,6 +222,8 @@ def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
         if value is not None:
             terms.append(f"e.{column} = ?")
             args.append(value)
+    team, team_args = team_terms(f)
+    terms, args = terms + team, args + team_args
     query = fts_query(f.search)
     if query:
         terms.append(_SEARCH)
@@ -180,7 +233,8 @@ def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
 
 def where_terms(f: QueueFilter, per_row: bool = False) -> tuple[list[str], list[Any]]:
     """Every condition of a filter, over `examples e` (an empty list: every example); per_row as in queue_sql."""
-    q_sql, q_args = queue_sql(f.queue, f.run_id, per_row)
+    q_sql, q_args = (team_queue_sql(f, per_row) if f.queue in TEAM_QUEUES
+                    else queue_sql(f.queue, f.run_id, per_row))
     terms, args = facet_terms(f)
     return ([q_sql] if q_sql else []) + terms, [*q_args, *args]
 
@@ -220,6 +274,9 @@ def facets(db: Database) -> Facets:
         splits=col("SELECT DISTINCT split FROM examples ORDER BY 1"),
         models=col("SELECT DISTINCT thought_model FROM examples WHERE thought_model IS NOT NULL ORDER BY 1"),
         evaluate_runs=col("SELECT id FROM runs WHERE kind = 'evaluate' ORDER BY id DESC"),
+        samples=col("SELECT DISTINCT name FROM samples ORDER BY 1"),
+        reviewers=col("SELECT DISTINCT reviewer FROM review_decisions ORDER BY 1"),
+        reasons=col("SELECT DISTINCT reason FROM review_decisions WHERE reason IS NOT NULL ORDER BY 1"),
     )
 
 

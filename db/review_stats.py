@@ -6,7 +6,7 @@ from statistics import median
 
 from sqlite_utils import Database
 
-from db.curation import curated_label_sql
+from db.curation import DEFAULT_POLICY, curated_label_sql
 from db.reviews import DECISIONS
 
 _ACTIVE_DECISIONS = (
@@ -24,12 +24,13 @@ class ReviewPace:
     median_seconds: float | None
 
 
-def accepted_balance(db: Database) -> dict[str, dict[str, int]]:
-    """Label balance of the accepted and edited examples: gold, and the label a curated export trains them on
-    (db.curation; "none" when it leaves them out)."""
+def accepted_balance(db: Database, policy: str = DEFAULT_POLICY) -> dict[str, dict[str, int]]:
+    """Label balance of the accepted and edited examples: gold, and the label a curated export under this policy
+    trains them on (db.curation; "none" when it leaves them out). The stats screen shows the default policy,
+    unanimous: examples the reviewers contest (and no one adjudicated) count as "none"."""
     out: dict[str, dict[str, int]] = {"gold": {}, "curated": {}}
     rows = db.execute(
-        f"SELECT e.gold_label, {curated_label_sql()}, count(*) "
+        f"SELECT e.gold_label, {curated_label_sql(policy=policy)}, count(*) "
         "FROM review_state r JOIN examples e ON e.id = r.example_id "
         "WHERE r.status IN ('accepted', 'edited') GROUP BY 1, 2"
     ).fetchall()

@@ -189,13 +189,17 @@ def _flip(db: Database, group: int, action: str, reviewer: str, *, active: int) 
     return Flip(action == "redo", group, rows[0][1] if rows else "", tuple(r[0] for r in rows))
 
 
-def _latest(expr: str, actions: Sequence[str]) -> str:
-    """SQL for expr over the latest active event of review_state's example among these actions (an
-    adjudication, db/team.py, outranks every later event of other reviewers)."""
+def _latest(expr: str, actions: Sequence[str], adjudicated: Sequence[str] = ()) -> str:
+    """SQL for expr over the latest active event of review_state's example among these actions, or among
+    the adjudicated ones of `adjudicated` (an adjudication, db/team.py, outranks every later event)."""
     names = ", ".join(f"'{a}'" for a in actions)
+    among = f"e.action IN ({names})"
+    if adjudicated:
+        among = (f"({among} OR (e.action IN ({', '.join(repr(a) for a in adjudicated)}) "
+                 "AND json_extract(e.payload, '$.adjudication') = 1))")
     return (
         f"(SELECT {expr} FROM review_events e JOIN review_groups g ON g.group_id = e.group_id "
-        f"WHERE e.example_id = review_state.example_id AND g.active = 1 AND e.action IN ({names}) "
+        f"WHERE e.example_id = review_state.example_id AND g.active = 1 AND {among} "
         "ORDER BY coalesce(json_extract(e.payload, '$.adjudication'), 0) DESC, e.id DESC LIMIT 1)"
     )
 
@@ -213,9 +217,9 @@ UPDATE review_state SET
     edit_diff = {_latest("json_extract(e.payload, '$.diff')", ["edit"])},
     suggested_label = {_latest("json_extract(e.payload, '$.label')", ["relabel"])},
     bias_category = {_latest("CASE e.action WHEN 'flag_bias' THEN json_extract(e.payload, '$.category') END",
-                             ["flag_bias", "unflag_bias"])},
+                             ["flag_bias", "unflag_bias"], DECISIONS)},
     bias_note = {_latest("CASE e.action WHEN 'flag_bias' THEN json_extract(e.payload, '$.note') END",
-                         ["flag_bias", "unflag_bias"])},
+                         ["flag_bias", "unflag_bias"], DECISIONS)},
     note = {_latest("json_extract(e.payload, '$.text')", ["note"])},
     chosen_reflection_id = {_latest("json_extract(e.payload, '$.generation_id')", ["choose_reflection"])},
     skipped = coalesce({_latest("e.action = 'skip'", ACTIONS)}, 0),

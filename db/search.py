@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 
 from sqlite_utils import Database
 
@@ -38,6 +39,22 @@ def fts_query(text: str) -> str:
     """
     words = _WORD.findall(text)
     return _all_of(words[:-1], f'"{words[-1]}"*') if words else ""
+
+
+def hit_spans(text: str, search_text: str) -> list[tuple[int, int]]:
+    """Where the words of a search occur in text, as (start, end) offsets: the words the index matched, i.e.
+    whole words, the last typed word as a prefix, case and diacritics ignored (as the tokenizer folds them)."""
+    words = [_fold(w) for w in _WORD.findall(search_text)]
+    if not words:
+        return []
+    whole, prefix = set(words[:-1]), words[-1]
+    return [(m.start(), m.end()) for m in _WORD.finditer(text)
+            if (token := _fold(m.group())) in whole or token.startswith(prefix)]
+
+
+def _fold(word: str) -> str:
+    """A word as the index compares it: lower case, without diacritics."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(c))
 
 
 def match_query(db: Database, text: str) -> str:

@@ -11,7 +11,8 @@ from sqlite_utils import Database
 
 # Thought length buckets, in words: (lowest, highest), the last one open.
 LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 50), (51, 100), (101, 150), (151, 200), (201, None))
-_WORDS = "(length(trim(g.thought_process)) - length(replace(trim(g.thought_process), ' ', '')) + 1)"
+# The words of a thought (over `generations g`), as the stats buckets and the words filter count them.
+WORDS_SQL = "(length(trim(g.thought_process)) - length(replace(trim(g.thought_process), ' ', '')) + 1)"
 
 # (gold label, predicted label or None when the answer did not parse) -> count
 LabelCounts = dict[tuple[int, "int | None"], int]
@@ -20,7 +21,7 @@ LabelCounts = dict[tuple[int, "int | None"], int]
 def length_bucket_sql() -> str:
     """The SQL expression (over a generations row aliased `g`) naming its thought's word-length bucket."""
     cases = " ".join(
-        f"WHEN {_WORDS} <= {hi} THEN '{lo}-{hi}'" for lo, hi in LENGTH_BUCKETS if hi is not None
+        f"WHEN {WORDS_SQL} <= {hi} THEN '{lo}-{hi}'" for lo, hi in LENGTH_BUCKETS if hi is not None
     )
     last = LENGTH_BUCKETS[-1][0]
     return f"CASE {cases} ELSE '{last}+' END"
@@ -136,3 +137,18 @@ def added_work(db: Database) -> dict[str, int]:
         "runs": q("SELECT count(*) FROM runs WHERE kind != 'import'"),
         "generations added": q("SELECT count(*) FROM generations WHERE backend != 'import'"),
     }
+
+
+def decisions_by_reason(db: Database) -> dict[str, int]:
+    """Standing decisions (db/team.py: one per reviewer and example) by the reason given, most frequent first."""
+    return dict(db.execute("SELECT reason, count(*) FROM review_decisions WHERE reason IS NOT NULL "
+                           "GROUP BY reason ORDER BY 2 DESC, 1").fetchall())
+
+
+def decisions_by_reviewer(db: Database) -> dict[str, dict[str, int]]:
+    """Each reviewer's standing decisions, by decision (accept, reject, edit, flag; those with none absent)."""
+    out: dict[str, dict[str, int]] = {}
+    for reviewer, decision, n in db.execute(
+            "SELECT reviewer, decision, count(*) FROM review_decisions GROUP BY 1, 2 ORDER BY 1, 2"):
+        out.setdefault(reviewer, {})[decision] = n
+    return out

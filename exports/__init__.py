@@ -17,11 +17,13 @@ The API for the CLI and the review app's export screen:
 - check_target / default_path: the same checks before writing (for a form), a fresh default name.
 - list_exports: the recorded exports, newest first; ExportRecord.state() says whether each file is still
   what was exported (STATES).
-- REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS: the choices.
+- REASONS: each left-out reason in words; ABLATIONS, SFT_FORMATS, POLICIES: the choices (a policy says how an
+  example several reviewers disagree on is exported: db.curation).
 
 Large exports select in worker processes (exports.fast); small ones in the caller's process.
 """
 import db  # noqa: F401  (first: it loads sqlite-utils without pandas / numpy, which a worker's start would pay for)
+from db.curation import DEFAULT_POLICY, POLICIES
 from db.export_reads import available_scopes
 from exports.dpo import describe as describe_dpo
 from exports.errors import (
@@ -60,7 +62,8 @@ plan_sft = plan_dpo = plan
 write_sft = write_dpo = write_to
 
 __all__ = [
-    "ABLATIONS", "DEFAULT_MAX_TOKENS", "REASONS", "SFT_FORMATS", "STATES", "CrossSplit", "DpoOptions",
+    "ABLATIONS", "DEFAULT_MAX_TOKENS", "DEFAULT_POLICY", "POLICIES", "REASONS", "SFT_FORMATS", "STATES",
+    "CrossSplit", "DpoOptions",
     "EmptyExportError", "ExportError", "ExportOptionError", "ExportOptions", "ExportPlan", "ExportRecord",
     "ExportRequest", "ExportTargetError", "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions",
     "TargetExistsError", "TokenizerLoadError", "available_scopes", "check_target", "current_at", "default_path",

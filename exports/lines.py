@@ -13,12 +13,16 @@ from typing import Any
 from exports.formats import cot_target, inst_text, messages, user_prompt
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # exactly json.dumps(..., ensure_ascii=False)
-# The keys of a DPO record's provenance, in order, with their types (for the Hugging Face features).
-PROVENANCE_FIELDS = {
+# The keys of a DPO record's provenance, in order, with their types (for the Hugging Face features); "decisions"
+# is a list of each reviewer's standing decision behind the pair (exports.policy.provenance_of).
+DECISION_FIELDS = {"reviewer": "string", "decision": "string", "reason": "string", "comment": "string",
+                   "adjudication": "bool"}
+PROVENANCE_FIELDS: dict[str, str | dict[str, str]] = {
     "dataset": "string", "split": "string", "source_id": "string", "gold_label": "int64",
     "target_label": "int64", "review_status": "string", "reviewer": "string", "review_event": "int64",
     "chosen_source": "string", "chosen_generation_id": "int64", "chosen_model": "string",
     "rejected_source": "string", "rejected_generation_id": "int64", "rejected_model": "string",
+    "decisions": DECISION_FIELDS,
 }
 
 

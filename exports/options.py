@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from db.curation import DEFAULT_POLICY, POLICIES
 from db.scope import Scope
 from exports.errors import ExportOptionError
 
@@ -29,6 +30,9 @@ def _normalise(options: _Common) -> None:
 
 def _check_common(options: _Common) -> None:
     """Check what SFT and DPO options share."""
+    if options.policy not in POLICIES:
+        raise ExportOptionError(f"--policy must be one of {', '.join(POLICIES)}, not {options.policy!r}: how an "
+                                "example the reviewers disagree on is exported (unanimous leaves it out).")
     splits, max_tokens, shuffle_seed = options.splits, options.max_tokens, options.shuffle_seed
     if not splits:
         raise ExportOptionError("Give at least one split (--split train); training data should not mix in "
@@ -48,6 +52,7 @@ class _Common:
     shuffle_seed: int | None
     max_tokens: int
     tokenizer: str | None
+    policy: str
 
     @property
     def scope(self) -> Scope:
@@ -74,6 +79,9 @@ class SftOptions(_Common):
     include_bias: bool = False  # curated only: keep examples flagged for labeler bias
     use_relabels: bool = False  # curated only: train on the suggested label instead of gold
     reviewed_only: bool = False  # curated only: leave out examples still pending review
+    # curated only: an example reviewers contest (no adjudication) is left out (unanimous), exported under the
+    # decision most of them hold (majority) or the latest one (latest); db.curation
+    policy: str = DEFAULT_POLICY
     max_tokens: int = DEFAULT_MAX_TOKENS
     tokenizer: str | None = None  # a local tokenizer folder; None: the conservative estimate
 
@@ -84,6 +92,7 @@ class SftOptions(_Common):
         if self.fmt not in SFT_FORMATS:
             raise ExportOptionError(f"--format must be one of {', '.join(SFT_FORMATS)}, not {self.fmt!r}.")
         used = [f"--{name.replace('_', '-')}" for name in _CURATED_ONLY if getattr(self, name)]
+        used += ["--policy"] if self.policy != DEFAULT_POLICY else []
         if used and self.ablation != "curated":
             raise ExportOptionError(f"{', '.join(used)}: only for review decisions; use with --ablation curated "
                                     f"(not {self.ablation}).")
@@ -100,6 +109,7 @@ class DpoOptions(_Common):
     shuffle_seed: int | None = None
     include_bias: bool = False
     use_relabels: bool = False
+    policy: str = DEFAULT_POLICY  # how an example reviewers contest is exported (as SftOptions.policy)
     max_tokens: int = DEFAULT_MAX_TOKENS
     tokenizer: str | None = None
 

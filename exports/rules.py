@@ -17,7 +17,9 @@ A target is a thought text and a label, written with exports.formats.cot_target.
   edited label equals that label (else `edit_not_gold`); an accepted or pending one contributes
   its thought when it reaches the label, else the current reflection (the version chosen in
   review, else the latest) when that one does. Where a relabel is in force and no target reaches
-  it, the reason is `relabel_mismatch`.
+  it, the reason is `relabel_mismatch`. Under several reviewers, an example they contest is first settled
+  by the export's policy (exports.policy, db.curation): left out as `contested`, or given the majority's
+  or the latest decision.
 
 So every target written has the example's gold label (or, with use_relabels, its suggested label),
 except in `unmodified`, which keeps wrong labels by design.
@@ -48,6 +50,7 @@ REASONS: dict[str, str] = {
     "edit_not_gold": "the edited label disagrees with gold (relabel and pass --use-relabels, or fix the edit)",
     "relabel_mismatch": "no target reaches the suggested label (--use-relabels)",
     "rejected": "rejected in review",
+    "contested": "reviewers disagree, no one adjudicated, and --policy does not settle it (unanimous; a tie)",
     "bias": "flagged for labeler bias (pass --include-bias to keep)",
     "pending": "not reviewed yet (--reviewed-only; DPO pairs need a decision)",
     "no_pair": "accepted, but no passed-over generation to prefer it to (DPO)",
@@ -86,6 +89,7 @@ class SourceRow(NamedTuple):
     reviewer: str | None  # this and the rest: DPO provenance only (None in SFT queries)
     last_event_id: int | None
     chosen_reflection_id: int | None
+    conflict: int | None = None  # 1: reviewers' standing decisions differ and none adjudicated (exports.policy)
 
 
 class Target(NamedTuple):

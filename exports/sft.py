@@ -12,6 +12,7 @@ from exports.fast.sft_layout import sft_lines
 from exports.length import LengthCheck
 from exports.lines import sft_text
 from exports.options import SftOptions
+from exports.policy import block_decisions, block_reasons, settle
 from exports.rules import SourceRow, sft_rule
 from exports.selection import Selector
 from exports.source import Source
@@ -23,7 +24,8 @@ RULE_TEXT = {
     "unmodified": "every parsed thought as generated, wrong labels included",
     "curated": "review decisions applied: edits as edited, rejected left out, bias-flagged left out unless "
                "include_bias, relabels only with use_relabels, pending by the reflected rule unless "
-               "reviewed_only, the chosen reflection version where one was chosen",
+               "reviewed_only, the chosen reflection version where one was chosen; where reviewers disagree, an "
+               "adjudication, else the policy",
 }
 
 
@@ -31,6 +33,8 @@ def describe(options: SftOptions) -> str:
     """The selection rule of these options in words (for the manifest, the CLI and the export screen)."""
     flags = [name for name in ("include_bias", "use_relabels", "reviewed_only") if getattr(options, name)]
     scope = ", ".join(options.splits) + (f" of {', '.join(options.datasets)}" if options.datasets else "")
+    if options.ablation == "curated":
+        flags.append(f"policy {options.policy}")
     return (f"{options.ablation}: {RULE_TEXT[options.ablation]}" + (f" [{', '.join(flags)}]" if flags else "")
             + f"; splits {scope}; at most {options.max_tokens} tokens; duplicates written once")
 
@@ -44,11 +48,18 @@ def selector(options: SftOptions) -> Selector:
     source = Source(options.scope, reflections=reflections, review=options.ablation == "curated")
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
-        block = BlockBuilder()
+        team = block_decisions(db, rows) if source.review else {}
+        block = BlockBuilder(block_reasons(team, rows))
         encoded, take, leave_out = layout.encoded, block.take, block.leave_out
         counter, limit = length.counter, length.max_tokens
         measure_later = []  # with a tokenizer: lengths are counted per block, in one call
         for row in rows:
+            if row.conflict:
+                settled = settle(row, options.policy, team.get(row.id, ()))
+                if isinstance(settled, str):
+                    leave_out(row.id, settled)
+                    continue
+                row = settled
             target = pick(row)
             if isinstance(target, str):
                 leave_out(row.id, target)

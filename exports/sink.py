@@ -115,7 +115,8 @@ def _features(layout: str) -> Any:
         return Features({**head, "text": text})
     if layout == "messages":
         return Features({**head, "messages": List({"role": text, "content": text})})
-    provenance = {name: Value(kind) for name, kind in PROVENANCE_FIELDS.items()}
+    provenance = {name: Value(kind) if isinstance(kind, str) else List({k: Value(v) for k, v in kind.items()})
+                  for name, kind in PROVENANCE_FIELDS.items()}
     return Features({**head, "prompt": text, "chosen": text, "rejected": text, "provenance": provenance})
 
 

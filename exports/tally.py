@@ -41,6 +41,9 @@ class ExportPlan:
     max_tokens: int
     review_log_position: int
     warnings: tuple[str, ...] = field(default=())
+    # The reasons reviewers gave, by outcome: {"written" or a left-out reason: {reason: standing decisions}},
+    # over every standing decision (each reviewer's, db.team) of the examples with that outcome.
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def label_balance(self) -> dict[str, float]:
         """The share of each label among the rows written."""
@@ -66,6 +69,7 @@ class ExportPlan:
             "max_tokens": self.max_tokens,
             "review_log_position": self.review_log_position,
             "warnings": list(self.warnings),
+            "reasons": self.reasons,
         }
 
 
@@ -81,6 +85,7 @@ class Tally:
         self.cross_split: list[CrossSplit] = []
         self.first_copy: dict[str, int] = {}  # content_hash -> the example id written for it
         self.later_copies: list[tuple[int, int]] = []  # (written id, left-out duplicate id)
+        self.reasons: Counter[tuple[str, str]] = Counter()  # (outcome, reason) -> standing decisions
 
     def merge(self, block: Block) -> bytes:
         """Count in the next block (blocks come in id order); its lines, less the duplicates of pairs written before."""
@@ -90,7 +95,9 @@ class Tally:
         if firsts == block.ids:  # no pair written before: the common case, at C speed
             self.examples += len(firsts)
             self._count(block.key_table, block.keys)
+            self._count_reasons(block, set())
             return block.data
+        copies_before = len(self.later_copies)
         lines = block.data.splitlines(keepends=True)  # JSON escapes every line break inside a record
         per_example = block.lines_per_example or [1] * len(block.ids)
         kept: list[bytes] = []
@@ -106,7 +113,14 @@ class Tally:
                 self.later_copies.append((first, example_id))
             start += n
         self._count(block.key_table, keys)
+        self._count_reasons(block, {later for _first, later in self.later_copies[copies_before:]})
         return b"".join(kept)
+
+    def _count_reasons(self, block: Block, duplicates: set[int]) -> None:
+        for example_id, outcome, reasons in block.reasons:
+            if outcome == "written" and example_id in duplicates:
+                outcome = "duplicate"
+            self.reasons.update((outcome, reason) for reason in reasons)
 
     def _count(self, table: list[Key], keys: list[int]) -> None:
         for index, n in Counter(keys).items():
@@ -146,5 +160,11 @@ class Tally:
             by_split=by_split, left_out=dict(sorted(self.left_out.counts.items())),
             left_out_ids={k: self.left_out.ids[k] for k in sorted(self.left_out.ids)},
             cross_split=tuple(self.cross_split), length_measure=length_measure, max_tokens=max_tokens,
-            review_log_position=review_log_position, warnings=tuple(warnings),
+            review_log_position=review_log_position, warnings=tuple(warnings), reasons=self._reasons_by_outcome(),
         )
+
+    def _reasons_by_outcome(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (outcome, reason), n in sorted(self.reasons.items()):
+            out.setdefault(outcome, {})[reason] = n
+        return out

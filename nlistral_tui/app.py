@@ -6,8 +6,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from db.journal import Step
@@ -15,7 +17,9 @@ from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
 from nlistral_tui.messages import OrphansStored, StoreBusy
+from nlistral_tui.screens.choice import ChoiceScreen
 from nlistral_tui.screens.help import HelpScreen
+from nlistral_tui.screens.queue_browser import BROWSE_BINDINGS
 from nlistral_tui.screens.review import ReviewScreen
 from pipeline.settings import Settings, SettingsError, load_settings, reviewer_name
 
@@ -31,6 +35,8 @@ class NlistralApp(App[None]):
         Binding("S", "stats", "stats", id="stats", tooltip="statistics: states, model vs gold, balance, pace"),
         Binding("E", "export", "export", id="export", tooltip="export training data (counts before writing)"),
         Binding("T", "train", "train", id="train", tooltip="train an adapter on an export"),
+        Binding("G", "guidelines", "guide", id="guidelines", show=False,
+                tooltip="the team's review guidelines (config `guidelines`, else GUIDE.md beside the store)"),
         Binding("q", "quit", "quit", id="quit", tooltip="quit (every decision is already saved)"),
     ]
 
@@ -43,13 +49,13 @@ class NlistralApp(App[None]):
         self.keymap = dict(self.settings.keymap)
         self._settings_error = settings_error
         self._start_filter = start_filter
-        self.sub_title = db_path.name
+        self.sub_title = f"{db_path.name} · reviewer {self.reviewer}"
         self.review: ReviewScreen | None = None
         self.unsaved: list[Step] = []  # steps still only in the journal when the app closed
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
-        unknown = unknown_ids(self.keymap, [*self.BINDINGS, *ReviewScreen.BINDINGS])
+        unknown = unknown_ids(self.keymap, [*self.BINDINGS, *ReviewScreen.BINDINGS, *BROWSE_BINDINGS])
         if unknown:
             self.notify(f"[keymap] in {self.settings.path} names unknown binding ids: {', '.join(unknown)} "
                         "(press ? for the ids).", severity="warning", timeout=10, markup=False)
@@ -79,11 +85,26 @@ class NlistralApp(App[None]):
         self.notify("Another process is writing to the store (an import?). Your decisions are kept in order and "
                     "saved as soon as it finishes.", severity="warning", timeout=8)
 
+    def on_key(self, event: events.Key) -> None:
+        """A key typed ahead of a dialog (r then 2 in one burst) went to the screen below it, whose binding opened
+        the dialog only after that: it is the dialog's key (and no binding of the screen below gets it)."""
+        top = self.screen
+        if isinstance(top, ChoiceScreen) and not isinstance(top.focused, Input) and top.take_key(event):
+            event.prevent_default()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen([("Review", ReviewScreen.BINDINGS), ("Everywhere", self.BINDINGS)]))
+            review = [*ReviewScreen.BINDINGS, *BROWSE_BINDINGS]
+            self.push_screen(HelpScreen([("Review", review), ("Everywhere", self.BINDINGS)]))
 
     # The other screens are imported when first opened: the review screen starts without them.
+    def action_guidelines(self) -> None:
+        from nlistral_tui.screens.guidelines import GuidelinesScreen
+        from pipeline.guidelines import guidelines_path
+
+        if not isinstance(self.screen, GuidelinesScreen):
+            self.push_screen(GuidelinesScreen(guidelines_path(self.settings, self.store.path)))
+
     def action_stats(self) -> None:
         from nlistral_tui.screens.stats import StatsScreen
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the other screens are imported when first opened: the revie
     from exports.lineage import ExportRecord, Manifest
     from exports.tally import ExportPlan
     from nlistral_tui.data.review_stats import ReviewStats
+    from pipeline.agreement import AgreementReport
 
 
 @dataclass
@@ -238,3 +239,41 @@ class OrphansStored(Message):
 @dataclass
 class StoreBusy(Message):
     """A write waits (again) for another process that holds the store's write lock."""
+
+
+@dataclass
+class GuidelinesRead(Message):
+    """The guidelines file's Markdown, or (text None) why it could not be read and where to put one."""
+
+    text: str | None
+    error: str | None
+
+
+@dataclass
+class ViewsListed(Message):
+    """The reviewer's named views (most recent first), read for the views dialog."""
+
+    names: list[str]
+
+
+@dataclass
+class ViewSaved(Message):
+    """The queue and filter were saved as a named view (error: why not, and what to do)."""
+
+    name: str
+    error: str | None = None
+
+
+@dataclass
+class ViewOpened(Message):
+    """A named view was read: its filter, or None when it is gone or cannot be read by this version."""
+
+    name: str
+    filter: QueueFilter | None
+
+
+@dataclass
+class AgreementComputed(Message):
+    """Agreement between the store's reviewers, and their pace (pipeline.agreement), for the stats screen."""
+
+    report: AgreementReport

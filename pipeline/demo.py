@@ -1,6 +1,7 @@
 """The built-in demo database: hand-written examples, thoughts and reflections shipped in the package."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +33,25 @@ class DemoStore:
     built: bool
     work: dict[str, int] = field(default_factory=dict)  # beyond the demo data: db.tallies.added_work
     deleted: bool = False  # a rebuild (fresh) deleted that work
+    guide: Path | None = None  # the demo's review guidelines, written beside the store where none was
+
+
+def demo_guide() -> Path:
+    """The packaged demo guidelines (Markdown)."""
+    return Path(str(resources.files("pipeline") / "demo_data" / "GUIDE.md"))
+
+
+def place_guide(store: Path) -> Path | None:
+    """Copy the demo guidelines beside the demo store, where the review app looks (G), unless a GUIDE.md is
+    there already (never overwritten); the path written, or None."""
+    target = store.resolve().parent / "GUIDE.md"
+    if target.exists():
+        return None
+    try:
+        shutil.copyfile(demo_guide(), target)
+    except OSError:  # a read-only folder: the app says where a guide would go
+        return None
+    return target
 
 
 def demo_files() -> dict[str, Path]:
@@ -46,8 +66,14 @@ def open_demo(path: Path, fresh: bool = False) -> DemoStore:
 
     fresh=True rebuilds it, deleting the review decisions, exports records, runs and generations
     added since (counted in the result). A store holding other data is never touched, nor is one
-    another process has open when a rebuild would delete it under that process.
+    another process has open when a rebuild would delete it under that process. The demo guidelines are
+    put beside it (place_guide).
     """
+    opened = _open_demo(path, fresh)
+    return dataclasses.replace(opened, guide=place_guide(path))
+
+
+def _open_demo(path: Path, fresh: bool) -> DemoStore:
     if not path.exists():
         return DemoStore(build_demo(path), built=True)
     db = open_db(path, create=False)

@@ -1,4 +1,4 @@
-"""The user's config file (TOML): reviewer name, model names, API endpoint and limits, TUI keymap.
+"""The user's config file (TOML): reviewer name, reasons, guidelines, model names, API endpoint, TUI keymap.
 
 Looked up at $NLISTRAL_CONFIG, else $XDG_CONFIG_HOME/nlistral/config.toml, else
 ~/.config/nlistral/config.toml. Every key is optional; unknown keys are an error naming the file.
@@ -20,6 +20,10 @@ from pipeline.errors import UsageError
 DEFAULT_THOUGHT_MODEL = "ministral-8b-latest"
 DEFAULT_REFLECTION_MODEL = "mistral-small-latest"
 DEFAULT_JUDGE_MODEL = "mistral-small-latest"
+# Why a reviewer rejects or flags an NLI reflection: one digit key each in the review app's dialogs.
+DEFAULT_REASONS = ("reflection rationalises gold", "wrong reading of the premise", "thought and label disagree",
+                   "gold is wrong", "ambiguous pair", "formatting")
+MAX_REASONS = 9  # keys 1-9
 
 
 class SettingsError(UsageError):
@@ -52,6 +56,8 @@ class Settings:
     """Everything the config file can set."""
 
     reviewer: str | None = None
+    reasons: tuple[str, ...] = DEFAULT_REASONS  # reasons = ["...", ...]: why a reject or a flag (at most 9)
+    guidelines: str | None = None  # the team's Markdown guide, relative to this file; else GUIDE.md beside the store
     models: Models = field(default_factory=Models)
     api: Api = field(default_factory=Api)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. accept = "a"
@@ -78,6 +84,8 @@ def load_settings(path: Path | None = None) -> Settings:
     sections = {"models": Models, "api": Api}
     top = _check(path, "", data, Settings, skip=frozenset({"path"}))
     built = {k: sections[k](**_check(path, k, v, sections[k])) if k in sections else v for k, v in top.items()}
+    if "reasons" in built:
+        built["reasons"] = tuple(r.strip() for r in built["reasons"])
     keymap = built.get("keymap", {})
     if not all(isinstance(v, str) for v in keymap.values()):
         raise SettingsError(f"{path}: [keymap] values must be strings such as \"a\" or \"ctrl+z\".")
@@ -114,6 +122,11 @@ RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
 def _problem(key: str, annotation: object, value: object) -> str | None:
     """What is wrong with a config value for a field annotated as annotation (a string here), or None."""
     kind = str(annotation).replace(" | None", "")
+    if kind == "tuple[str, ...]":
+        items = value if isinstance(value, list) else [None]
+        texts = [v.strip() for v in items if isinstance(v, str)]
+        ok = len(texts) == len(items) and 0 < len(texts) <= MAX_REASONS and all(texts) and len(set(texts)) == len(texts)
+        return None if ok else f"must be a list of 1 to {MAX_REASONS} different non-empty strings in quotes"
     if kind == "str":
         ok = isinstance(value, str) and (value.strip() != "" or key == "reviewer")
         return None if ok else "must be a non-empty string in quotes"

@@ -38,6 +38,17 @@ class ThoughtLength(TypedDict):
     accuracy: float | None
 
 
+class ReviewerDecisions(TypedDict):
+    """One reviewer's standing decisions (one per example they decided), in all and by decision."""
+
+    reviewer: str
+    decisions: int
+    accept: int
+    reject: int
+    edit: int
+    flag: int
+
+
 class StoreStats(TypedDict):
     """Everything `nlistral stats` shows (rates are None where nothing was counted)."""
 
@@ -61,6 +72,8 @@ class StoreStats(TypedDict):
     by_dataset: list[DatasetCount]
     review: ReviewProgress
     thought_length_words: list[ThoughtLength]
+    reasons: dict[str, int]  # standing decisions by the reason given
+    reviewers: list[ReviewerDecisions]
 
 
 def collect_stats(db: Database) -> StoreStats:
@@ -97,4 +110,13 @@ def collect_stats(db: Database) -> StoreStats:
         "review": ReviewProgress(status=review.status, bias_flagged=review.bias_flagged,
                                  relabel_suggestions=review.relabel_suggestions),
         "thought_length_words": buckets,
+        "reasons": tallies.decisions_by_reason(db),
+        "reviewers": reviewer_decisions(db),
     }
+
+
+def reviewer_decisions(db: Database) -> list[ReviewerDecisions]:
+    """Each reviewer's standing decisions, by name."""
+    return [ReviewerDecisions(reviewer=r, decisions=sum(c.values()), accept=c.get("accept", 0),
+                              reject=c.get("reject", 0), edit=c.get("edit", 0), flag=c.get("flag", 0))
+            for r, c in tallies.decisions_by_reviewer(db).items()]

@@ -78,7 +78,8 @@ def test_dpo_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
         r'"provenance": {"dataset": "tiny", "split": "train", "source_id": "1", "gold_label": 0, "target_label": 0, '
         r'"review_status": "accepted", "reviewer": "ana", "review_event": 1, "chosen_source": "reflection", '
         r'"chosen_generation_id": 3, "chosen_model": "refl", "rejected_source": "thought", '
-        r'"rejected_generation_id": 2, "rejected_model": "th"}}' + "\n")
+        r'"rejected_generation_id": 2, "rejected_model": "th", "decisions": [{"reviewer": "ana", "decision": "accept", '
+        r'"reason": null, "comment": null, "adjudication": false}]}}' + "\n")
     assert out.read_bytes() == expected.encode("utf-8")
 
 

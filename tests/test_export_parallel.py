@@ -95,6 +95,12 @@ def mixed_db(db):
         if chosen is not None:
             record(db, "choose_reflection", [i], reviewer="ana", payload={"generation_id": chosen})
             record(db, "accept", [i], reviewer="ana")
+    # Other reviewers on the same examples: agreeing, contesting with reasons, adjudicating (exports.policy).
+    record(db, "accept", ids[::5], reviewer="bob", payload={"reason": "reflection holds"})
+    record(db, "reject", ids[1::9], reviewer="bob", payload={"reason": "gold is wrong", "comment": 'see "x"\n'})
+    for i in ids[2::9]:
+        record(db, "edit", [i], reviewer="cy", payload={"thought": f"cy {i}", "label": i % 2, "reason": "formatting"})
+    record(db, "accept", ids[4::23], reviewer="dan", payload={"adjudication": True, "comment": "settled"})
     return db
 
 
@@ -123,9 +129,11 @@ def _in_one_process(monkeypatch) -> None:
 SFT_CASES = [SftOptions(ablation=a) for a in ("reflected", "correct-only", "unmodified", "curated")] + [
     SftOptions(ablation="curated", include_bias=True, use_relabels=True),
     SftOptions(ablation="curated", reviewed_only=True, fmt="messages"),
+    SftOptions(ablation="curated", policy="majority"), SftOptions(ablation="curated", policy="latest"),
     SftOptions(ablation="reflected", splits=("train", "dev"), max_tokens=200, shuffle_seed=5),
 ]
-DPO_CASES = [DpoOptions(), DpoOptions(include_bias=True, use_relabels=True, splits=("train", "dev"))]
+DPO_CASES = [DpoOptions(), DpoOptions(include_bias=True, use_relabels=True, splits=("train", "dev")),
+             DpoOptions(policy="majority")]
 
 
 def test_workers_write_the_same_bytes_and_counts_as_one_process(mixed_db, tmp_path, monkeypatch, in_workers):
@@ -149,6 +157,7 @@ def test_workers_write_the_same_bytes_and_counts_as_one_process(mixed_db, tmp_pa
     assert reasons >= {"no_thought", "parse_failed", "thought_not_gold", "no_reflection", "label_not_gold",
                        "edit_not_gold", "rejected", "bias", "pending", "too_long", "duplicate"}, reasons
     assert any(c["cross_split"] for c in counts) and all(e.rows for e in exports)
+    assert {"contested", "written", "duplicate"} <= set().union(*(c["reasons"] for c in counts))  # several reviewers
 
 
 @pytest.mark.slow

@@ -141,6 +141,9 @@ def test_the_session_files_and_manifests_are_pinned(session, tmp_path):
     for manifest, before in ((sft, SFT_SHA256_WITHOUT_SOURCE), (dpo, DPO_SHA256_WITHOUT_SOURCE)):
         rows = _rows(Path(manifest.path))
         assert all(list(row)[:3] == ["id", "dataset", "source_id"] and row["dataset"] == "sample" for row in rows)
+        for row in rows:  # and without the reviewers' decisions behind each pair (issue 14)
+            if "provenance" in row:
+                assert row["provenance"].pop("decisions")[0]["reviewer"] == "ana"
         stripped = "".join(json.dumps({k: v for k, v in row.items() if k not in ("dataset", "source_id")},
                                       ensure_ascii=False) + "\n" for row in rows)
         assert hashlib.sha256(stripped.encode("utf-8")).hexdigest() == before
@@ -153,6 +156,6 @@ def db_file(db) -> Path:
 
 
 SFT_SHA256 = "892e89a63d6993e03947bb1661bb74680de90e01166ea693a3151ac5af2035ff"
-DPO_SHA256 = "7a8d0bb59075f11ce932b4a6c134b4a4a17ccc2ef66a8fc924d31e9c8037e53e"
+DPO_SHA256 = "dd6459b739d94022f007b4d6fb7633672b6f6eb78b8aafffc1fa707b08b46cae"  # with provenance's decisions
 SFT_SHA256_WITHOUT_SOURCE = "3e81e684458716d3038c089eccd335aff35c108049b9a6ae238697c87b937b4a"
 DPO_SHA256_WITHOUT_SOURCE = "46cfcf5ea211fe2ca8f67333352ce6ae71c4dd6fc3802a6ad4ff3914d10cdecb"

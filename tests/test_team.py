@@ -80,3 +80,13 @@ def test_bad_reasons_and_adjudications_are_refused(store):
         record(store, "reject", [1], reviewer="ada", payload={"reason": " "})
     with pytest.raises(ValueError, match="adjudication"):
         record(store, "skip", [1], reviewer="ada", payload={"adjudication": True})
+
+
+def test_an_adjudicated_decision_clears_another_reviewers_bias_flag(store):
+    record(store, "flag_bias", [7], reviewer="ada", payload={"category": "gold_wrong", "reason": "gold is wrong"})
+    record(store, "accept", [7], reviewer="bob")
+    assert state(store, 7).conflict and state(store, 7).bias_category == "gold_wrong"
+    record(store, "accept", [7], reviewer="cy", payload={"adjudication": True})
+    assert state(store, 7).bias_category is None and state(store, 7).status == "accepted"
+    undo(store, reviewer="cy")
+    assert state(store, 7).bias_category == "gold_wrong"

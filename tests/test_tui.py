@@ -47,7 +47,7 @@ async def test_accept_reject_skip_record_reviewer_and_time_and_move_on(demo_db_p
         await pilot.pause(0.05)
         await press(app, pilot, "a")
         assert app.screen.current.id == second
-        await press(app, pilot, "r")
+        await press(app, pilot, "r", "enter")  # the reason dialog: enter rejects without a reason
         await press(app, pilot, "s")
         assert app.screen.current.id == _ids(demo_db_path, QueueFilter(queue="disagreements"))[3]
     accepted, rejected, skipped = (stored_state(demo_db_path, i) for i in (first, second, third))
@@ -98,7 +98,7 @@ async def test_flag_bias_with_a_note_then_clear_it(demo_db_path):
         target = app.screen.current.id
         await press(app, pilot, "b")
         app.screen.query_one("#choice-note").value = "annotators disagree here"
-        await press(app, pilot, "1")
+        await press(app, pilot, "1", "0")  # the category, then the reason dialog: 0 flags without a reason
         flagged = stored_state(demo_db_path, target)
         assert flagged.bias_category == "gold_wrong" and flagged.bias_note == "annotators disagree here"
         assert app.screen.current.id == target and "gold looks wrong" in screen_text(app)
@@ -124,7 +124,7 @@ async def test_relabel_suggests_a_label_beside_gold(demo_db_path):
 async def test_undo_and_redo_survive_a_restart(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         first = app.screen.current.id
-        await press(app, pilot, "a", "r")
+        await press(app, pilot, "a", "r", "enter")
     assert stored_state(demo_db_path, first).status == "accepted"
     async with running(demo_db_path) as (app, pilot):  # a new process would read the same log
         await press(app, pilot, "u", "u")
@@ -186,7 +186,7 @@ async def test_the_app_reopens_where_the_reviewer_left_off(demo_db_path):
     async with running(demo_db_path) as (app, pilot):
         app.screen.set_filter(QueueFilter(queue="disagreements", gold=1), "filter")
         await settle(app, pilot)
-        await press(app, pilot, "a", "r")
+        await press(app, pilot, "a", "r", "enter")
     async with running(demo_db_path) as (app, pilot):
         assert app.screen.filter == QueueFilter(queue="disagreements", gold=1)
         assert app.screen.current.id == members[2]

@@ -13,7 +13,7 @@ from db import open_db
 from db.journal import journal_folder
 
 pytestmark = pytest.mark.timeout(120)
-TEN = b"ararararar"
+TEN = b"ar0ar0ar0ar0ar0"  # five accepts and five rejects (r asks why: 0 is no reason)
 
 
 def _decisions(db_path: Path) -> list[tuple[int, str]]:

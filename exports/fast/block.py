@@ -66,6 +66,9 @@ class Block:
     keys: list[int]  # per line: its index in key_table
     key_table: list[Key]
     left_out: LeftOut
+    # (example id, outcome, the reasons of its standing decisions) of the examples whose decisions give reasons;
+    # outcome: "written" or the left-out reason (exports.tally counts them, turning a duplicate's "written")
+    reasons: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
 
     @property
     def data(self) -> bytes:
@@ -76,14 +79,23 @@ class Block:
 class BlockBuilder:
     """Collects a block example by example (in id order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reasons: dict[int, tuple[str, ...]] | None = None) -> None:
+        """reasons: example id -> the reasons of its standing decisions, for the examples that have any."""
         self.left_out = LeftOut()
-        self.leave_out = self.left_out.add
+        self._reasons = reasons or {}
+        self._left_as: dict[int, str] = {}  # the left-out reason of the examples of _reasons
+        # Without reasons (most blocks), leaving out is the counter's own method: no Python frame per example.
+        self.leave_out = self._leave_out_noted if self._reasons else self.left_out.add
         self._lines: list[bytes] = []
         self._ids: list[int] = []
         self._hashes: list[str] = []
         self._per_example: list[int] = []
         self._keys: list[Key] = []
+
+    def _leave_out_noted(self, example_id: int, reason: str, n: int = 1) -> None:
+        self.left_out.add(example_id, reason, n)
+        if example_id in self._reasons:
+            self._left_as.setdefault(example_id, reason)
 
     def take(self, row: Any, line: bytes, label: int, source: str, model: str) -> None:
         """Add one example's line (row: an exports.rules.SourceRow)."""
@@ -105,5 +117,8 @@ class BlockBuilder:
         index: dict[Key, int] = {}
         keys = [index.setdefault(key, len(index)) for key in self._keys]
         several = any(n != 1 for n in self._per_example)
+        taken = set(self._ids) if self._reasons else set()
+        reasons = [(example_id, "written" if example_id in taken else self._left_as[example_id], given)
+                   for example_id, given in self._reasons.items()]
         return Block(considered, self._lines, self._ids, self._hashes,
-                     self._per_example if several else None, keys, list(index), self.left_out)
+                     self._per_example if several else None, keys, list(index), self.left_out, reasons)

@@ -14,7 +14,8 @@ from typing import Any
 
 from textual.dom import DOMNode
 
-from db import queue_counts, queue_pages, queues
+from db import queue_counts, queue_pages, queues, saved_views
+from db.clock import now
 from db.detail import ExampleDetail, load_details
 from db.queues import QueueFilter
 from nlistral_tui.data.actions import Recorded
@@ -36,6 +37,9 @@ from nlistral_tui.messages import (
     StepRefused,
     StepUndone,
     StoreChanged,
+    ViewOpened,
+    ViewSaved,
+    ViewsListed,
     WindowLoaded,
 )
 
@@ -43,8 +47,9 @@ from nlistral_tui.messages import (
 class QueueFeed:
     """The review screen's reads of the store, run as its workers, and the details of the examples around the cursor."""
 
-    def __init__(self, screen: DOMNode, store: Store) -> None:
-        self.screen, self.store = screen, store
+    def __init__(self, screen: DOMNode, store: Store, me: str | None = None) -> None:
+        """me: the reviewer using the app (whose "mine" queue the counts count, whose named views these are)."""
+        self.screen, self.store, self.me = screen, store, me
         self.details: dict[int, ExampleDetail] = {}  # of the examples around the cursor
         self.run_id: int | None = None  # the evaluate run whose predictions the details show
         self._requested: set[int] = set()  # details read, or being read
@@ -137,7 +142,7 @@ class QueueFeed:
         db = self.store.db()
         if anchor_id is not None:
             self._post(PositionFound(f, anchor_id, queue_counts.position(db, f, anchor_id)))
-        self._post(CountsCounted(f, queue_counts.counts(db, f), queue_counts.decided_count(db, f)))
+        self._post(CountsCounted(f, queue_counts.counts(db, f, self.me), queue_counts.decided_count(db, f)))
 
     def load_facets(self) -> None:
         """Read the values the facet filters can take."""
@@ -180,6 +185,33 @@ class QueueFeed:
         exists = queue_pages.contains(db, QueueFilter(), example_id)
         inside = exists and queue_pages.contains(db, f, example_id)
         self._post(ExampleLocated(example_id, f, exists, inside, switch))
+
+    # ---------------------------------------------------------- named views
+    def list_views(self) -> None:
+        """Read the reviewer's named views."""
+        self._start(self._list_views, group="views", exclusive=True)
+
+    async def _list_views(self) -> None:
+        self._post(ViewsListed(await self.store.read(lambda db: saved_views.names(db, self.me or ""))))
+
+    def save_view(self, name: str, f: QueueFilter) -> None:
+        """Save f as the reviewer's view called name (on the writer thread, after the steps before it)."""
+        self._start(self._save_view, name, f, group="views")
+
+    async def _save_view(self, name: str, f: QueueFilter) -> None:
+        try:
+            await self.store.write(lambda db: saved_views.save(db, self.me or "", name, f, now()))
+        except saved_views.ViewNameError as exc:
+            self._post(ViewSaved(name, str(exc)))
+        else:
+            self._post(ViewSaved(name.strip()))
+
+    def open_view(self, name: str) -> None:
+        """Read the reviewer's view called name."""
+        self._start(self._open_view, name, group="views", exclusive=True)
+
+    async def _open_view(self, name: str) -> None:
+        self._post(ViewOpened(name, await self.store.read(lambda db: saved_views.load(db, self.me or "", name))))
 
     # -------------------------------------------------------------- writes
     def await_step(self, future: Future[Recorded]) -> None:

@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from db import positions, queue_pages
 from db.detail import ExampleDetail, load_details
-from db.queues import QueueFilter, QueueRow
+from db.queues import QueueFilter, QueueRow, filter_from
 
 MAX_ROWS = 400  # rows kept; beyond this the far end is dropped
 MARGIN = 60  # fetch more rows when the cursor is this close to an end of the window
@@ -46,19 +46,21 @@ def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: 
 
 def load_start(db: Database, reviewer: str) -> WindowLoad:
     """Where the reviewer left off (their queue and filter, on the example they were at, or the one
-    after the example they last decided); without a saved place, the disagreements when there are any."""
+    after the example they last decided); without a saved place, what is assigned to them and not decided
+    yet, else the disagreements when there are any."""
     saved = positions.load(db, reviewer)
     if saved is not None:
-        try:
-            f = QueueFilter(**saved.filter)
-        except (TypeError, ValueError):  # a place saved by another version of the app
-            f = None
+        f = filter_from(saved.filter)  # None: a place saved by another version of the app
         if f is not None:
+            f = f.for_reviewer(reviewer)
             focus = saved.example_id
             if focus is not None and saved.decided:
                 after = queue_pages.page_after(db, f, focus, 1)
                 focus = after[0].id if after else focus
             return load_window(db, f, focus)
+    mine = QueueFilter(queue="mine", me=reviewer)
+    if queue_pages.page_after(db, mine, None, 1):  # a new reviewer with work assigned starts on it
+        return load_window(db, mine, None)
     return load_window(db, QueueFilter(), None, pick_start=True)
 
 

@@ -22,6 +22,8 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, SelectionLis
 from exports import (
     ABLATIONS,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_POLICY,
+    POLICIES,
     SFT_FORMATS,
     DpoOptions,
     ExportError,
@@ -53,6 +55,7 @@ from nlistral_tui.screens.choice import ChoiceScreen
 from pipeline.views.export import exports_view, plan_summary, plan_view, unit
 
 PLAN_DELAY_S = 0.3
+POLICY_WORDS = {"unanimous": "leave it out", "majority": "most reviewers' decision", "latest": "the latest decision"}
 HISTORY_SHOWN = 20  # the newest exports listed under the plan
 
 
@@ -91,6 +94,9 @@ class ExportScreen(Screen[None]):
                 yield Checkbox("keep bias-flagged examples", id="export-include-bias", compact=True)
                 yield Checkbox("train on suggested relabels", id="export-use-relabels", compact=True)
                 yield Checkbox("reviewed examples only (curated)", id="export-reviewed-only", compact=True)
+                yield Label("Where reviewers disagree (no adjudication)")
+                yield Select([(Content(f"{p}: {POLICY_WORDS[p]}"), p) for p in POLICIES], value=DEFAULT_POLICY,
+                             allow_blank=False, id="export-policy", compact=True)
                 yield Label("Max tokens (longer rows are left out, never cut)")
                 yield Input(str(DEFAULT_MAX_TOKENS), type="integer", id="export-max-tokens", compact=True)
                 yield Label("Write to")
@@ -113,6 +119,7 @@ class ExportScreen(Screen[None]):
             "datasets": tuple(q("#export-datasets", SelectionList).selected),
             "include_bias": q("#export-include-bias", Checkbox).value,
             "use_relabels": q("#export-use-relabels", Checkbox).value,
+            "policy": str(q("#export-policy", Select).value),
         }
         text = q("#export-max-tokens", Input).value.strip()
         common["max_tokens"] = int(text) if text.isdigit() else text

@@ -17,6 +17,11 @@ from nlistral_tui.keys import effective_keys
 from nlistral_tui.widgets.queue_list import LEGEND
 from pipeline.settings import config_path
 
+TEAM = ("Reviewing as a team: r and b ask why (1-9 a reason from the config file's `reasons`, 0 or enter "
+        "none; in r's dialog tab types a comment). C comments on your standing decision of the example (it "
+        "records that decision again, with the comment). J settles a conflict between reviewers: the final "
+        "decision, marked as an adjudication in the log and shown beside the others. G shows the guidelines.")
+
 
 class HelpScreen(ModalScreen[None]):
     """A table of key, what it does, and the binding id to remap it with, per section."""
@@ -39,7 +44,7 @@ class HelpScreen(ModalScreen[None]):
             for binding_id, keys, description in effective_keys(self.app, bindings):
                 table.add_row(Text(keys), Text(description), Text(binding_id))
             parts += [table, Text("")]
-        parts += [Text("Queue rows: " + LEGEND, style="dim"), Text(""), Text(
+        parts += [Text("Queue rows: " + LEGEND, style="dim"), Text(""), Text(TEAM, style="dim"), Text(""), Text(
             f"Remap keys in {config_path()} under [keymap], e.g.  accept = \"y\"  (binding id = keys).",
             style="dim")]
         with Vertical(classes="dialog wide-dialog"):

@@ -7,14 +7,18 @@ the decisions.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from db.detail import ExampleDetail
-from db.queues import Facets, QueueFilter
+from db.queue_team import TEAM_QUEUES
+from db.queues import QUEUE_TITLES, Facets, QueueFilter
 from nlistral_tui.data.queue_feed import QueueFeed
 from nlistral_tui.data.store import Store
 from nlistral_tui.data.window import QueueWindow
@@ -27,24 +31,38 @@ from nlistral_tui.messages import (
     RowsFetched,
     RowsRefreshed,
     StoreChanged,
+    ViewOpened,
+    ViewSaved,
+    ViewsListed,
     WindowLoaded,
 )
+from nlistral_tui.screens.views import ViewsScreen
 from nlistral_tui.tuning import LatencyProbe, collect_young, quiet_gc
 from nlistral_tui.widgets.detail_pane import DetailPane
+from nlistral_tui.widgets.queue_bar import QueueBar, queue_key
 from nlistral_tui.widgets.queue_list import QueueList
 from nlistral_tui.widgets.queue_pane import QueuePane
 
 WATCH_S = 2.0
+# Keys of every queue browser (the review screen adds its own): the team queues and the named views.
+BROWSE_BINDINGS: list[BindingType] = [
+    *(Binding(queue_key(q), f"team_queue('{q}')", QUEUE_TITLES[q], id=f"queue_{q}", show=False,
+              tooltip=f"queue: {QUEUE_TITLES[q]}") for q in TEAM_QUEUES),
+    Binding("w", "views", "views", id="views", show=False,
+            tooltip="named views: save this queue and filter, or open one"),
+]
 
 
 class QueueBrowser(Screen[None]):
     """A queue on the left, the example under its cursor on the right."""
 
+    BINDINGS: ClassVar[list[BindingType]] = BROWSE_BINDINGS
+
     def __init__(self, store: Store, reviewer: str, start_filter: QueueFilter | None = None) -> None:
         super().__init__()
         self.store, self.reviewer = store, reviewer
-        self.feed = QueueFeed(self, store)
-        self.pane = QueuePane(start_filter, id="queue-pane")
+        self.feed = QueueFeed(self, store, reviewer)
+        self.pane = QueuePane(start_filter and start_filter.for_reviewer(reviewer), id="queue-pane")
         self.detail = DetailPane(id="detail")
         self.facets: Facets | None = None
         self.probe = LatencyProbe()  # what benchmarks/tui_latency.py reads
@@ -98,10 +116,28 @@ class QueueBrowser(Screen[None]):
             self.feed.fetch_rows(self.filter, self.window, delta > 0)
 
     def set_filter(self, new: QueueFilter, probe: str) -> None:
-        """Show another queue or filter, from its first example."""
+        """Show another queue or filter, from its first example (the "mine" queue is this reviewer's)."""
+        new = new.for_reviewer(self.reviewer)
         self.probe.start(probe)
         self.pane.set_filter(new)
         self.feed.load_window(new)
+
+    def next_queue(self, step: int) -> str:
+        """The queue step places after (before, when negative) the current one among the queues listed."""
+        shown = self.query_one(QueueBar).shown_queues
+        return shown[(shown.index(self.filter.queue) + step) % len(shown)]
+
+    def action_team_queue(self, queue: str) -> None:
+        bar = self.query_one(QueueBar)
+        if self.counts is not None and queue not in bar.team:
+            hint = {"mine": "nothing is assigned on this store yet (nlistral assign --reviewers ...)",
+                    "conflicts": "no two reviewers disagree on this store",
+                    "sample": "no audit sample was drawn on this store yet (nlistral sample --n ...)"}[queue]
+            self.notify(f"The {QUEUE_TITLES[queue]} queue is empty: {hint}.", timeout=6)
+        self.set_filter(self.filter.replace(queue=queue), "filter")
+
+    def action_views(self) -> None:
+        self.feed.list_views()
 
     def _show_cursor(self, reset_view: bool = False) -> None:
         row = self.window.current
@@ -118,6 +154,7 @@ class QueueBrowser(Screen[None]):
 
     def _display(self, detail: ExampleDetail | None) -> None:
         empty_store = detail is None and not self.window.rows and self.filter == QueueFilter()
+        self.detail.search = self.filter.search
         self.detail.show(detail, empty_store)
         self.probe.shown(self, detail.id if detail else None)
         self.call_after_refresh(self._prepare_neighbours)
@@ -200,6 +237,30 @@ class QueueBrowser(Screen[None]):
                 self.window.at_end = False
                 self.feed.fetch_rows(self.filter, self.window, True)
         self._high_water = msg.high_water
+
+    def on_views_listed(self, msg: ViewsListed) -> None:
+        self.app.push_screen(ViewsScreen(msg.names, self.filter.describe()), self._view_chosen)
+
+    def _view_chosen(self, chosen: tuple[str, str] | None) -> None:
+        if chosen is not None:
+            what, name = chosen
+            if what == "save":
+                self.feed.save_view(name, self.filter)
+            else:
+                self.feed.open_view(name)
+
+    def on_view_saved(self, msg: ViewSaved) -> None:
+        if msg.error:
+            self.notify(f"The view was not saved: {msg.error}.", severity="error", markup=False)
+        else:
+            self.notify(f"Saved this view as {msg.name!r} (w opens it).", markup=False)
+
+    def on_view_opened(self, msg: ViewOpened) -> None:
+        if msg.filter is None:
+            self.notify(f"The view {msg.name!r} is gone or was saved by another version of the app; "
+                        "save it again (w).", severity="error", markup=False)
+        else:
+            self.set_filter(msg.filter, "filter")
 
     def on_rows_refreshed(self, msg: RowsRefreshed) -> None:
         self.window.update_rows(msg.rows)

@@ -9,8 +9,7 @@ from typing import Any
 
 from textual import events
 
-from db import queues
-from db.detail import ExampleDetail
+from db.detail import ExampleDetail, TeamDecision
 from db.journal import Step
 from db.queues import QueueFilter
 from db.reviews import STATUS_AFTER
@@ -29,7 +28,17 @@ from nlistral_tui.screens.edit import Edit
 from nlistral_tui.screens.filters import FilterScreen
 from nlistral_tui.screens.prompt import PromptScreen
 from nlistral_tui.screens.queue_browser import QueueBrowser
-from nlistral_tui.screens.review_dialogs import CLEAR, bias_dialog, bulk_dialog, edit_dialog, relabel_dialog
+from nlistral_tui.screens.review_dialogs import (
+    CLEAR,
+    adjudicate_dialog,
+    bias_dialog,
+    bulk_dialog,
+    edit_dialog,
+    reason_dialog,
+    recorded_again,
+    relabel_dialog,
+    why,
+)
 from nlistral_tui.screens.review_keys import REVIEW_BINDINGS
 from nlistral_tui.screens.versions import VersionsScreen
 
@@ -43,6 +52,7 @@ class ReviewScreen(QueueBrowser):
     def __init__(self, store: Store, reviewer: str, settings: Any, start_filter: QueueFilter | None = None) -> None:
         super().__init__(store, reviewer, start_filter)
         self.settings = settings
+        self.detail.reviewer = reviewer
 
     # ---------------------------------------------------------------- actions
     def action_next(self) -> None:
@@ -55,7 +65,8 @@ class ReviewScreen(QueueBrowser):
         self.decide("accept")
 
     def action_reject(self) -> None:
-        self.decide("reject")
+        if (d := self._need_current()) is not None:
+            self._ask_reason(d, {}, "")
 
     def action_skip(self) -> None:
         self.decide("skip")
@@ -71,6 +82,14 @@ class ReviewScreen(QueueBrowser):
     def action_relabel(self) -> None:
         if (d := self._need_current()) is not None:
             self.app.push_screen(relabel_dialog(d), self._relabelled)
+
+    def action_comment(self) -> None:
+        if (d := self._need_current()) is not None:
+            self._ask_comment(d)
+
+    def action_adjudicate(self) -> None:
+        if (d := self._need_current()) is not None:
+            self._ask_adjudication(d)
 
     def action_rerun(self) -> None:
         if (d := self._need_current()) is not None:
@@ -119,7 +138,7 @@ class ReviewScreen(QueueBrowser):
         self.set_filter(self.filter.replace(queue=queue), "filter")
 
     def action_cycle_queue(self, step: int) -> None:
-        self.action_queue(queues.QUEUES[(queues.QUEUES.index(self.filter.queue) + step) % len(queues.QUEUES)])
+        self.action_queue(self.next_queue(step))
 
     def action_jump(self) -> None:
         self.app.push_screen(PromptScreen("Jump to example id", "e.g. 1234", "integer"), self._jump_to)
@@ -189,19 +208,67 @@ class ReviewScreen(QueueBrowser):
             with contextlib.suppress(OSError, ValueError):
                 self.store.submit(Step("position", self.reviewer, at=self._at(current.id if current else None)))
 
+    # ---------------------------------------------------- reasons, comments, adjudication
+    def _shown(self, d: ExampleDetail) -> bool:
+        """Whether d is still the example shown (a dialog's answer applies to the example it was asked on)."""
+        return self.current is not None and self.current.id == d.id
+
+    def _ask_reason(self, d: ExampleDetail, payload: dict[str, Any], comment: str) -> None:
+        """Reject d, after asking why: a reason key and an optional comment (payload: an adjudication's)."""
+        def rejected(result: tuple[str, str] | None) -> None:
+            if result is not None and self._shown(d):
+                self.decide("reject", why(payload, *result))
+        self.app.push_screen(reason_dialog("reject", d.id, self.settings.reasons, comment), rejected)
+
+    def _ask_comment(self, d: ExampleDetail) -> None:
+        """A comment rides on a decision: it records the reviewer's standing decision again, with the comment."""
+        mine = d.decision_of(self.reviewer)
+        if mine is None:
+            self.notify(f"A comment goes with your decision: decide #{d.id} first (a, r, e or b), then press C. "
+                        "r also takes a comment in its dialog (tab).", severity="warning", markup=False)
+            return
+
+        def commented(text: str | None) -> None:
+            if text is not None and text != (mine.comment or "") and self._shown(d):
+                self.decide(mine.action, recorded_again(mine, text), advance=False)
+        self.app.push_screen(PromptScreen(f"Comment on your {mine.decision} of #{d.id}", "empty clears it",
+                                          value=mine.comment or "", hint="enter saves · esc cancels"), commented)
+
+    def _ask_adjudication(self, d: ExampleDetail) -> None:
+        if not (d.state.conflict or d.state.adjudicated):
+            self.notify(f"#{d.id} has no conflict to adjudicate: its reviewers agree (or only one decided).",
+                        severity="warning")
+            return
+
+        def adjudicated(result: tuple[TeamDecision | str, str] | None) -> None:
+            if result is None or not self._shown(d):
+                return
+            choice, comment = result
+            if isinstance(choice, TeamDecision):
+                self.decide(choice.action, recorded_again(choice, comment or choice.comment, adjudication=True))
+            elif choice == "accept":
+                self.decide("accept", why({"adjudication": True}, None, comment))
+            else:
+                self._ask_reason(d, {"adjudication": True}, comment)
+        self.app.push_screen(adjudicate_dialog(d, self.reviewer), adjudicated)
+
     # ------------------------------------------------------- dialog results
     def _edited(self, d: ExampleDetail, edit: Edit | None) -> None:
         if edit is not None and self.current is not None and self.current.id == d.id:
             self.decide("edit", {"thought": edit.thought, "label": edit.label, "base": d.improved_thought})
 
     def _flagged(self, d: ExampleDetail, result: tuple[str | None, str] | None) -> None:
-        if result is None or self.current is None or self.current.id != d.id:
+        if result is None or not self._shown(d):
             return
         category, note = result
         if category is None:
             self.decide("unflag_bias", advance=False)
-        else:
-            self.decide("flag_bias", {"category": category, "note": note}, advance=False)
+            return
+
+        def reasoned(reason: str | None) -> None:  # None: esc cancelled the flag
+            if reason is not None and self._shown(d):
+                self.decide("flag_bias", why({"category": category, "note": note}, reason, None), advance=False)
+        self.app.push_screen(reason_dialog("flag", d.id, self.settings.reasons, None), reasoned)
 
     def _relabelled(self, label: int | str | None) -> None:
         if label is not None:

@@ -1,9 +1,11 @@
 """The review screen's dialogs about the shown example or the filter: what each one offers and asks."""
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from db.detail import ExampleDetail
+from db.detail import ExampleDetail, TeamDecision
 from db.queues import QueueFilter
 from db.reviews import BIAS_CATEGORIES
 from nlistral_tui.screens.choice import ChoiceScreen
@@ -11,6 +13,7 @@ from nlistral_tui.screens.edit import EditScreen
 from nlistral_tui.widgets.detail_text import BIAS_NAMES
 
 CLEAR = "clear"  # the relabel dialog's value for clearing the suggestion
+REASON_HINT = "1-9 a reason · 0 or enter: none · tab: a comment · esc cancels"
 
 
 def edit_dialog(d: ExampleDetail) -> EditScreen:
@@ -46,3 +49,40 @@ def bulk_dialog(action: str, f: QueueFilter, undecided: list[int], decided: list
     choices.append(("n", "no", None))
     title = f"{action.capitalize()} in {f.describe()}? {len(undecided):,} undecided · {len(decided):,} decided"
     return ChoiceScreen(title, choices)
+
+
+def reason_dialog(action: str, example_id: int, reasons: Sequence[str], comment: str | None = "") -> ChoiceScreen:
+    """Why reject or flag: 1-9 a reason, 0 (or enter) none (""). With a comment field (comment not None) the
+    result is (reason, comment), else the reason; esc cancels the decision (None)."""
+    choices: list[tuple[str, str, Any]] = [("0", f"{action} without a reason", ""),
+                                           *((str(i), reason, reason) for i, reason in enumerate(reasons, 1))]
+    hint = REASON_HINT if comment is not None else REASON_HINT.replace(" · tab: a comment", "")
+    return ChoiceScreen(f"Why {action} #{example_id}?", choices, note=comment, hint=hint,
+                        note_placeholder="comment (optional)")
+
+
+def adjudicate_dialog(d: ExampleDetail, reviewer: str) -> ChoiceScreen:
+    """Settle a conflict: adopt one reviewer's standing decision, accept, or reject (a reason next).
+    The result is (a TeamDecision, "accept" or "reject"; comment)."""
+    choices: list[tuple[str, str, Any]] = [
+        (str(i), f"adopt {t.reviewer}'s {t.decision}" + (f" ({t.reason})" if t.reason else ""), t)
+        for i, t in enumerate(d.decisions[:9], 1)]
+    choices += [("a", "accept", "accept"), ("r", "reject (the reason next)", "reject")]
+    return ChoiceScreen(f"Adjudicate #{d.id} as {reviewer}: the final decision, marked in the log", choices,
+                        note="", note_placeholder="comment (optional)")
+
+
+def why(payload: dict[str, Any], reason: str | None, comment: str | None) -> dict[str, Any]:
+    """payload with the reason (if any) and the comment (a blank one clears an earlier comment)."""
+    payload = {k: v for k, v in payload.items() if k != "comment"}
+    if reason:
+        payload["reason"] = reason
+    if comment and comment.strip():
+        payload["comment"] = comment.strip()
+    return payload
+
+
+def recorded_again(t: TeamDecision, comment: str | None, adjudication: bool = False) -> dict[str, Any]:
+    """The payload that records a standing decision again: with this comment, and as an adjudication if asked."""
+    payload = why(json.loads(t.payload), t.reason, comment)
+    return {**payload, "adjudication": True} if adjudication else payload

@@ -1,4 +1,5 @@
-"""The stats screen: counts by state, the thought model against gold, label balance, lengths, pace."""
+"""The stats screen: counts by state, the thought model against gold, label balance, lengths, pace, and (once
+anyone has decided) agreement between reviewers."""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -14,9 +15,10 @@ from textual_plotext import PlotextPlot
 
 from nlistral_tui.data.review_stats import ReviewStats, review_stats
 from nlistral_tui.data.store import Store
-from nlistral_tui.messages import StatsComputed
+from nlistral_tui.messages import AgreementComputed, StatsComputed
 from pipeline.views.review import balance_table, pace_table
 from pipeline.views.stats import render_stats
+from pipeline.views.team import agreement_view
 
 
 class StatsScreen(Screen[None]):
@@ -33,12 +35,14 @@ class StatsScreen(Screen[None]):
         self.stats: ReviewStats | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="stats-body"), Horizontal(id="stats-columns"):
-            yield Static("Counting… (a big store takes a few seconds)", id="stats-tables")
-            with Vertical(id="stats-side"):
-                yield Static(id="stats-review")
-                yield PlotextPlot(id="length-plot")
-                yield PlotextPlot(id="pace-plot")
+        with VerticalScroll(id="stats-body"):
+            with Horizontal(id="stats-columns"):
+                yield Static("Counting… (a big store takes a few seconds)", id="stats-tables")
+                with Vertical(id="stats-side"):
+                    yield Static(id="stats-review")
+                    yield PlotextPlot(id="length-plot")
+                    yield PlotextPlot(id="pace-plot")
+            yield Static(id="stats-team")  # shown once a reviewer has decided
         yield Footer()
 
     def on_mount(self) -> None:
@@ -52,7 +56,16 @@ class StatsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def _compute(self) -> None:
-        self.post_message(StatsComputed(review_stats(self.store.db())))
+        from pipeline.agreement import agreement_report
+
+        db = self.store.db()
+        self.post_message(StatsComputed(review_stats(db)))
+        self.post_message(AgreementComputed(agreement_report(db)))  # reads the whole log: after the counts
+
+    def on_agreement_computed(self, msg: AgreementComputed) -> None:
+        team = self.query_one("#stats-team", Static)
+        team.display = bool(msg.report.reviewers)
+        team.update(agreement_view(msg.report))
 
     def on_stats_computed(self, msg: StatsComputed) -> None:
         self.stats = stats = msg.stats

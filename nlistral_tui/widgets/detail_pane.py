@@ -14,6 +14,7 @@ from textual.content import Content
 from textual.strip import Strip
 
 from db.detail import ExampleDetail
+from nlistral_tui.highlight import highlight
 from nlistral_tui.widgets.detail_text import left_column, right_column
 from nlistral_tui.widgets.text_pager import TextPager
 
@@ -42,6 +43,8 @@ class DetailPane(Horizontal, can_focus=False):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.detail: ExampleDetail | None = None
+        self.reviewer: str | None = None  # who is reviewing: shown on the header line
+        self.search = ""  # the queue's search text: its hits are highlighted
         self.show_diff = False
         self.shown_at = time.monotonic()  # when the shown example was first shown
         self._shown = self._empty_store = False
@@ -59,12 +62,12 @@ class DetailPane(Horizontal, can_focus=False):
     def _rendered(self, detail: ExampleDetail, show_diff: bool) -> _Rendered:
         left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
         stacked = self.stacked
-        key = (detail.id, show_diff, stacked, left_pager.text_width, right_pager.text_width)
+        key = (detail.id, show_diff, stacked, left_pager.text_width, right_pager.text_width, self.search)
         hit = self._cache.get(key)
         if hit is not None and (hit.detail is detail or hit.detail == detail):
             self._cache.move_to_end(key)
             return hit
-        left, right = left_column(detail), right_column(detail, show_diff)
+        left, right = self._columns(detail, show_diff)
         if stacked:
             left, right = Content.assemble(left, "\n\n", right), Content("")
         rendered = _Rendered(detail, left, left_pager.prepare(left), right,
@@ -73,6 +76,11 @@ class DetailPane(Horizontal, can_focus=False):
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return rendered
+
+    def _columns(self, detail: ExampleDetail, show_diff: bool) -> tuple[Content, Content]:
+        """The two columns of an example, with the hits of the queue's search text highlighted."""
+        left, right = left_column(detail, self.reviewer), right_column(detail, show_diff)
+        return (highlight(left, self.search), highlight(right, self.search)) if self.search else (left, right)
 
     def prepare(self, detail: ExampleDetail) -> None:
         """Wrap an example ahead of time, so that showing it later is only a repaint."""
@@ -90,8 +98,9 @@ class DetailPane(Horizontal, can_focus=False):
             right_pager.show(Content(""))
             return
         if not self.size.width:
-            left_pager.show(left_column(detail))
-            right_pager.show(right_column(detail, self.show_diff))
+            left, right = self._columns(detail, self.show_diff)
+            left_pager.show(left)
+            right_pager.show(right)
             return
         r = self._rendered(detail, self.show_diff)
         left_pager.show(r.left, r.left_strips)

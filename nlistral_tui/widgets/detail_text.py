@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from db.detail import ExampleDetail
+from db.detail import ExampleDetail, TeamDecision
 from db.records import Generation
 from db.textdiff import word_diff
 from nlistral_tui.text import label_text, literal
@@ -19,6 +19,7 @@ BIAS_NAMES = {
     "annotation_artifact": "annotation artifact",
 }
 STATUS_STYLE = {"accepted": GOOD, "rejected": BAD, "edited": "$text-warning", "pending": MUTED}
+DECISION_STYLE = {"accept": GOOD, "reject": BAD, "edit": "$text-warning", "flag": "$text-warning"}
 
 
 def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -> str | None:
@@ -74,12 +75,13 @@ def diff_content(old: str, new: str) -> Content:
     return Content.assemble(*parts)
 
 
-def left_column(d: ExampleDetail) -> Content:
-    """Header, premise, hypothesis, gold label and the thought."""
+def left_column(d: ExampleDetail, reviewer: str | None = None) -> Content:
+    """Header (with who is reviewing), premise, hypothesis, gold label and the thought."""
     ex = d.example
+    you = Content.assemble(("  ·  reviewer ", MUTED), literal(reviewer, "bold")) if reviewer else Content("")
     parts: list[Content] = [
         Content.assemble((f"#{ex.id}", "bold"), "  ", literal(f"{ex.dataset}/{ex.split}", MUTED),
-                         (f"  source {ex.source_id}", MUTED), "\n\n"),
+                         (f"  source {ex.source_id}", MUTED), you, "\n\n"),
         _section("PREMISE"), literal(ex.premise), Content("\n\n"),
         _section("HYPOTHESIS"), literal(ex.hypothesis), Content("\n\n"),
         Content.assemble(("GOLD  ", HEAD), (label_text(ex.gold_label) if ex.gold_label is not None
@@ -174,4 +176,32 @@ def review_content(d: ExampleDetail) -> Content:
         parts += [("relabel suggested: ", "$text-warning"), label_text(s.suggested_label), "\n"]
     if s.note:
         parts += [("note: ", "bold"), literal(s.note), "\n"]
+    return Content.assemble(*parts, team_content(d))
+
+
+def team_content(d: ExampleDetail) -> Content:
+    """Every reviewer's standing decision with its reason and comment, the adjudication marked; '' if none."""
+    if not d.decisions:
+        return Content("")
+    parts: list[Content | str | tuple[str, str]] = ["\n", ("DECISIONS", HEAD)]
+    if d.state.conflict:
+        parts.append(("  ✗ reviewers disagree: J adjudicates", BAD))
+    elif d.state.adjudicated:
+        parts.append(("  adjudicated", GOOD))
+    parts.append("\n")
+    for t in d.decisions:
+        parts += [decision_line(t), "\n"]
+    return Content.assemble(*parts)
+
+
+def decision_line(t: TeamDecision) -> Content:
+    """One reviewer's decision: who, what, ⚖ if it adjudicates, the reason; the comment (as typed) below."""
+    parts: list[Content | str | tuple[str, str]] = [literal(t.reviewer, "bold"), "  ",
+                                                    (t.decision, DECISION_STYLE.get(t.decision, ""))]
+    if t.adjudication:
+        parts.append(("  ⚖ adjudication", "bold $accent"))
+    if t.reason:
+        parts += [("  reason: ", MUTED), literal(t.reason)]
+    if t.comment:
+        parts += [("\n  comment: ", MUTED), literal(t.comment)]
     return Content.assemble(*parts)

@@ -6,16 +6,18 @@ from typing import Any
 from textual.content import Content
 from textual.widget import Widget
 
+from db.queue_team import TEAM_QUEUES
 from db.queues import QUEUE_TITLES, QUEUES, QueueFilter
 from nlistral_tui.text import literal
 
 FILTER_STYLE = "bold $text-warning"
 MUTED = "$text-muted"
+TEAM_KEYS = {"mine": "m", "conflicts": "x", "sample": "o"}  # the team queues' keys (the digits are taken)
 
 
 def queue_key(queue: str) -> str:
-    """The digit that selects a queue: 1-9 then 0."""
-    return str((QUEUES.index(queue) + 1) % 10)
+    """The key that selects a queue: 1-9 then 0, and a letter for each team queue."""
+    return TEAM_KEYS[queue] if queue in TEAM_KEYS else str((QUEUES.index(queue) + 1) % 10)
 
 
 def _count(counts: dict[str, int] | None, queue: str) -> str:
@@ -36,6 +38,7 @@ def facets_content(f: QueueFilter) -> Content | None:
         parts.append(Content.assemble("model ", literal(f.model)))
     if f.run_id is not None:
         parts.append(Content(f"run {f.run_id}"))
+    parts += [literal(part) for part in f.team_parts()]  # reviewer names, reasons, sample names: as typed
     return Content(" · ").join(parts) if parts else None
 
 
@@ -46,13 +49,21 @@ class _QueueView(Widget):
         super().__init__(**kwargs)
         self.current = QueueFilter()
         self.counts: dict[str, int] | None = None
+        self.team: tuple[str, ...] = ()  # the team queues the store has (as last counted)
 
     def show(self, current: QueueFilter, counts: dict[str, int] | None) -> None:
         """Redraw for the current filter and counts (None while counting)."""
         if (current, counts) != (self.current, self.counts):
-            relayout = facets_content(current) != facets_content(self.current)
-            self.current, self.counts = current, counts
+            team = self.team if counts is None else tuple(q for q in TEAM_QUEUES if q in counts)
+            relayout = facets_content(current) != facets_content(self.current) or team != self.team
+            self.current, self.counts, self.team = current, counts, team
             self.refresh(layout=relayout)
+
+    @property
+    def shown_queues(self) -> tuple[str, ...]:
+        """The queues listed: every store's, then the team queues this store has (and the current one)."""
+        q = self.current.queue
+        return QUEUES + tuple(t for t in TEAM_QUEUES if t in self.team or t == q)
 
 
 class QueueBar(_QueueView):
@@ -61,7 +72,7 @@ class QueueBar(_QueueView):
     def render(self) -> Content:
         width = max(10, self.size.width or 30)
         lines = []
-        for q in QUEUES:
+        for q in self.shown_queues:
             name, n = QUEUE_TITLES[q], _count(self.counts, q)
             pad = max(1, width - len(name) - len(n) - 3)
             line = Content.assemble((queue_key(q), "bold $accent"), f" {name}{' ' * pad}{n}")

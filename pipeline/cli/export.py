@@ -32,6 +32,11 @@ SeedOpt = Annotated[int | None, typer.Option("--shuffle-seed", help="Shuffle the
 BiasOpt = Annotated[bool, typer.Option("--include-bias", help="Keep examples flagged for labeler bias.")]
 RelabelOpt = Annotated[bool, typer.Option("--use-relabels", help="Targets must reach the suggested label instead "
                                           "of gold where a reviewer suggested one.")]
+PolicyOpt = Annotated[str, typer.Option("--policy", help="How an example the reviewers disagree on (and no one "
+                                        "adjudicated) is exported: unanimous leaves it out (counted as contested), "
+                                        "majority takes the decision most reviewers hold (a tie: contested), latest "
+                                        "takes the latest decision. An adjudication, or a decision all reviewers "
+                                        "share, is always used.")]
 MaxOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Leave out (never cut) rows longer than this.")]
 TokOpt = Annotated[str | None, typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
                                                "[default: a conservative estimate, see exports/length.py].")]
@@ -57,7 +62,7 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None, dataset: DatasetOpt = None,
         shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False, use_relabels: RelabelOpt = False,
         reviewed_only: Annotated[bool, typer.Option("--reviewed-only", help="curated: leave out examples still "
-                                                    "pending review.")] = False,
+                                                    "pending review.")] = False, policy: PolicyOpt = "unanimous",
         max_tokens: MaxOpt = 512, tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False,
         overwrite: OverwriteOpt = False,
     ) -> None:
@@ -69,7 +74,8 @@ def register(app: typer.Typer) -> None:
         edits as edited, rejected left out, bias-flagged left out unless --include-bias, pending ones
         by the reflected rule unless --reviewed-only, the chosen reflection version, and with
         --use-relabels the suggested label replaces gold. A reflection (or edit) whose label disagrees
-        with gold is left out and counted, never forced to gold. Duplicate pairs are written once;
+        with gold is left out and counted, never forced to gold. Where several reviewers disagree, an
+        adjudication decides, else --policy. Duplicate pairs are written once;
         rows over --max-tokens are left out, never cut. Every row carries the example's id, dataset and
         source_id (its id in your own file). Every export writes FILE.manifest.json and a row listed by
         `nlistral exports`; an existing file is replaced only with --overwrite.
@@ -79,8 +85,8 @@ def register(app: typer.Typer) -> None:
         try:
             options = SftOptions(ablation=ablation, fmt=fmt, splits=tuple(split or ("train",)),
                                  datasets=tuple(dataset or ()), shuffle_seed=shuffle_seed, include_bias=include_bias,
-                                 use_relabels=use_relabels, reviewed_only=reviewed_only, max_tokens=max_tokens,
-                                 tokenizer=tokenizer)
+                                 use_relabels=use_relabels, reviewed_only=reviewed_only, policy=policy,
+                                 max_tokens=max_tokens, tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
         _export(db, options, out, hf, dry_run, as_json, overwrite)
@@ -89,8 +95,8 @@ def register(app: typer.Typer) -> None:
     def export_dpo(
         db: DbOption = DEFAULT_DB_PATH, out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None,
         dataset: DatasetOpt = None, shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False,
-        use_relabels: RelabelOpt = False, max_tokens: MaxOpt = 512, tokenizer: TokOpt = None,
-        dry_run: DryOpt = False, as_json: JsonOpt = False, overwrite: OverwriteOpt = False,
+        use_relabels: RelabelOpt = False, policy: PolicyOpt = "unanimous", max_tokens: MaxOpt = 512,
+        tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False, overwrite: OverwriteOpt = False,
     ) -> None:
         """Preference pairs {"id", "dataset", "source_id", "prompt", "chosen", "rejected", "provenance"} from review
         decisions.
@@ -99,13 +105,15 @@ def register(app: typer.Typer) -> None:
         reflection that reaches gold, or a thought that reaches the label); rejected: each generation
         the reviewer passed over (the flawed thought, the reflection an edit or a relabel replaced,
         reflection versions not chosen). prompt is the user turn; chosen and rejected are assistant turns.
+        Where several reviewers disagree, an adjudication decides, else --policy; each pair's provenance
+        lists the reviewers' decisions with their reasons and comments.
         """
         from exports import DpoOptions, ExportError
 
         try:
             options = DpoOptions(splits=tuple(split or ("train",)), datasets=tuple(dataset or ()),
                                  shuffle_seed=shuffle_seed, include_bias=include_bias, use_relabels=use_relabels,
-                                 max_tokens=max_tokens, tokenizer=tokenizer)
+                                 policy=policy, max_tokens=max_tokens, tokenizer=tokenizer)
         except ExportError as exc:
             fail(str(exc), 2)
         _export(db, options, out, hf, dry_run, as_json, overwrite)

@@ -53,6 +53,8 @@ def demo(
     else:
         console.print(f"Opened the demo database at {db} as it is" + (f" ({work} kept)" if work else "")
                       + "; `nlistral demo --fresh` rebuilds it.", markup=False)
+    if opened.guide is not None:
+        console.print(f"Wrote the demo's review guidelines to {opened.guide} (press G in the app).", markup=False)
     if not no_tui:
         launch_tui(db)
 

@@ -1,6 +1,7 @@
 """Exports as `nlistral export`, `nlistral exports` and the review app's export screen show them.
 
-Every name from the store (dataset, split, model, path) goes in as Text, never as markup.
+Every name from the store (dataset, split, model, path) and every reason a reviewer typed goes in as Text,
+never as markup, its control characters shown.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from exports import REASONS, ExportPlan, ExportRecord
+from pipeline.control_chars import shown
 from pipeline.views.tables import pct
 
 MAX_IDS_SHOWN = 8  # left-out example ids listed per reason
@@ -47,8 +49,12 @@ def plan_view(plan: ExportPlan) -> Group:
             table.add_row(Text(f"  {title} {name}"), str(n), "")
     for reason, n in plan.left_out.items():
         ids = plan.left_out_ids.get(reason, [])
-        shown = ", ".join(map(str, ids[:MAX_IDS_SHOWN])) + (" ..." if n > MAX_IDS_SHOWN else "")
-        table.add_row(f"left out: {reason}", str(n), Text(f"{REASONS.get(reason, '')}; ids {shown}"))
+        listed = ", ".join(map(str, ids[:MAX_IDS_SHOWN])) + (" ..." if n > MAX_IDS_SHOWN else "")
+        table.add_row(f"left out: {reason}", str(n), Text(f"{REASONS.get(reason, '')}; ids {listed}"))
+    for outcome, reasons in plan.reasons.items():
+        for reason, n in reasons.items():
+            table.add_row(Text(f"reason given ({outcome}): {shown(reason)}"), str(n),
+                          "reviewers' decisions giving this reason")
     parts: list[Table | Text] = [table,
                                  Text(f"Lengths: {plan.length_measure}, at most {plan.max_tokens} tokens.")]
     for item in plan.cross_split[:MAX_CROSS_SPLIT_SHOWN]:

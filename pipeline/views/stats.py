@@ -69,4 +69,26 @@ def render_stats(s: StoreStats) -> Group:
     for b in s["thought_length_words"]:
         lengths.add_row(b["bucket"], str(b["thoughts"]), pct(b["accuracy"]))
     parts.append(lengths)
+    parts.extend(team_tables(s))
     return Group(*parts)
+
+
+def team_tables(s: StoreStats) -> list[Table]:
+    """The reviewers' standing decisions and the reasons given (nothing for a store nobody has decided on)."""
+    tables = []
+    if s["reviewers"]:
+        reviewers = Table(title="Decisions by reviewer (standing: one per reviewer and example)", title_justify="left")
+        for col in ("reviewer", "decisions", "accept", "reject", "edit", "flag"):
+            reviewers.add_column(col, justify="left" if col == "reviewer" else "right")
+        for r in s["reviewers"]:
+            reviewers.add_row(Text(shown(r["reviewer"])), *(str(r[k]) for k in (
+                "decisions", "accept", "reject", "edit", "flag")))
+        tables.append(reviewers)
+    if s["reasons"]:
+        reasons = Table(title="Reasons given (standing decisions)", title_justify="left")
+        reasons.add_column("reason", overflow="fold")
+        reasons.add_column("decisions", justify="right")
+        for reason, n in s["reasons"].items():
+            reasons.add_row(Text(shown(reason)), str(n))
+        tables.append(reasons)
+    return tables
