@@ -19,6 +19,7 @@ from db.clock import now
 from db.errors import NothingToRedoError, NothingToUndoError, UnknownExampleError
 from db.generations import refresh_derived
 from db.records import ReviewState
+from db.search import index_review_texts
 from db.team import rederive_team
 from db.textdiff import diff_text
 from db.tx import write_tx
@@ -88,6 +89,7 @@ def record(
         if action == "choose_reflection":
             _check_reflection(db, example_ids, payload["generation_id"])
         group = _new_group(db)
+        first_event = log_position(db) + 1
         stamp, body = now(), json.dumps(payload, ensure_ascii=False)
         db.conn.executemany(
             "INSERT INTO review_events (example_id, action, payload, group_id, reviewer, seconds_spent, created_at) "
@@ -97,6 +99,8 @@ def record(
         last = db.execute("SELECT max(id) FROM review_events").fetchone()[0]
         db.execute("INSERT INTO review_groups (group_id, active, changed_at_event) VALUES (?, 1, ?)", [group, last])
         _rederive(db, group)
+        if "reason" in payload or "comment" in payload:
+            index_review_texts(db, first_event)
     return group
 
 

@@ -1,9 +1,11 @@
 """Full-text search over premise, hypothesis and generated text: one FTS5 index, read in example-id order.
 
-The index (`search_fts`, db/schema.py m004) holds one document per pair and one per generation, with
-rowid = (example id << 16) + k: k = 0 for the pair (premise, hypothesis), else the generation's 1-based
-ordinal among its example's generations (thought_process, error_analysis). FTS5 returns matches in
-rowid order, hence in example-id order, so a page of results needs only the first few matches.
+The index (`search_fts`, db/schema.py m004) holds one document per pair, one per generation and one per
+review decision that gives a reason or a comment, with rowid = (example id << 16) + k: k = 0 for the pair
+(premise, hypothesis), 1 .. MAX_GENERATIONS the generation's ordinal among its example's generations
+(thought_process, error_analysis), and from REVIEW_TEXTS the example's reasons and comments in log order.
+FTS5 returns matches in rowid order, hence in example-id order, so a page of results needs only the first
+few matches.
 Contentless (examples are immutable and generations append-only: nothing is ever deleted from it).
 """
 from __future__ import annotations
@@ -17,7 +19,8 @@ from sqlite_utils import Database
 from db.errors import StoreError
 
 SHIFT = 16  # rowid = (example id << SHIFT) + k
-MAX_GENERATIONS = (1 << SHIFT) - 1  # per example: k = 1 .. MAX_GENERATIONS
+REVIEW_TEXTS = 0xC000  # k of an example's first reason or comment; the last quarter of its range holds them
+MAX_GENERATIONS = REVIEW_TEXTS - 1  # per example: k = 1 .. MAX_GENERATIONS
 _ROWID_END = (1 << 63) - 1  # SQLite's largest integer: the exclusive upper bound of "no bound"
 # A word as the index tokenizer (unicode61) sees one: letters and digits; "_" and punctuation split.
 _WORD = re.compile(r"[^\W_]+")
@@ -133,6 +136,28 @@ def index_examples(db: Database, after_id: int) -> None:
     pairs = db.conn.execute(f"SELECT id << {SHIFT}, premise, hypothesis FROM examples WHERE id > ? ORDER BY id",
                             [after_id])
     db.conn.executemany("INSERT INTO search_fts (rowid, first, second) VALUES (?, ?, ?)", pairs)
+
+
+_REVIEW_TEXT = ("e.example_id IS NOT NULL AND (json_extract(e.payload, '$.reason') IS NOT NULL "
+                "OR json_extract(e.payload, '$.comment') IS NOT NULL)")
+
+
+def index_review_texts(db: Database, first_event_id: int) -> None:
+    """Add the reasons and comments of review events from first_event_id on to the index (call in their write
+    transaction). A comment taken back later stays findable: the index, like the log, only grows."""
+    earlier = _REVIEW_TEXT.replace("e.", "o.")
+    db.execute(
+        f"""
+        INSERT INTO search_fts (rowid, first, second)
+        SELECT (e.example_id << {SHIFT}) + {REVIEW_TEXTS} + n, coalesce(json_extract(e.payload, '$.reason'), ''),
+            coalesce(json_extract(e.payload, '$.comment'), '')
+        FROM (SELECT e.*, (SELECT count(*) FROM review_events o WHERE o.example_id = e.example_id AND o.id < e.id
+                           AND {earlier}) AS n
+              FROM review_events e WHERE e.id >= ? AND {_REVIEW_TEXT}) e
+        WHERE n < {(1 << SHIFT) - REVIEW_TEXTS} ORDER BY e.id
+        """,
+        [first_event_id],
+    )
 
 
 def index_generations(db: Database, after_id: int) -> None:

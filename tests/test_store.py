@@ -131,7 +131,7 @@ def test_a_prefix_with_too_many_terms_is_left_to_fts5(demo_db_path, monkeypatch)
 
 def test_an_example_with_too_many_generations_is_refused_whole(db, monkeypatch):
     (a,) = _pairs(db, ("A pair.", "Its hypothesis."))
-    monkeypatch.setattr(search_module, "MAX_GENERATIONS", 3)  # the real limit, 65,535, takes long to reach
+    monkeypatch.setattr(search_module, "MAX_GENERATIONS", 3)  # the real limit, 49,151, takes long to reach
     add_generations(db, [_thought(a, f"Thought number {n}.") for n in range(2)])
     with pytest.raises(SearchIndexFullError, match=rf"example {a} would have more than 3 generations"):
         add_generations(db, [_thought(a, "One more."), _thought(a, "And another.")])

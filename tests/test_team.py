@@ -90,3 +90,15 @@ def test_an_adjudicated_decision_clears_another_reviewers_bias_flag(store):
     assert state(store, 7).bias_category is None and state(store, 7).status == "accepted"
     undo(store, reviewer="cy")
     assert state(store, 7).bias_category == "gold_wrong"
+
+
+def test_reasons_and_comments_are_found_by_search(store):
+    from db.search import search
+
+    assert search(store, "rationalises") == []
+    record(store, "reject", [8], reviewer="ada", payload={"reason": "reflection rationalises gold"})
+    record(store, "accept", [9, 10], reviewer="bob", payload={"comment": "Checked twice: watertight"})
+    record(store, "accept", [10], reviewer="cy", payload={"comment": "watertight again"})
+    assert search(store, "rationalises") == [8]
+    assert search(store, "watertight") == [9, 10]
+    assert search(store, "again watert") == [10]
