@@ -1,15 +1,18 @@
 """What each reviewer said about each example, for agreement between reviewers (pipeline/agreement.py).
 
 Three ratings per (reviewer, example) the reviewer has rated (a standing decision, or a bias flag or
-relabel of theirs still active): their standing decision (db/team.py), their bias flag (the category of
-their latest flag_bias, or "none" when they never flagged it or unflagged it last), and their suggested
-relabel (the label of their latest relabel, or "none" when they never suggested one or cleared it).
+relabel of theirs still active): their standing decision as a review (db/team.py; an adjudication is not
+a rating and is left out), their bias flag (the category of their latest flag_bias, or "none" when they
+never flagged it or unflagged it last), and their suggested relabel (the label of their latest relabel,
+or "none" when they never suggested one or cleared it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlite_utils import Database
+
+from db.team import review_ratings
 
 NONE = "none"  # no bias flag, no relabel suggestion
 Ratings = dict[tuple[str, int], str]  # (reviewer, example id) -> the value they gave
@@ -26,8 +29,7 @@ class ReviewerRatings:
 
 def reviewer_ratings(db: Database) -> ReviewerRatings:
     """Every reviewer's ratings (one pass over the standing decisions and the active flags and relabels)."""
-    decisions: Ratings = {(r, e): d for r, e, d in db.execute(
-        "SELECT reviewer, example_id, decision FROM review_decisions")}
+    decisions: Ratings = review_ratings(db)
     flags: Ratings = {}
     relabels: Ratings = {}
     for reviewer, example_id, action, value in db.execute(

@@ -20,25 +20,36 @@ _TAKEN_BACK = (  # a bias flag the same reviewer unflagged later
 )
 
 
-def rederive_team(db: Database, touched: str | None) -> None:
-    """Re-derive review_decisions and review_state's conflict / adjudicated for the examples of the SQL
-    `touched` (a SELECT of example ids; None: every example). Runs inside the caller's transaction."""
-    among = f" AND e.example_id IN ({touched})" if touched else ""
-    db.execute("DELETE FROM review_decisions" + (f" WHERE example_id IN ({touched})" if touched else ""))
-    db.execute(
-        f"""
-        INSERT INTO review_decisions (example_id, reviewer, decision, reason, comment, adjudication, event_id)
-        SELECT example_id, reviewer, CASE action WHEN 'flag_bias' THEN 'flag' ELSE action END,
+def _standing(among: str) -> str:
+    """SELECT of each reviewer's standing decision (example_id, reviewer, decision, reason, comment,
+    adjudication, id) among the active decision events that also meet the SQL condition `among` (over e)."""
+    return f"""
+        SELECT example_id, reviewer, CASE action WHEN 'flag_bias' THEN 'flag' ELSE action END AS decision,
             reason, comment, adjudication, id
         FROM (
             SELECT e.example_id, e.reviewer, e.id, e.action,
                 json_extract(e.payload, '$.reason') AS reason, json_extract(e.payload, '$.comment') AS comment,
                 coalesce(json_extract(e.payload, '$.adjudication'), 0) AS adjudication,
                 row_number() OVER (PARTITION BY e.example_id, e.reviewer ORDER BY e.id DESC) AS nth
-            {_ACTIVE} AND e.action IN ('accept', 'reject', 'edit', 'flag_bias'){among} AND NOT ({_TAKEN_BACK})
+            {_ACTIVE} AND e.action IN ('accept', 'reject', 'edit', 'flag_bias') AND {among} AND NOT ({_TAKEN_BACK})
         ) WHERE nth = 1
         """
-    )
+
+
+def review_ratings(db: Database) -> dict[tuple[str, int], str]:
+    """(reviewer, example id) -> the reviewer's standing decision as a review: their adjudications left out,
+    so an adjudicator who also reviewed an example is rated on their own review (agreement reads this)."""
+    sql = _standing("coalesce(json_extract(e.payload, '$.adjudication'), 0) = 0")
+    return {(reviewer, example_id): decision
+            for example_id, reviewer, decision, *_ in db.execute(sql)}
+
+
+def rederive_team(db: Database, touched: str | None) -> None:
+    """Re-derive review_decisions and review_state's conflict / adjudicated for the examples of the SQL
+    `touched` (a SELECT of example ids; None: every example). Runs inside the caller's transaction."""
+    db.execute("DELETE FROM review_decisions" + (f" WHERE example_id IN ({touched})" if touched else ""))
+    db.execute("INSERT INTO review_decisions (example_id, reviewer, decision, reason, comment, adjudication, event_id)"
+               + _standing(f"e.example_id IN ({touched})" if touched else "1"))
     db.execute(
         f"""
         UPDATE review_state SET

@@ -125,3 +125,18 @@ def test_a_store_without_shared_examples(demo_db_path):
     assert out["flags"] == {"pairs": [], "alpha": None} and out["relabels"] == {"pairs": [], "alpha": None}
     text = runner.invoke(app, ["agreement", "--db", str(demo_db_path)])
     assert "no two reviewers have rated the same example yet" in text.output
+
+
+def test_an_adjudication_is_not_a_rating(tmp_path):
+    from db import open_db
+    from db.reviews import record
+    from pipeline.agreement import agreement_report
+    from pipeline.demo import build_demo
+
+    db = open_db(build_demo(tmp_path / "demo.db"))
+    record(db, "accept", [1, 2], reviewer="ada")
+    record(db, "reject", [1], reviewer="bob")
+    record(db, "accept", [2], reviewer="bob")
+    record(db, "reject", [1], reviewer="ada", payload={"adjudication": True})  # ada settles #1 her way
+    pairs = agreement_report(db).as_dict()["pairs"]
+    assert [(p["a"], p["b"], p["shared"], p["agreement"]) for p in pairs] == [("ada", "bob", 2, 0.5)]
