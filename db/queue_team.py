@@ -49,11 +49,13 @@ def mine_ids(db: Database, me: str, after_id: int | None = None, before_id: int 
     return [r[0] for r in db.execute(sql, [me, low, high, me, low, high, limit])]
 
 
-# The team filters, over `examples e`: one lookup per row, by primary key or index.
-_FLAGGED = ("EXISTS (SELECT 1 FROM generations g WHERE g.id IN (e.thought_id, e.reflection_id) "
-            "AND g.flags LIKE ?)")
-_JUDGED = ("(SELECT g.score FROM generations g WHERE g.example_id = e.id AND g.kind = 'judge' "
-           "ORDER BY g.id DESC LIMIT 1) BETWEEN ? AND ?")
+# The team filters, over `examples e`. The flag and judge filters list their members from partial indexes
+# (m010): the generations that carry a flag, the judge scores; the words filter looks up each row's thought.
+_FLAGGED = ("e.id IN (SELECT g.example_id FROM generations g WHERE g.flags != '[]' AND g.flags LIKE ? "
+            "AND g.id IN (SELECT x.thought_id FROM examples x WHERE x.id = g.example_id "
+            "UNION ALL SELECT x.reflection_id FROM examples x WHERE x.id = g.example_id))")
+_JUDGED = ("e.id IN (SELECT g.example_id FROM generations g WHERE g.kind = 'judge' AND g.score BETWEEN ? AND ? "
+           "AND g.id = (SELECT max(j.id) FROM generations j WHERE j.example_id = g.example_id AND j.kind = 'judge'))")
 _WORDS = f"(SELECT {THOUGHT_WORDS} FROM generations g WHERE g.id = e.thought_id) BETWEEN ? AND ?"
 
 

@@ -329,3 +329,15 @@ def m009_audit_samples_and_views(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m010_flag_and_judge_filters(db: Database) -> None:
+    """Partial indexes that let the flag and judge-score filters list their few members instead of
+    checking every example (1.6 s and 0.5 s for a first page on a 1M store without them)."""
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS generations_flagged ON generations (example_id) WHERE flags != '[]';
+        CREATE INDEX IF NOT EXISTS generations_judged ON generations (example_id, id) WHERE kind = 'judge';
+        """
+    )

@@ -191,6 +191,8 @@ def test_team_queues_read_through_their_indexes(team):
     assert "COVERING INDEX review_decisions_reviewer" in walk
     assert "review_decisions_reason" in _plan(team, QueueFilter(reason="gold is wrong"))
     assert "review_decisions_reviewer" in _plan(team, QueueFilter(reviewer="ada"))
+    assert "generations_flagged" in _plan(team, QueueFilter(flag="label_not_gold"))  # its few members, not a scan
+    assert "generations_judged" in _plan(team, QueueFilter(judge_min=0.5))
 
 
 def test_mine_pages_walk_the_assignments_chunk_by_chunk(store, monkeypatch):
