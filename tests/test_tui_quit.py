@@ -44,8 +44,15 @@ def app_on_demo(demo_db_path):
     app.close()
 
 
+def _shown(app: AppProcess) -> None:
+    """Wait until the app shows an example, and a moment more for it to read the next ones ahead: a reject asks
+    why in a dialog, and a key typed at a row whose details are still loading finds no example to decide on."""
+    app.wait_for_text(b"PREMISE")
+    time.sleep(1.0)
+
+
 def test_keys_sent_in_one_burst_before_q_are_all_saved(demo_db_path, app_on_demo):
-    app_on_demo.wait_for_text(b"PREMISE")
+    _shown(app_on_demo)
     app_on_demo.keys(TEN + b"q")
     assert app_on_demo.wait(30) == 0, app_on_demo.stderr()
     decided = _decisions(demo_db_path)
@@ -55,7 +62,7 @@ def test_keys_sent_in_one_burst_before_q_are_all_saved(demo_db_path, app_on_demo
 
 @pytest.mark.parametrize("end", ["quit", "kill -9", "terminal closed"])
 def test_decisions_made_while_another_process_holds_the_lock_survive(demo_db_path, app_on_demo, end):
-    app_on_demo.wait_for_text(b"PREMISE")
+    _shown(app_on_demo)
     holder = LockHolder(demo_db_path)  # a large import, say: one long transaction
     try:
         app_on_demo.keys(TEN)
