@@ -45,9 +45,12 @@ _DISAGREE = "e.thought_label != e.gold_label"
 # prediction per example comes from one pass over the small partial index generations_predictions
 # (GROUP BY; a correlated max() per prediction read the large generations_example instead: 0.7 s of
 # a 1.7 s first page read cold, on 1M examples with 10,000 predictions).
+LATEST_PREDICTIONS = (  # (example_id, id) of each example's latest prediction; {run}: "" or " AND run_id = ?"
+    "SELECT example_id, max(id) AS id FROM generations INDEXED BY generations_predictions "
+    "WHERE kind = 'prediction'{run} GROUP BY example_id"
+)
 _PREDICTION_WRONG = (
-    "e.id IN (SELECT p.example_id FROM (SELECT max(id) AS id FROM generations INDEXED BY generations_predictions "
-    "WHERE kind = 'prediction'{run} GROUP BY example_id) latest "
+    "e.id IN (SELECT p.example_id FROM (" + LATEST_PREDICTIONS + ") latest "
     "JOIN generations p ON p.id = latest.id JOIN examples x ON x.id = p.example_id "
     "WHERE p.parse_status = 'failed' OR p.predicted_label IS NULL "
     "OR (x.gold_label IS NOT NULL AND p.predicted_label != x.gold_label))"

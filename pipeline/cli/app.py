@@ -15,6 +15,7 @@ from pipeline.cli import review as review_commands
 from pipeline.cli import stats as stats_commands
 from pipeline.cli import team as team_commands
 from pipeline.cli import train as train_commands
+from pipeline.cli import triage as triage_commands
 from pipeline.cli.common import DEFAULT_DB_PATH, Commands, DbOption
 from pipeline.cli.review import launch_tui
 
@@ -39,8 +40,8 @@ def _root(ctx: typer.Context, db: DbOption = DEFAULT_DB_PATH) -> None:
 
 
 # In the order `nlistral --help` lists them.
-for _group in (import_commands, stats_commands, review_commands, team_commands, generate_commands,
-               export_commands, train_commands, evaluate_commands):
+for _group in (import_commands, stats_commands, review_commands, team_commands, triage_commands,
+               generate_commands, export_commands, train_commands, evaluate_commands):
     _group.register(app)
 
 
