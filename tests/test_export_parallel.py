@@ -5,6 +5,7 @@ import itertools
 import random
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,7 +242,7 @@ def test_a_worker_that_fails_or_vanishes_says_so_and_leaves_nothing(mixed_db, tm
     with pytest.raises(ExportError, match="An export worker failed: KeyError: 'no-such-kind'"):
         write_sft(mixed_db, SftOptions(), out=tmp_path / "x.jsonl")
     monkeypatch.setattr(sft, "selector", selector)
-    monkeypatch.setattr(parallel.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the workers start from it (db/pipe.py)
     with pytest.raises(ExportError, match=r"stopped unexpectedly \(exit code 1\)"):
         plan_sft(mixed_db, SftOptions())
     assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*.tmp"))
@@ -269,7 +270,7 @@ def test_small_exports_start_no_process(mixed_db, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a small export started a process")
 
-    monkeypatch.setattr(parallel.subprocess, "Popen", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)  # db/pipe.py starts them
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 301)  # the train split holds 300
     assert parallel.workers_for(mixed_db, SftOptions()) == 0

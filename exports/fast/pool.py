@@ -21,8 +21,6 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-import subprocess  # noqa: F401  (tests replace subprocess.Popen through this module)
-import sys  # noqa: F401  (tests replace sys.executable through this module)
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
