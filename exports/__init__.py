@@ -12,8 +12,7 @@ The API for the CLI and the review app's export screen:
   `export` run; returns the Manifest. An existing target is replaced only with overwrite=True (the
   export it held is marked superseded); the store and the inputs are never a target
   (ExportTargetError). on_wait is told each time a write waits for another process's lock.
-  plan_sft / plan_dpo and write_sft / write_dpo are the same two functions (write with the request's
-  parts as arguments).
+  write_to is write with the request's parts as arguments.
 - check_target / default_path: the same checks before writing (for a form), a fresh default name.
 - list_exports: the recorded exports, newest first; ExportRecord.state() says whether each file is still
   what was exported (STATES).
@@ -58,15 +57,12 @@ from exports.sft import describe as describe_sft
 from exports.tally import CrossSplit, ExportPlan
 from exports.target import check_target, default_path, manifest_path
 
-plan_sft = plan_dpo = plan
-write_sft = write_dpo = write_to
-
 __all__ = [
     "ABLATIONS", "DEFAULT_MAX_TOKENS", "DEFAULT_POLICY", "POLICIES", "REASONS", "SFT_FORMATS", "STATES",
     "CrossSplit", "DpoOptions",
     "EmptyExportError", "ExportError", "ExportOptionError", "ExportOptions", "ExportPlan", "ExportRecord",
     "ExportRequest", "ExportTargetError", "ExportWriteError", "Manifest", "ManifestPlaceError", "SftOptions",
     "TargetExistsError", "TokenizerLoadError", "available_scopes", "check_target", "current_at", "default_path",
-    "describe_dpo", "describe_sft", "list_exports", "listed_at", "manifest_path", "plan", "plan_dpo", "plan_sft",
-    "write", "write_dpo", "write_sft", "write_to",
+    "describe_dpo", "describe_sft", "list_exports", "listed_at", "manifest_path", "plan",
+    "write", "write_to",
 ]

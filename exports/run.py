@@ -161,5 +161,5 @@ def _explained(exc: BaseException, target: Target, run_id: int | None) -> BaseEx
 
 def write_to(db: Database, options: ExportOptions, out: Path | None = None, hf_dir: Path | None = None,
              progress: Progress | None = None, *, overwrite: bool = False, on_wait: OnWait | None = None) -> Manifest:
-    """write with the request's parts as arguments (write_sft and write_dpo, as the package calls it)."""
+    """write, with the request's parts as arguments."""
     return write(db, ExportRequest(options, out, hf_dir, overwrite), progress, on_wait)

@@ -37,7 +37,7 @@ def _demo(*args: str):
 
 def test_running_demo_again_keeps_every_decision_and_fresh_says_what_it_deletes(tmp_path):
     from db import reviews
-    from exports import SftOptions, write_sft
+    from exports import SftOptions, write_to
 
     path = tmp_path / "demo.db"
     first = _demo("--db", str(path))
@@ -46,7 +46,7 @@ def test_running_demo_again_keeps_every_decision_and_fresh_says_what_it_deletes(
     ids = [i for (i,) in db.execute("SELECT id FROM examples ORDER BY id LIMIT 3")]
     reviews.record(db, "accept", ids[:2], reviewer="ana")
     reviews.record(db, "reject", ids[2:], reviewer="ana")
-    write_sft(db, SftOptions(ablation="curated"), out=tmp_path / "sft.jsonl")
+    write_to(db, SftOptions(ablation="curated"), out=tmp_path / "sft.jsonl")
     db.conn.close()
 
     again = _demo("--db", str(path))  # the README's "Try it" command, run a second time

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from db.reviews import record
-from exports import DpoOptions, SftOptions, write_dpo, write_sft
+from exports import DpoOptions, SftOptions, write_to
 from exports.fast.sft_layout import SftLines
 from exports.formats import INSTRUCTION_COT
 from exports.length import estimate_tokens
@@ -53,13 +53,13 @@ ROW1_MESSAGES = (r'{"id": 1, "dataset": "tiny", "source_id": "0", "messages": [{
 
 def test_inst_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
     out = tmp_path / "sft.jsonl"
-    write_sft(tiny_db, SftOptions(ablation="reflected"), out=out)
+    write_to(tiny_db, SftOptions(ablation="reflected"), out=out)
     assert out.read_bytes() == (ROW1_INST + ROW2_INST).encode("utf-8")
 
 
 def test_messages_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
     out = tmp_path / "sft.jsonl"
-    write_sft(tiny_db, SftOptions(ablation="correct-only", fmt="messages"), out=out)
+    write_to(tiny_db, SftOptions(ablation="correct-only", fmt="messages"), out=out)
     assert out.read_bytes() == ROW1_MESSAGES.encode("utf-8")
     (record_,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [m["role"] for m in record_["messages"]] == ["user", "assistant"]
@@ -70,7 +70,7 @@ def test_messages_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
 def test_dpo_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
     record(tiny_db, "accept", [2], reviewer="ana")
     out = tmp_path / "dpo.jsonl"
-    write_dpo(tiny_db, DpoOptions(), out=out)
+    write_to(tiny_db, DpoOptions(), out=out)
     expected = (
         r'{"id": 2, "dataset": "tiny", "source_id": "1", "prompt": "Premise: [bold]not markup[/bold]\nHypothesis: back\\slash\n\n' + INSTR + r'", '
         r'"chosen": "{\"thought_process\": \"right: it' + "'" + r's 0\", \"predicted_label\": 0}", '
@@ -85,11 +85,11 @@ def test_dpo_lines_are_pinned_byte_for_byte(tiny_db, tmp_path):
 
 def test_the_uncompiled_layout_writes_the_same_bytes(tiny_db, tmp_path, monkeypatch):
     fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
-    write_sft(tiny_db, SftOptions(ablation="reflected"), out=fast)
+    write_to(tiny_db, SftOptions(ablation="reflected"), out=fast)
     slow_layout = SftLines("inst")
     slow_layout.compiled = False
     monkeypatch.setattr("exports.sft.sft_lines", lambda fmt: slow_layout)
-    write_sft(tiny_db, SftOptions(ablation="reflected"), out=slow)
+    write_to(tiny_db, SftOptions(ablation="reflected"), out=slow)
     assert fast.read_bytes() == slow.read_bytes()
 
 
@@ -143,12 +143,12 @@ def test_training_reads_every_layout_with_the_dataset_and_source_id(tiny_db, tmp
     record(tiny_db, "accept", [2], reviewer="ana")
     for fmt in ("inst", "messages"):
         out = tmp_path / f"{fmt}.jsonl"
-        write_sft(tiny_db, SftOptions(ablation="reflected", fmt=fmt), out=out)
+        write_to(tiny_db, SftOptions(ablation="reflected", fmt=fmt), out=out)
         rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
         assert [(r["dataset"], r["source_id"]) for r in rows] == [("tiny", "0"), ("tiny", "1")]
         assert [r.id for r in read_sft(out)] == [1, 2]
-    write_sft(tiny_db, SftOptions(ablation="reflected"), hf_dir=tmp_path / "ds")
+    write_to(tiny_db, SftOptions(ablation="reflected"), hf_dir=tmp_path / "ds")
     assert [r.id for r in read_sft(tmp_path / "ds")] == [1, 2]
-    write_dpo(tiny_db, DpoOptions(), out=tmp_path / "dpo.jsonl")
+    write_to(tiny_db, DpoOptions(), out=tmp_path / "dpo.jsonl")
     (pair,) = read_pairs(tmp_path / "dpo.jsonl")
     assert pair.id == 2 and json.loads(pair.chosen)["predicted_label"] == 0

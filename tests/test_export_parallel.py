@@ -20,10 +20,8 @@ from exports import (
     ExportError,
     SftOptions,
     list_exports,
-    plan_dpo,
-    plan_sft,
-    write_dpo,
-    write_sft,
+    plan,
+    write_to,
 )
 from exports.fast import pool as parallel
 from exports.fast.block import Block, LeftOut
@@ -140,14 +138,12 @@ DPO_CASES = [DpoOptions(), DpoOptions(include_bias=True, use_relabels=True, spli
 def test_workers_write_the_same_bytes_and_counts_as_one_process(mixed_db, tmp_path, monkeypatch, in_workers):
     exports = []
     for n, options in enumerate(SFT_CASES + DPO_CASES):
-        write = write_dpo if isinstance(options, DpoOptions) else write_sft
-        plan = plan_dpo if isinstance(options, DpoOptions) else plan_sft
         with monkeypatch.context() as one:
             _in_one_process(one)
-            alone = write(mixed_db, options, out=tmp_path / f"one{n}.jsonl")
+            alone = write_to(mixed_db, options, out=tmp_path / f"one{n}.jsonl")
             planned = plan(mixed_db, options)
         spawned = len(in_workers)
-        shared = write(mixed_db, options, out=tmp_path / f"workers{n}.jsonl")
+        shared = write_to(mixed_db, options, out=tmp_path / f"workers{n}.jsonl")
         assert len(in_workers) == spawned + 2, "the export did not run in two workers"
         assert Path(shared.path).read_bytes() == Path(alone.path).read_bytes(), options
         assert shared.counts == alone.counts == planned.as_dict() == plan(mixed_db, options).as_dict(), options
@@ -171,8 +167,8 @@ def test_workers_measure_with_a_tokenizer_and_feed_a_dataset_folder_the_same_row
     options = SftOptions(ablation="curated", fmt="messages", tokenizer=str(tmp_path / "tok"), max_tokens=300)
     with monkeypatch.context() as one:
         _in_one_process(one)
-        alone = write_sft(mixed_db, options, out=tmp_path / "one.jsonl")
-    shared = write_sft(mixed_db, options, hf_dir=tmp_path / "ds")
+        alone = write_to(mixed_db, options, out=tmp_path / "one.jsonl")
+    shared = write_to(mixed_db, options, hf_dir=tmp_path / "ds")
     assert len(in_workers) == 2 and alone.counts["left_out"]["too_long"] > 0
     assert shared.content_sha256 == alone.sha256 and shared.counts == alone.counts
 
@@ -182,7 +178,7 @@ def test_a_writer_waits_until_every_worker_has_read_and_a_later_commit_is_not_se
     path = str(tmp_path / "test.db")
     with monkeypatch.context() as one:
         _in_one_process(one)
-        before = write_sft(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "before.jsonl")
+        before = write_to(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "before.jsonl")
     blocked: list[bool] = []
     send, release = parallel.Pool._send, parallel.Pool.release
 
@@ -204,7 +200,7 @@ def test_a_writer_waits_until_every_worker_has_read_and_a_later_commit_is_not_se
 
     monkeypatch.setattr(parallel.Pool, "_send", staticmethod(send_then_try_to_write))
     monkeypatch.setattr(parallel.Pool, "release", release_then_commit)
-    during = write_sft(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "during.jsonl")
+    during = write_to(mixed_db, SftOptions(ablation="curated"), out=tmp_path / "during.jsonl")
     assert blocked == [True, True]
     assert during.review_log_position == before.review_log_position < log_position(mixed_db)
     assert Path(during.path).read_bytes() == Path(before.path).read_bytes()
@@ -218,7 +214,7 @@ def test_a_writer_that_keeps_the_lock_gets_a_clear_error_and_no_workers_linger(m
     other.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(ExportError, match="stayed locked by another writer"):
-            plan_sft(mixed_db, SftOptions())
+            plan(mixed_db, SftOptions())
     finally:
         other.execute("ROLLBACK")
     assert len(in_workers) == 2 and all(child.poll() is not None for child in in_workers)
@@ -227,7 +223,7 @@ def test_a_writer_that_keeps_the_lock_gets_a_clear_error_and_no_workers_linger(m
 def test_a_worker_that_reads_another_state_is_refused(mixed_db, tmp_path, monkeypatch, in_workers):
     monkeypatch.setattr(parallel, "fingerprint", lambda db: (0, 0, 0, 0))  # what the parent believes it read
     with pytest.raises(ExportError, match="another state of the database"):
-        write_sft(mixed_db, SftOptions(), out=tmp_path / "x.jsonl")
+        write_to(mixed_db, SftOptions(), out=tmp_path / "x.jsonl")
     assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*.tmp"))
     assert all(child.poll() is not None for child in in_workers)
 
@@ -240,11 +236,11 @@ def test_a_worker_that_fails_or_vanishes_says_so_and_leaves_nothing(mixed_db, tm
     selector = sft.selector
     monkeypatch.setattr(sft, "selector", lambda options: dataclasses.replace(selector(options), kind="no-such-kind"))
     with pytest.raises(ExportError, match="An export worker failed: KeyError: 'no-such-kind'"):
-        write_sft(mixed_db, SftOptions(), out=tmp_path / "x.jsonl")
+        write_to(mixed_db, SftOptions(), out=tmp_path / "x.jsonl")
     monkeypatch.setattr(sft, "selector", selector)
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the workers start from it (db/pipe.py)
     with pytest.raises(ExportError, match=r"stopped unexpectedly \(exit code 1\)"):
-        plan_sft(mixed_db, SftOptions())
+        plan(mixed_db, SftOptions())
     assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*.tmp"))
     assert list_exports(mixed_db) == [] and all(child.poll() is not None for child in in_workers)
 
@@ -261,7 +257,7 @@ def test_an_interrupted_export_stops_its_workers_and_leaves_the_old_file(mixed_d
 
     monkeypatch.setattr(JsonlSink, "write", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        write_sft(mixed_db, SftOptions(), out=out, overwrite=True)
+        write_to(mixed_db, SftOptions(), out=out, overwrite=True)
     assert out.read_text() == "old\n" and not list(tmp_path.glob(".*.tmp"))
     assert in_workers and all(child.poll() is not None for child in in_workers)
 
@@ -275,7 +271,7 @@ def test_small_exports_start_no_process(mixed_db, tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_EXAMPLES", 301)  # the train split holds 300
     assert parallel.workers_for(mixed_db, SftOptions()) == 0
     assert parallel.workers_for(mixed_db, SftOptions(splits=("train", "dev"))) == 2
-    assert write_sft(mixed_db, SftOptions(), out=tmp_path / "small.jsonl").rows > 0
+    assert write_to(mixed_db, SftOptions(), out=tmp_path / "small.jsonl").rows > 0
 
 
 def test_no_workers_inside_a_transaction_or_for_a_database_in_memory(mixed_db, monkeypatch):

@@ -12,7 +12,7 @@ from db.examples import NewExample, example_row, insert_examples
 from db.generations import add_generations
 from db.reviews import record
 from db.staging import stage_rows
-from exports import DpoOptions, ExportOptionError, SftOptions, plan, write_dpo, write_sft
+from exports import DpoOptions, ExportOptionError, SftOptions, plan, write_to
 from pipeline.cli import app
 from pipeline.views.export import plan_view
 
@@ -100,7 +100,7 @@ EXPECTED = {  # policy -> (written: id -> thought, left out by reason, reasons b
 def test_each_policy_writes_settled_examples_and_counts_the_contested(team_db, tmp_path, policy):
     written, left_out, reasons = EXPECTED[policy]
     out = tmp_path / f"{policy}.jsonl"
-    manifest = write_sft(team_db, SftOptions(ablation="curated", policy=policy), out=out)
+    manifest = write_to(team_db, SftOptions(ablation="curated", policy=policy), out=out)
     assert _written(out) == written
     assert manifest.counts["left_out_ids"] == left_out
     assert manifest.counts["left_out"] == {k: len(v) for k, v in left_out.items()}
@@ -144,7 +144,7 @@ def test_the_cli_takes_the_policy_and_prints_the_reasons(team_db, tmp_path):
 
 def test_dpo_pairs_carry_the_decisions_behind_them(team_db, tmp_path):
     out = tmp_path / "dpo.jsonl"
-    manifest = write_dpo(team_db, DpoOptions(), out=out)
+    manifest = write_to(team_db, DpoOptions(), out=out)
     pairs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted({p["id"] for p in pairs}) == [1, 3, 5] and manifest.counts["left_out_ids"]["contested"] == [2, 4, 6, 7]
     (adjudicated,) = [p["provenance"] for p in pairs if p["id"] == 3]
@@ -155,7 +155,7 @@ def test_dpo_pairs_carry_the_decisions_behind_them(team_db, tmp_path):
          "adjudication": True},
     ]
     assert adjudicated["review_status"] == "accepted" and adjudicated["reviewer"] == "cy"
-    majority = write_dpo(team_db, DpoOptions(policy="majority"), out=tmp_path / "m.jsonl")
+    majority = write_to(team_db, DpoOptions(policy="majority"), out=tmp_path / "m.jsonl")
     chosen = {json.loads(line)["id"]: json.loads(json.loads(line)["chosen"])["thought_process"]
               for line in Path(majority.path).read_text(encoding="utf-8").splitlines()}
     assert chosen[6] == "Bob's edit 6" and chosen[4] == "reflected 4" and 2 not in chosen
@@ -164,8 +164,8 @@ def test_dpo_pairs_carry_the_decisions_behind_them(team_db, tmp_path):
 def test_a_dpo_dataset_folder_keeps_the_decisions(team_db, tmp_path):
     from datasets import load_from_disk
 
-    write_dpo(team_db, DpoOptions(), out=tmp_path / "d.jsonl")
-    write_dpo(team_db, DpoOptions(), hf_dir=tmp_path / "d_ds")
+    write_to(team_db, DpoOptions(), out=tmp_path / "d.jsonl")
+    write_to(team_db, DpoOptions(), hf_dir=tmp_path / "d_ds")
     rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()]
     assert load_from_disk(str(tmp_path / "d_ds")).to_list() == rows
     assert any(d["comment"] == "the reflection holds" for row in rows for d in row["provenance"]["decisions"])
@@ -190,7 +190,7 @@ def test_a_single_reviewer_store_is_exported_as_before_under_every_policy(db, tm
     _reject(db, [2], "ada", GOLD)
     _edit(db, 5, "ada", "Ada's edit 5")
     record(db, "flag_bias", [6], reviewer="ada", payload={"category": "gold_wrong"})
-    files = [write_sft(db, SftOptions(ablation="curated", policy=p), out=tmp_path / f"{p}.jsonl") for p in EXPECTED]
+    files = [write_to(db, SftOptions(ablation="curated", policy=p), out=tmp_path / f"{p}.jsonl") for p in EXPECTED]
     assert len({m.sha256 for m in files}) == 1 and _written(Path(files[0].path))[5] == "Ada's edit 5"
     assert all(m.counts["left_out"] == {"rejected": 1, "bias": 1} for m in files)
     assert all(m.counts["reasons"] == {"rejected": {GOLD: 1}} for m in files)

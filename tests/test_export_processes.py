@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from db import open_db
 from db.runs import list_runs
-from exports import DpoOptions, EmptyExportError, SftOptions, list_exports, plan_sft, write_dpo, write_sft
+from exports import DpoOptions, EmptyExportError, SftOptions, list_exports, plan, write_to
 from pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def test_a_kill_while_an_export_is_put_in_place_never_leaves_a_manifest_that_lie
     out = tmp_path / "train.jsonl"
     manifest = tmp_path / "train.jsonl.manifest.json"
     db = open_db(demo_db_path)
-    first = write_sft(db, SftOptions(ablation="reflected"), out=out)
+    first = write_to(db, SftOptions(ablation="reflected"), out=out)
     db.conn.close()
     child = subprocess.run([sys.executable, "-c", KILL_AT, point, "export", "sft", "--db", str(demo_db_path),
                             "--ablation", "correct-only", "--out", str(out), "--overwrite"],
@@ -176,7 +176,7 @@ def test_recording_an_export_waits_for_another_writer(demo_db_path, tmp_path, ho
             locked.append(True)
             holder.lock(2.0)
 
-    manifest = write_sft(db, SftOptions(), out=out, progress=progress, on_wait=lambda: waits.append(True))
+    manifest = write_to(db, SftOptions(), out=out, progress=progress, on_wait=lambda: waits.append(True))
     assert waits and [r.id for r in list_exports(db)] == [manifest.export_id]
     assert list_runs(db, "export")[0].status == "completed" and _sha(out) == manifest.sha256
     db.conn.close()
@@ -192,7 +192,7 @@ def test_a_failed_export_is_marked_failed_after_waiting_for_another_writer(demo_
             holder.lock(2.0)
 
     with pytest.raises(EmptyExportError):  # no review decisions: no pairs; the run is failed once the lock is free
-        write_dpo(db, DpoOptions(), out=tmp_path / "pairs.jsonl", progress=progress)
+        write_to(db, DpoOptions(), out=tmp_path / "pairs.jsonl", progress=progress)
     assert locked and list_runs(db, "export")[0].status == "failed"
     db.conn.close()
 
@@ -206,10 +206,10 @@ def test_a_large_export_waits_for_the_lock_its_workers_need(demo_db_path, holder
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     monkeypatch.setattr(parallel, "BUSY_TIMEOUT_MS", 300)
     db = open_db(demo_db_path)
-    alone = plan_sft(db, SftOptions())
+    alone = plan(db, SftOptions())
     holder.lock(2.0)
     waits: list[bool] = []
-    assert plan_sft(db, SftOptions(), on_wait=lambda: waits.append(True)) == alone and waits
+    assert plan(db, SftOptions(), on_wait=lambda: waits.append(True)) == alone and waits
     db.conn.close()
 
 

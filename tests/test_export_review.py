@@ -10,7 +10,7 @@ import pytest
 from db.generations import add_generation
 from db.paths import store_path
 from db.reviews import log_position, record, undo
-from exports import DpoOptions, SftOptions, plan_dpo, plan_sft, write_dpo, write_sft
+from exports import DpoOptions, SftOptions, plan, write_to
 
 EDIT_4 = "Step 1: The premise says So. Step 2: \"So\" entails it. So: yes."
 EDIT_3 = "Step 1: Same conclusion, Better Reasoning."
@@ -57,7 +57,7 @@ def _target(row: dict) -> dict:
 def test_curated_applies_each_decision(session, tmp_path):
     db, ids = session
     out = tmp_path / "curated.jsonl"
-    manifest = write_sft(db, SftOptions(ablation="curated"), out=out)
+    manifest = write_to(db, SftOptions(ablation="curated"), out=out)
     assert manifest.counts["left_out"] == {"bias": 1, "edit_not_gold": 1, "label_not_gold": 1, "rejected": 1}
     assert manifest.counts["left_out_ids"] == {"bias": [5], "edit_not_gold": [7], "label_not_gold": [91],
                                                "rejected": [2]}
@@ -69,24 +69,24 @@ def test_curated_applies_each_decision(session, tmp_path):
     assert rows[9]["thought_process"] == chosen_9  # the chosen version, not the newer one
     assert rows[6]["predicted_label"] == 1  # the relabel is ignored without --use-relabels
     assert manifest.review_log_position == log_position(db) == 11
-    assert manifest.counts == plan_sft(db, SftOptions(ablation="curated")).as_dict()
+    assert manifest.counts == plan(db, SftOptions(ablation="curated")).as_dict()
 
 
 def test_curated_options_include_bias_use_relabels_reviewed_only(session):
     db, _ = session
-    with_bias = plan_sft(db, SftOptions(ablation="curated", include_bias=True))
+    with_bias = plan(db, SftOptions(ablation="curated", include_bias=True))
     assert with_bias.rows == 97 and "bias" not in with_bias.left_out
-    relabelled = plan_sft(db, SftOptions(ablation="curated", use_relabels=True))
-    assert relabelled.rows == 96 and relabelled.by_label["0"] == plan_sft(
+    relabelled = plan(db, SftOptions(ablation="curated", use_relabels=True))
+    assert relabelled.rows == 96 and relabelled.by_label["0"] == plan(
         db, SftOptions(ablation="curated")).by_label["0"] + 1  # example 6 now trains on its thought, label 0
-    reviewed = plan_sft(db, SftOptions(ablation="curated", reviewed_only=True))
+    reviewed = plan(db, SftOptions(ablation="curated", reviewed_only=True))
     assert reviewed.rows == 5 and reviewed.left_out["pending"] == 91  # 1, 3, 4, 6, 9 written
 
 
 def test_dpo_pairs_come_from_the_decisions(session, tmp_path):
     db, ids = session
     out = tmp_path / "dpo.jsonl"
-    manifest = write_dpo(db, DpoOptions(), out=out)
+    manifest = write_to(db, DpoOptions(), out=out)
     pairs = [(r["id"], r["provenance"]["chosen_source"], r["provenance"]["rejected_source"],
               r["provenance"]["rejected_generation_id"]) for r in _rows(out)]
     thought = dict(db.execute("SELECT id, thought_id FROM examples").fetchall())
@@ -110,16 +110,16 @@ def test_dpo_pairs_come_from_the_decisions(session, tmp_path):
 
 def test_dpo_with_relabels_prefers_the_thought_over_the_reflection(session):
     db, _ = session
-    plan = plan_dpo(db, DpoOptions(use_relabels=True))
-    assert plan.by_source["thought>reflection"] == 1  # example 6: relabelled to 0, its thought says 0
-    assert plan.rows == 7
+    planned = plan(db, DpoOptions(use_relabels=True))
+    assert planned.by_source["thought>reflection"] == 1  # example 6: relabelled to 0, its thought says 0
+    assert planned.rows == 7
 
 
 def test_undo_changes_what_the_next_export_holds(session, tmp_path):
     db, _ = session
-    before = write_sft(db, SftOptions(ablation="curated"), out=tmp_path / "a.jsonl")
+    before = write_to(db, SftOptions(ablation="curated"), out=tmp_path / "a.jsonl")
     undo(db, reviewer="ana")  # the edit of example 7 (edit_not_gold) is undone: 7 trains on its thought again
-    after = write_sft(db, SftOptions(ablation="curated"), out=tmp_path / "b.jsonl")
+    after = write_to(db, SftOptions(ablation="curated"), out=tmp_path / "b.jsonl")
     assert after.rows == before.rows + 1 and after.review_log_position == before.review_log_position + 1
     assert after.sha256 != before.sha256
 
@@ -127,8 +127,8 @@ def test_undo_changes_what_the_next_export_holds(session, tmp_path):
 def test_the_session_files_and_manifests_are_pinned(session, tmp_path):
     """Regression pins for the whole files (the tests above say why each row is there)."""
     db, _ = session
-    sft = write_sft(db, SftOptions(ablation="curated"), out=tmp_path / "curated.jsonl")
-    dpo = write_dpo(db, DpoOptions(), out=tmp_path / "dpo.jsonl")
+    sft = write_to(db, SftOptions(ablation="curated"), out=tmp_path / "curated.jsonl")
+    dpo = write_to(db, DpoOptions(), out=tmp_path / "dpo.jsonl")
     for manifest in (sft, dpo):
         assert hashlib.sha256(Path(manifest.path).read_bytes()).hexdigest() == manifest.sha256
         on_disk = json.loads(Path(manifest.manifest).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from db import open_db
 from db.runs import list_runs
-from exports import ExportTargetError, SftOptions, list_exports, write_sft
+from exports import ExportTargetError, SftOptions, list_exports, write_to
 from pipeline.cli import app
 
 runner = CliRunner()
@@ -65,10 +65,10 @@ def test_an_input_of_the_export_is_never_its_output(demo_db_path, tmp_path):
 
 
 def test_the_core_refuses_the_store_too_so_the_app_is_protected(demo_db_path):
-    """The review app's export screen calls write_sft: the check is in the core, not only in the CLI."""
+    """The review app's export screen calls write_to: the check is in the core, not only in the CLI."""
     db = open_db(demo_db_path)
     with pytest.raises(ExportTargetError, match="would overwrite the database"):
-        write_sft(db, SftOptions(), out=demo_db_path)
+        write_to(db, SftOptions(), out=demo_db_path)
     assert list_runs(db, "export") == [] and _examples(demo_db_path) == 45
     db.conn.close()
 
@@ -140,7 +140,7 @@ def test_a_datasets_folder_is_swapped_only_with_overwrite_and_a_foreign_folder_n
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(ExportTargetError, match="not a datasets folder"):
-        write_sft(db, SftOptions(), hf_dir=mine, overwrite=True)
+        write_to(db, SftOptions(), hf_dir=mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
     db.conn.close()
 
@@ -156,8 +156,8 @@ def test_a_replaced_datasets_folder_leaves_nothing_behind_with_or_without_an_ato
         monkeypatch.setattr(sink, "_exchange", lambda a, b: False)
     db = open_db(demo_db_path)
     folder = tmp_path / "ds"
-    first = write_sft(db, SftOptions(), hf_dir=folder)
-    second = write_sft(db, SftOptions(ablation="correct-only"), hf_dir=folder, overwrite=True)
+    first = write_to(db, SftOptions(), hf_dir=folder)
+    second = write_to(db, SftOptions(ablation="correct-only"), hf_dir=folder, overwrite=True)
     assert len(load_from_disk(str(folder))) == second.rows < first.rows
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("ds", ".ds"))) == ["ds", "ds.manifest.json"]
     db.conn.close()
@@ -178,10 +178,10 @@ def test_the_run_names_every_temporary_before_creating_it(demo_db_path, tmp_path
         assert on_disk and set(on_disk) <= set(temporaries)
         seen.append(temporaries)
 
-    write_sft(db, SftOptions(), out=out, progress=progress)
+    write_to(db, SftOptions(), out=out, progress=progress)
     assert seen and all(Path(p).is_absolute() and Path(p).parent == tmp_path and Path(p).name.startswith(".")
                         and p.endswith(".tmp") for p in seen[0])
     assert len(seen[0]) == 2 and not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(TargetExistsError):
-        write_sft(db, SftOptions(), out=out)
+        write_to(db, SftOptions(), out=out)
     db.conn.close()

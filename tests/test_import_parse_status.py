@@ -13,7 +13,7 @@ from fake_mistral import FakeMistral, client_settings, toy_pairs
 from typer.testing import CliRunner
 
 from db import open_db
-from exports import SftOptions, plan_sft
+from exports import SftOptions, plan
 from pipeline.cli import app
 from pipeline.generate import Selection, run_stage, stage_options
 from pipeline.importing import import_file
@@ -63,7 +63,7 @@ def _stored(path: Path, kind: str) -> dict[int, tuple[str, int | None]]:
 def _parse_failed_ids(path: Path, ablation: str) -> set[int]:
     db = open_db(path)
     try:
-        return set(plan_sft(db, SftOptions(ablation=ablation, splits=("train",))).left_out_ids.get("parse_failed", []))
+        return set(plan(db, SftOptions(ablation=ablation, splits=("train",))).left_out_ids.get("parse_failed", []))
     finally:
         db.conn.close()
 

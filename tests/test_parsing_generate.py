@@ -13,7 +13,7 @@ from fake_mistral import FakeMistral, client_settings, toy_db, toy_pairs
 
 from db import open_db
 from db.runs import get_run
-from exports import SftOptions, plan_sft
+from exports import SftOptions, plan
 from pipeline.generate import run_stage, stage_options
 
 HUGE = "9" * 5000
@@ -60,10 +60,10 @@ THOUGHT_REPLIES: list[tuple[str, str, int | None]] = [
 def _parse_failed_ids(path: Path, ablation: str) -> set[int]:
     db = open_db(path)
     try:
-        plan = plan_sft(db, SftOptions(ablation=ablation, splits=("train",)))
+        planned = plan(db, SftOptions(ablation=ablation, splits=("train",)))
     finally:
         db.conn.close()
-    return set(plan.left_out_ids.get("parse_failed", []))
+    return set(planned.left_out_ids.get("parse_failed", []))
 
 
 def test_a_5000_digit_integer_is_stored_as_a_failed_parse(fake: FakeMistral, tmp_path: Path) -> None:

@@ -81,10 +81,10 @@ APP = BLOCKER + textwrap.dedent("""
 
 def test_the_training_screen_says_which_extra_to_install(demo_db_path, tmp_path):
     from db import open_db
-    from exports import SftOptions, write_sft
+    from exports import SftOptions, write_to
 
     db = open_db(demo_db_path)  # a preset and an export to pick: ctrl+s would start a run if it could
-    write_sft(db, SftOptions(), out=tmp_path / "train.jsonl")
+    write_to(db, SftOptions(), out=tmp_path / "train.jsonl")
     db.conn.close()
     result = subprocess.run([sys.executable, "-c", APP, str(demo_db_path)], capture_output=True, text=True,
                             cwd=tmp_path, timeout=180)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from db import open_db
-from exports import SftOptions, list_exports, plan_sft
+from exports import SftOptions, list_exports, plan
 from nlistral_tui.pilot import running, screen_text, settle
 from nlistral_tui.screens.train import TrainScreen
 
@@ -41,7 +41,7 @@ print("run 99 completed: adapter in /tmp/x", flush=True)
 async def test_export_screen_shows_the_plan_then_writes_it(demo_db_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     db = open_db(demo_db_path)
-    expected = plan_sft(db, SftOptions(ablation="reflected"))
+    expected = plan(db, SftOptions(ablation="reflected"))
     db.conn.close()
     async with running(demo_db_path, SIZE) as (app, pilot):
         await pilot.press("E")
@@ -135,10 +135,10 @@ async def test_writing_twice_never_silently_replaces_the_first_export(demo_db_pa
 
 
 async def _export_id(path: Path, tmp_path: Path) -> int:
-    from exports import write_sft
+    from exports import write_to
 
     db = open_db(path)
-    manifest = write_sft(db, SftOptions(), out=tmp_path / "train.jsonl")
+    manifest = write_to(db, SftOptions(), out=tmp_path / "train.jsonl")
     db.conn.close()
     return manifest.export_id
 
