@@ -88,3 +88,31 @@ def test_assign_command_errors_say_what_to_fix(demo_db_path):
     queue = runner.invoke(app, ["assign", "--reviewers", "ada,bob", "--queue", "nope", *db])
     assert queue.exit_code == 2 and "unknown queue 'nope'" in queue.output
     assert _assignments(demo_db_path) == {}
+
+
+@pytest.mark.parametrize("command", [["assign", "--reviewers", "ada,bob", "--overlap", "0.2"],
+                                     ["sample", "--n", "5", "--name", "audit"]])
+def test_assign_and_sample_wait_for_another_writer_and_say_so(demo_db_path, monkeypatch, command):
+    """With another process holding the write lock past the busy timeout, both exited with a traceback."""
+    import threading
+    import time
+
+    from app_process import LockHolder
+
+    monkeypatch.setattr("db.connection.BUSY_TIMEOUT_MS", 300)
+    holder = LockHolder(demo_db_path)
+    timer = threading.Timer(2.0, holder.release)
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = runner.invoke(app, [*command, "--db", str(demo_db_path)])
+    finally:
+        timer.join()
+        holder.release()
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started > 1.5  # it waited for the lock
+    assert f"waiting: another process is writing to {demo_db_path}" in " ".join(result.stderr.split())
+    table = "assignments" if command[0] == "assign" else "samples"
+    db = open_db(demo_db_path)
+    assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+    db.conn.close()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Protocol, Self
 
@@ -130,6 +130,18 @@ def open_store(path: Path, *, create: bool = True, read_only: bool = False) -> D
 
     return open_db(path, notify=lambda message: err_console.print(message, markup=False),
                    create=create and not read_only, read_only=read_only)
+
+
+def waiting_notice(db: Path, what: str) -> Callable[[], None]:
+    """An on_wait for db.tx.when_unlocked: says once, on stderr, that `what` waits for another process's write."""
+    told: list[bool] = []
+
+    def waiting() -> None:
+        if not told:
+            told.append(True)
+            err_console.print(f"waiting: another process is writing to {db}; the {what} starts when it is done "
+                              "(Ctrl-C to stop).", markup=False)
+    return waiting
 
 
 def require_train_extra(command: str, modules: tuple[str, ...] | None = None) -> None:

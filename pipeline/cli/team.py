@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, console, open_store
+from db.tx import when_unlocked
+from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, console, open_store, waiting_notice
 
 QueueOption = Annotated[str, typer.Option("--queue", help="Only this review queue's examples (as the review app "
                                           "names them: all, disagreements, needs_reflection, pending, ...).")]
@@ -48,8 +49,9 @@ def assign(
     from pipeline.views.team import assigned_view
 
     names = [n.strip() for n in reviewers.split(",") if n.strip()]
-    done = assign_examples(open_store(db, create=False), QueueFilter(queue=queue, dataset=dataset, split=split),
-                           names, overlap, seed=seed, replace=replace)
+    store, chosen = open_store(db, create=False), QueueFilter(queue=queue, dataset=dataset, split=split)
+    done = when_unlocked(lambda: assign_examples(store, chosen, names, overlap, seed=seed, replace=replace),
+                         on_wait=waiting_notice(db, "assignment"))
     console.print(assigned_view(done))
 
 
@@ -103,8 +105,9 @@ def sample(
     from pipeline.views.team import strata_table
 
     keys = parse_keys(stratify)
-    drawn = take_sample(open_store(db, create=False), name, QueueFilter(queue=queue, dataset=dataset, split=split),
-                        n, keys, seed=seed, replace=replace)
+    store, chosen = open_store(db, create=False), QueueFilter(queue=queue, dataset=dataset, split=split)
+    drawn = when_unlocked(lambda: take_sample(store, name, chosen, n, keys, seed=seed, replace=replace),
+                          on_wait=waiting_notice(db, "sample"))
     if drawn.replaced:
         console.print(f"Replaced the sample {name!r} ({drawn.replaced} examples).", markup=False)
     console.print(strata_table(drawn.name, drawn.strata, drawn.keys))
