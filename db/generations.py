@@ -14,7 +14,7 @@ from db.scope import Scope
 from db.search import index_generations
 from db.tx import write_tx
 
-KINDS = ("thought", "reflection", "prediction", "judge")
+KINDS = ("thought", "reflection", "prediction", "judge", "blind_reflection")
 PARSE_STATUSES = ("ok", "repaired", "failed")
 
 _COLUMNS = (

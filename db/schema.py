@@ -341,3 +341,70 @@ def m010_flag_and_judge_filters(db: Database) -> None:
         CREATE INDEX IF NOT EXISTS generations_judged ON generations (example_id, id) WHERE kind = 'judge';
         """
     )
+
+
+@migrations()
+def m011_blind_reflections(db: Database) -> None:
+    """A generation kind for blind reflections (`reflect --blind`: re-derived without being shown gold).
+
+    The kind list is a CHECK constraint, so the new kind is added by rewriting the table's stored SQL, as
+    SQLite's documentation describes for changes that leave every stored row valid (a wider CHECK): the
+    table is not copied, which on a 1M store would take minutes.
+    """
+    old = "CHECK (kind IN ('thought', 'reflection', 'prediction', 'judge'))"
+    new = "CHECK (kind IN ('thought', 'reflection', 'prediction', 'judge', 'blind_reflection'))"
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()[0]
+    if old in sql:
+        version = db.execute("PRAGMA schema_version").fetchone()[0]
+        db.execute("PRAGMA writable_schema = ON")
+        try:
+            db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'generations'",
+                       [sql.replace(old, new)])
+            db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+        finally:
+            db.execute("PRAGMA writable_schema = OFF")
+    db.execute("CREATE INDEX IF NOT EXISTS generations_blind ON generations (example_id, id) "
+               "WHERE kind = 'blind_reflection'")
+
+
+@migrations()
+def m012_training_dynamics(db: Database) -> None:
+    """Dataset cartography: per training run and example, the gold label's probability at each checkpoint
+    and its summary (mean confidence, variability, correctness)."""
+    db.executescript(
+        """
+        CREATE TABLE training_dynamics (
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            gold_label INTEGER NOT NULL CHECK (gold_label IN (0, 1)),  -- the label the run trained on
+            probabilities TEXT NOT NULL,     -- JSON list: P(gold label token) at each checkpoint, in order
+            confidence REAL NOT NULL,        -- their mean
+            variability REAL NOT NULL,       -- their population standard deviation
+            correctness REAL NOT NULL,       -- the share of checkpoints at which gold outscored the other label
+            PRIMARY KEY (run_id, example_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX training_dynamics_example ON training_dynamics (example_id, run_id);
+        """
+    )
+
+
+@migrations()
+def m013_gold_suspicion(db: Database) -> None:
+    """The gold-suspicion ranking (db/suspicion.py), as last computed: the suspect-gold queue reads it in rank
+    order."""
+    db.executescript(
+        """
+        CREATE TABLE suspicion (
+            example_id INTEGER PRIMARY KEY REFERENCES examples (id),
+            rank INTEGER NOT NULL UNIQUE,    -- 1 = the most suspect
+            score REAL NOT NULL,
+            reasons TEXT NOT NULL            -- JSON list of [signal, weight, detail]
+        );
+        CREATE TABLE suspicion_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            computed_at TEXT NOT NULL,
+            weights TEXT NOT NULL,           -- JSON: the weights the ranking used
+            high_water TEXT NOT NULL         -- JSON [examples, generations, review events, runs] max ids then
+        );
+        """
+    )

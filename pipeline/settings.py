@@ -52,6 +52,29 @@ class Api:
 
 
 @dataclass(frozen=True)
+class Cartography:
+    """Where dataset cartography draws its regions (db/cartography.py): mean confidence and variability of
+    the gold label's probability across a training run's checkpoints."""
+
+    ambiguous_variability: float = 0.2  # at least this variability: ambiguous, whatever the confidence
+    hard_confidence: float = 0.5  # below it (and not ambiguous): hard-to-learn; at or above: easy
+
+
+@dataclass(frozen=True)
+class Suspicion:
+    """The weight of each signal in the gold-suspicion score (db/suspicion.py); 0 turns a signal off."""
+
+    thought_disagrees: float = 1.0  # the current thought's label is not gold
+    reflection_not_gold: float = 1.5  # shown gold, the reflection still reached the other label
+    blind_disagrees: float = 2.0  # the blind reflection (not shown gold) reached the other label
+    label_inconsistent: float = 0.5  # the thought's or reflection's label contradicts its own reasoning
+    judge_low: float = 0.5  # the latest judge score is 2 or lower (of 5)
+    reviewer_flag: float = 3.0  # a reviewer flagged the example (gold looks wrong or biased)
+    adapter_wrong: float = 2.0  # times the share of evaluate runs whose prediction is not gold
+    hard_to_learn: float = 2.0  # times (1 - confidence), in the hard-to-learn region of the latest train run
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the config file can set."""
 
@@ -60,6 +83,8 @@ class Settings:
     guidelines: str | None = None  # the team's Markdown guide, relative to this file; else GUIDE.md beside the store
     models: Models = field(default_factory=Models)
     api: Api = field(default_factory=Api)
+    cartography: Cartography = field(default_factory=Cartography)
+    suspicion: Suspicion = field(default_factory=Suspicion)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. accept = "a"
     path: Path | None = None  # the file these came from, if any
 
@@ -81,7 +106,7 @@ def load_settings(path: Path | None = None) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read the config file: {exc}") from exc
-    sections = {"models": Models, "api": Api}
+    sections = {"models": Models, "api": Api, "cartography": Cartography, "suspicion": Suspicion}
     top = _check(path, "", data, Settings, skip=frozenset({"path"}))
     built = {k: sections[k](**_check(path, k, v, sections[k])) if k in sections else v for k, v in top.items()}
     if "reasons" in built:
@@ -116,6 +141,11 @@ RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "api.max_concurrency": ("a whole number of 1 or more", lambda v: v >= 1),
     "api.timeout_s": ("a number of seconds above 0", lambda v: 0 < v < math.inf),
     "api.max_retries": ("a whole number of 0 or more", lambda v: v >= 0),
+    "cartography.ambiguous_variability": ("a number from 0 to 0.5", lambda v: 0 <= v <= 0.5),
+    "cartography.hard_confidence": ("a number from 0 to 1", lambda v: 0 <= v <= 1),
+    **{f"suspicion.{name}": ("a number of 0 or more", lambda v: 0 <= v < math.inf) for name in (
+        "thought_disagrees", "reflection_not_gold", "blind_disagrees", "label_inconsistent", "judge_low",
+        "reviewer_flag", "adapter_wrong", "hard_to_learn")},
 }
 
 
