@@ -398,7 +398,7 @@ def m013_gold_suspicion(db: Database) -> None:
             example_id INTEGER PRIMARY KEY REFERENCES examples (id),
             rank INTEGER NOT NULL UNIQUE,    -- 1 = the most suspect
             score REAL NOT NULL,
-            reasons TEXT NOT NULL            -- JSON list of [signal, weight, detail]
+            reasons TEXT NOT NULL            -- JSON list of [signal, weight, points, detail]
         );
         CREATE TABLE suspicion_state (
             id INTEGER PRIMARY KEY CHECK (id = 1),
