@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from db import search
+from db.queue_signals import RANKED_QUEUES, SIGNAL_QUEUES
 from db.queue_team import team_queues
-from db.queues import DECIDED_IN, QUEUES, QueueFilter, where, where_terms
+from db.queues import DECIDED_IN, QUEUES, QueueFilter, facet_terms, where, where_terms
 from db.reviews import DECIDED_STATUSES
 from db.search import fts_query
 
@@ -27,7 +28,7 @@ def counts(db: Database, f: QueueFilter, me: str | None = None) -> dict[str, int
     With search text, the matches are found once (into a temporary table of this connection)
     rather than once per queue.
     """
-    shown = QUEUES + team_queues(db)
+    shown = QUEUES + team_queues(db) + ((f.queue,) if f.queue in SIGNAL_QUEUES else ())  # a signal queue: shown
     me = me or f.me
     query = fts_query(f.search)
     if not query:
@@ -68,9 +69,19 @@ def position(db: Database, f: QueueFilter, example_id: int) -> int:
     if f.queue == "pending":
         before = position(db, f.replace(queue="all"), example_id)
         return before - sum(position(db, f.replace(queue=q), example_id) for q in DECIDED_STATUSES)
+    if f.queue in RANKED_QUEUES:
+        terms, args = facet_terms(f)
+        rank = "s.rank < (SELECT rank FROM suspicion WHERE example_id = ?)"
+        return int(db.execute(f"SELECT count(*) FROM suspicion s JOIN examples e ON e.id = s.example_id "
+                              f"{where(terms, rank)}", [*args, example_id]).fetchone()[0])
     terms, args = where_terms(f)
     # With no condition but the id, count entries of a narrow index rather than the wide table rows.
     source = "examples e INDEXED BY examples_facets" if not terms else "examples e"
     return int(db.execute(f"SELECT count(*) FROM {source} {where(terms, 'e.id < ?')}",
                           [*args, example_id]).fetchone()[0])
 
+
+def signal_counts(db: Database, f: QueueFilter) -> dict[str, int]:
+    """The count of every signal queue (suspect gold, outcome cells, cartography regions) under f's facets and
+    search: the review app's triage list."""
+    return {q: count(db, f.replace(queue=q)) for q in SIGNAL_QUEUES}

@@ -1,7 +1,8 @@
 """Reading a review queue page by page: keyset paging by id, walking search matches in id order.
 
 Paging is by id (`id > ? ORDER BY id LIMIT n`, and `id < ?` descending to go back), so a page costs
-the same at row 10 as at row 1,000,000.
+the same at row 10 as at row 1,000,000. A ranked queue (suspect gold) pages by its stored rank instead;
+callers still name rows by example id, and page_from starts a page at one.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from db import search
+from db.queue_signals import RANKED_QUEUES
 from db.queue_team import TEAM_QUEUES, mine_ids
-from db.queues import QueueFilter, QueueRow, where, where_terms
+from db.queues import QueueFilter, QueueRow, facet_terms, where, where_terms
 from db.reviews import DECIDED_STATUSES
 from db.scope import by_ids
 from db.search import fts_query
@@ -34,7 +36,12 @@ _ROW_COLUMNS = (
 )
 
 
+_END = 1 << 62  # a bound past every id: page_before(_END) reads the queue's end
+
+
 def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit: int) -> list[QueueRow]:
+    if f.queue in RANKED_QUEUES:
+        return _ranked_rows(db, f, bound, order == "DESC", limit)
     if fts_query(f.search):
         return _search_rows(db, f, bound, order == "DESC", limit)
     if f.queue == "mine" and f.me is not None:  # the reviewer's queue, walked in id order from its indexes
@@ -42,6 +49,28 @@ def _rows(db: Database, f: QueueFilter, cmp: str, bound: int, order: str, limit:
         return _walk_rows(db, functools.partial(mine_ids, db, f.me), terms, args, bound, order == "DESC", limit)
     terms, args = where_terms(f)
     return _select_rows(db, terms, args, f"e.id {cmp} ?", [bound], order == "DESC", limit)
+
+
+def _ranked_rows(db: Database, f: QueueFilter, bound: int, descending: bool, limit: int,
+                 inclusive: bool = False) -> list[QueueRow]:
+    """Rows of a ranked queue (the stored suspicion ranking) ranked after (before) the example `bound`.
+
+    The bound is an example id as for every queue; -1 is the start and _END the end. An example
+    not in the ranking has nothing before it and the whole queue after it.
+    """
+    if bound < 0 or bound >= _END:
+        rank = 0 if bound < 0 else _END
+    else:
+        found = db.execute("SELECT rank FROM suspicion WHERE example_id = ?", [bound]).fetchone()
+        if found is None and descending:
+            return []
+        rank = 0 if found is None else int(found[0])
+    terms, args = facet_terms(f)
+    cmp = ("<" if descending else ">") + ("=" if inclusive else "")
+    sql = (f"SELECT {_ROW_COLUMNS} FROM suspicion s JOIN examples e ON e.id = s.example_id "
+           f"LEFT JOIN review_state r ON r.example_id = e.id {where(terms, f's.rank {cmp} ?')} "
+           f"ORDER BY s.rank {'DESC' if descending else 'ASC'} LIMIT ?")
+    return _to_rows(db.execute(sql, [*args, rank, limit]).fetchall())
 
 
 def _search_rows(db: Database, f: QueueFilter, bound: int, descending: bool, limit: int) -> list[QueueRow]:
@@ -138,15 +167,22 @@ def page_before(db: Database, f: QueueFilter, before_id: int, limit: int = 50) -
     return _rows(db, f, "<", before_id, "DESC", limit)[::-1]
 
 
+def page_from(db: Database, f: QueueFilter, example_id: int, limit: int = 50) -> list[QueueRow]:
+    """Up to limit rows from example_id on (it first, when it is in the queue), in the queue's order."""
+    if f.queue in RANKED_QUEUES:
+        return _ranked_rows(db, f, example_id, False, limit, inclusive=True)
+    return page_after(db, f, example_id - 1, limit)
+
+
 def last_page(db: Database, f: QueueFilter, limit: int = 50) -> list[QueueRow]:
-    """The last limit rows of the queue, in id order."""
-    return page_before(db, f, 1 << 62, limit)
+    """The last limit rows of the queue, in its order."""
+    return page_before(db, f, _END, limit)
 
 
 def window_around(db: Database, f: QueueFilter, example_id: int, before: int = 20,
                   after: int = 60) -> list[QueueRow]:
     """Rows around example_id: up to `before` rows below it, then it (if in the queue) and `after` more."""
-    return page_before(db, f, example_id, before) + page_after(db, f, example_id - 1, after + 1)
+    return page_before(db, f, example_id, before) + page_from(db, f, example_id, after + 1)
 
 
 def rows_by_id(db: Database, example_ids: list[int]) -> dict[int, QueueRow]:

@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from db import search
 from db.errors import StoreError
+from db.queue_signals import SIGNAL_QUEUES, SIGNAL_TITLES, signal_queue_sql
 from db.queue_team import FLAGS, TEAM_QUEUES, team_queue_sql, team_terms
 from db.reviews import DECIDED_STATUSES
 from db.scope import Scope
@@ -22,7 +23,7 @@ QUEUES = (  # the queues every store has, selected by the digits 1-9 then 0
     "all", "disagreements", "needs_reflection", "pending", "accepted", "rejected", "edited",
     "bias_flagged", "parse_failures", "model_errors",
 )
-ALL_QUEUES = QUEUES + TEAM_QUEUES
+ALL_QUEUES = QUEUES + TEAM_QUEUES + SIGNAL_QUEUES
 QUEUE_TITLES = {
     "all": "all",
     "disagreements": "disagreements",
@@ -37,6 +38,7 @@ QUEUE_TITLES = {
     "mine": "mine",
     "conflicts": "conflicts",
     "sample": "audit sample",
+    **SIGNAL_TITLES,
 }
 DECIDED_IN = f"IN ({', '.join(repr(s) for s in DECIDED_STATUSES)})"  # SQL: a status that is a decision
 _DISAGREE = "e.thought_label != e.gold_label"
@@ -91,6 +93,9 @@ class QueueFilter:
     reason: str | None = None  # examples with a standing decision for this reason (by `reviewer`, when set)
     words_min: int | None = None  # the current thought's length in words, at least / at most
     words_max: int | None = None
+    train_run: int | None = None  # the cartography region queues: this train run (None: the latest with dynamics)
+    ambiguous_variability: float | None = None  # their region edges (None: db.suspicion.Thresholds' defaults)
+    hard_confidence: float | None = None
 
     def __post_init__(self) -> None:
         if self.queue not in ALL_QUEUES:
@@ -124,6 +129,8 @@ class QueueFilter:
             parts.append(f"model {self.model}")
         if self.run_id is not None:
             parts.append(f"run {self.run_id}")
+        if self.train_run is not None:
+            parts.append(f"train run {self.train_run}")
         parts += self.team_parts()
         if self.search.strip():
             parts.append(f'"{self.search.strip()}"')
@@ -236,8 +243,13 @@ def facet_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
 
 def where_terms(f: QueueFilter, per_row: bool = False) -> tuple[list[str], list[Any]]:
     """Every condition of a filter, over `examples e` (an empty list: every example); per_row as in queue_sql."""
-    q_sql, q_args = (team_queue_sql(f, per_row) if f.queue in TEAM_QUEUES
-                    else queue_sql(f.queue, f.run_id, per_row))
+    q_sql: str | None
+    if f.queue in TEAM_QUEUES:
+        q_sql, q_args = team_queue_sql(f, per_row)
+    elif f.queue in SIGNAL_QUEUES:
+        q_sql, q_args = signal_queue_sql(f, per_row)
+    else:
+        q_sql, q_args = queue_sql(f.queue, f.run_id, per_row)
     terms, args = facet_terms(f)
     return ([q_sql] if q_sql else []) + terms, [*q_args, *args]
 

@@ -14,6 +14,7 @@ from db.queues import Facets, QueueFilter, QueueRow
 
 if TYPE_CHECKING:  # the other screens are imported when first opened: the review screen starts without them
     from db.runs import Run
+    from db.suspicion import RankingState
     from exports.lineage import ExportRecord, Manifest
     from exports.tally import ExportPlan
     from nlistral_tui.data.review_stats import ReviewStats
@@ -277,3 +278,20 @@ class AgreementComputed(Message):
     """Agreement between the store's reviewers, and their pace (pipeline.agreement), for the stats screen."""
 
     report: AgreementReport
+
+
+@dataclass
+class SignalsCounted(Message):
+    """The signal queues' counts under the filter's facets, and the stored suspicion ranking's state (None: never
+    computed), for the triage list."""
+
+    filter: QueueFilter
+    counts: dict[str, int]
+    ranking: RankingState | None
+
+
+@dataclass
+class RankingRefreshed(Message):
+    """The suspicion ranking was computed again: how many examples it ranks."""
+
+    suspects: int

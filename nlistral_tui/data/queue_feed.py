@@ -29,11 +29,13 @@ from nlistral_tui.messages import (
     ExampleLocated,
     FacetsFound,
     PositionFound,
+    RankingRefreshed,
     ReflectionCompleted,
     ReflectionFailed,
     ReflectionStarted,
     RowsFetched,
     RowsRefreshed,
+    SignalsCounted,
     StepRefused,
     StepUndone,
     StoreChanged,
@@ -157,6 +159,26 @@ class QueueFeed:
 
     def _count_bulk(self, action: str, f: QueueFilter) -> None:
         self._post(BulkCounted(action, f, *queues.ids_by_decision(self.store.db(), f)))
+
+    def count_signals(self, f: QueueFilter) -> None:
+        """Count the signal queues under f's facets, and read the suspicion ranking's state (the triage list)."""
+        self._start(self._count_signals, f, group="triage", exclusive=True, thread=True)
+
+    def _count_signals(self, f: QueueFilter) -> None:
+        from db import suspicion
+
+        db = self.store.db()
+        self._post(SignalsCounted(f, queue_counts.signal_counts(db, f), suspicion.ranking_state(db)))
+
+    def refresh_ranking(self, weights: dict[str, float], thresholds: Any) -> None:
+        """Compute the suspicion ranking again and store it (on the writer thread, after the steps before it)."""
+        self._start(self._refresh_ranking, weights, thresholds, group="ranking", exclusive=True)
+
+    async def _refresh_ranking(self, weights: dict[str, float], thresholds: Any) -> None:
+        from db import suspicion
+
+        ranked = await self.store.write(lambda db: suspicion.refresh(db, weights, thresholds))
+        self._post(RankingRefreshed(len(ranked)))
 
     # ------------------------------------------------- following the store
     def check_store(self) -> None:

@@ -38,7 +38,7 @@ def load_window(db: Database, f: QueueFilter, focus_id: int | None, pick_start: 
         before, after = [], queue_pages.page_after(db, f, None, PAGE)
     else:
         before = queue_pages.page_before(db, f, focus_id, PAGE // 2)
-        after = queue_pages.page_after(db, f, focus_id - 1, PAGE)
+        after = queue_pages.page_from(db, f, focus_id, PAGE)
     near = [r.id for r in after[:AHEAD]] + [r.id for r in before[-BEHIND:]]
     return WindowLoad(f, before + after, len(before) < PAGE // 2, len(after) < PAGE, load_details(db, near, f.run_id),
                       focus_id)
@@ -82,7 +82,9 @@ class QueueWindow:
         elif focus_id is None:
             self.cursor = 0
         else:
-            self.cursor = next((i for i, r in enumerate(rows) if r.id >= focus_id), len(rows) - 1)
+            exact = next((i for i, r in enumerate(rows) if r.id == focus_id), None)  # a ranked queue: not id order
+            self.cursor = exact if exact is not None else next(
+                (i for i, r in enumerate(rows) if r.id >= focus_id), len(rows) - 1)
 
     @property
     def current(self) -> QueueRow | None:

@@ -28,20 +28,24 @@ from nlistral_tui.messages import (
     ExampleLocated,
     FacetsFound,
     PositionFound,
+    RankingRefreshed,
     RowsFetched,
     RowsRefreshed,
+    SignalsCounted,
     StoreChanged,
     ViewOpened,
     ViewSaved,
     ViewsListed,
     WindowLoaded,
 )
+from nlistral_tui.screens.triage import REFRESH, ranking_inputs, triage_dialog, with_thresholds
 from nlistral_tui.screens.views import ViewsScreen
 from nlistral_tui.tuning import LatencyProbe, collect_young, quiet_gc
 from nlistral_tui.widgets.detail_pane import DetailPane
 from nlistral_tui.widgets.queue_bar import QueueBar, queue_key
 from nlistral_tui.widgets.queue_list import QueueList
 from nlistral_tui.widgets.queue_pane import QueuePane
+from pipeline.settings import Settings
 
 WATCH_S = 2.0
 # Keys of every queue browser (the review screen adds its own): the team queues and the named views.
@@ -50,6 +54,8 @@ BROWSE_BINDINGS: list[BindingType] = [
               tooltip=f"queue: {QUEUE_TITLES[q]}") for q in TEAM_QUEUES),
     Binding("w", "views", "views", id="views", show=False,
             tooltip="named views: save this queue and filter, or open one"),
+    Binding("T", "triage", "triage", id="triage", show=False,
+            tooltip="triage: the suspect-gold queue, the outcome cells and the cartography regions, with counts"),
 ]
 
 
@@ -58,9 +64,11 @@ class QueueBrowser(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = BROWSE_BINDINGS
 
-    def __init__(self, store: Store, reviewer: str, start_filter: QueueFilter | None = None) -> None:
+    def __init__(self, store: Store, reviewer: str, start_filter: QueueFilter | None = None,
+                 settings: Settings | None = None) -> None:
         super().__init__()
         self.store, self.reviewer = store, reviewer
+        self.settings = settings or Settings()
         self.feed = QueueFeed(self, store, reviewer)
         self.pane = QueuePane(start_filter and start_filter.for_reviewer(reviewer), id="queue-pane")
         self.detail = DetailPane(id="detail")
@@ -138,6 +146,24 @@ class QueueBrowser(Screen[None]):
 
     def action_views(self) -> None:
         self.feed.list_views()
+
+    def action_triage(self) -> None:
+        self.notify("Counting the triage queues…", timeout=3)
+        self.feed.count_signals(with_thresholds(self.filter, self.settings))
+
+    def on_signals_counted(self, msg: SignalsCounted) -> None:
+        def chosen(queue: str | None) -> None:
+            if queue == REFRESH:
+                self.notify("Computing the suspect ranking…", timeout=4)
+                self.feed.refresh_ranking(*ranking_inputs(self.settings))
+            elif queue is not None:
+                self.set_filter(with_thresholds(self.filter.replace(queue=queue), self.settings), "filter")
+
+        self.app.push_screen(triage_dialog(msg.counts, msg.ranking), chosen)
+
+    def on_ranking_refreshed(self, msg: RankingRefreshed) -> None:
+        self.notify(f"The suspect ranking holds {msg.suspects:,} examples.", timeout=5)
+        self.set_filter(self.filter.replace(queue="suspect_gold"), "filter")
 
     def _show_cursor(self, reset_view: bool = False) -> None:
         row = self.window.current

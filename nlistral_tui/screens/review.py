@@ -50,8 +50,7 @@ class ReviewScreen(QueueBrowser):
     BINDINGS = REVIEW_BINDINGS
 
     def __init__(self, store: Store, reviewer: str, settings: Any, start_filter: QueueFilter | None = None) -> None:
-        super().__init__(store, reviewer, start_filter)
-        self.settings = settings
+        super().__init__(store, reviewer, start_filter, settings)
         self.detail.reviewer = reviewer
 
     # ---------------------------------------------------------------- actions

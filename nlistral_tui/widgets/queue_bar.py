@@ -6,6 +6,7 @@ from typing import Any
 from textual.content import Content
 from textual.widget import Widget
 
+from db.queue_signals import SIGNAL_QUEUES
 from db.queue_team import TEAM_QUEUES
 from db.queues import QUEUE_TITLES, QUEUES, QueueFilter
 from nlistral_tui.text import literal
@@ -15,8 +16,13 @@ MUTED = "$text-muted"
 TEAM_KEYS = {"mine": "m", "conflicts": "x", "sample": "o"}  # the team queues' keys (the digits are taken)
 
 
+TRIAGE_KEY = "T"  # the signal queues are picked from the triage list
+
+
 def queue_key(queue: str) -> str:
-    """The key that selects a queue: 1-9 then 0, and a letter for each team queue."""
+    """The key that selects a queue: 1-9 then 0, a letter for each team queue, T (the triage list) for the rest."""
+    if queue in SIGNAL_QUEUES:
+        return TRIAGE_KEY
     return TEAM_KEYS[queue] if queue in TEAM_KEYS else str((QUEUES.index(queue) + 1) % 10)
 
 
@@ -38,6 +44,8 @@ def facets_content(f: QueueFilter) -> Content | None:
         parts.append(Content.assemble("model ", literal(f.model)))
     if f.run_id is not None:
         parts.append(Content(f"run {f.run_id}"))
+    if f.train_run is not None:
+        parts.append(Content(f"train run {f.train_run}"))
     parts += [literal(part) for part in f.team_parts()]  # reviewer names, reasons, sample names: as typed
     return Content(" · ").join(parts) if parts else None
 
@@ -55,15 +63,17 @@ class _QueueView(Widget):
         """Redraw for the current filter and counts (None while counting)."""
         if (current, counts) != (self.current, self.counts):
             team = self.team if counts is None else tuple(q for q in TEAM_QUEUES if q in counts)
-            relayout = facets_content(current) != facets_content(self.current) or team != self.team
+            relayout = (facets_content(current) != facets_content(self.current) or team != self.team
+                        or SIGNAL_QUEUES.count(current.queue) != SIGNAL_QUEUES.count(self.current.queue))
             self.current, self.counts, self.team = current, counts, team
             self.refresh(layout=relayout)
 
     @property
     def shown_queues(self) -> tuple[str, ...]:
-        """The queues listed: every store's, then the team queues this store has (and the current one)."""
+        """The queues listed: every store's, then the team queues this store has, and the current one."""
         q = self.current.queue
-        return QUEUES + tuple(t for t in TEAM_QUEUES if t in self.team or t == q)
+        return QUEUES + tuple(t for t in TEAM_QUEUES if t in self.team or t == q) + (
+            (q,) if q in SIGNAL_QUEUES else ())
 
 
 class QueueBar(_QueueView):

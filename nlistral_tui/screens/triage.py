@@ -1,0 +1,36 @@
+"""The triage list (key T): the signal queues with their counts, and recomputing the suspect-gold ranking."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from db.queue_signals import SIGNAL_QUEUES, SIGNAL_TITLES
+from db.queues import QueueFilter
+from db.suspicion import RankingState, Thresholds
+from nlistral_tui.screens.choice import ChoiceScreen
+
+REFRESH = "refresh"  # the choice that recomputes the ranking
+
+
+def triage_dialog(counts: dict[str, int], ranking: RankingState | None) -> ChoiceScreen:
+    """Keys 1-9 and 0 open a signal queue; r recomputes the ranking the suspect-gold queue is read in."""
+    if ranking is None:
+        state = "the suspect ranking was never computed: r computes it"
+    else:
+        state = (f"suspect ranking of {ranking.computed_at[:16].replace('T', ' ')}"
+                 + (" (the store changed since: r recomputes it)" if ranking.stale else ""))
+    choices: list[tuple[str, str, Any]] = [
+        (str((i + 1) % 10), f"{SIGNAL_TITLES[q]}  {counts.get(q, 0):,}", q) for i, q in enumerate(SIGNAL_QUEUES)]
+    choices.append(("r", "recompute the suspect ranking now (weights from [suspicion] in the config)", REFRESH))
+    return ChoiceScreen(f"Triage · {state}", choices)
+
+
+def with_thresholds(f: QueueFilter, settings: Any) -> QueueFilter:
+    """The filter with the cartography region edges of the settings (the region queues read them)."""
+    edges = settings.cartography
+    return f.replace(ambiguous_variability=edges.ambiguous_variability, hard_confidence=edges.hard_confidence)
+
+
+def ranking_inputs(settings: Any) -> tuple[dict[str, float], Thresholds]:
+    """The weights and region edges the ranking is computed with."""
+    return dict(asdict(settings.suspicion)), Thresholds(**asdict(settings.cartography))
