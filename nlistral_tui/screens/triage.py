@@ -15,14 +15,15 @@ REFRESH = "refresh"  # the choice that recomputes the ranking
 def triage_dialog(counts: dict[str, int], ranking: RankingState | None) -> ChoiceScreen:
     """Keys 1-9 and 0 open a signal queue; r recomputes the ranking the suspect-gold queue is read in."""
     if ranking is None:
-        state = "the suspect ranking was never computed: r computes it"
+        state = "suspect ranking never computed"
     else:
         state = (f"suspect ranking of {ranking.computed_at[:16].replace('T', ' ')}"
-                 + (" (the store changed since: r recomputes it)" if ranking.stale else ""))
+                 + (", the store changed since" if ranking.stale else ""))
     choices: list[tuple[str, str, Any]] = [
         (str((i + 1) % 10), f"{SIGNAL_TITLES[q]}  {counts.get(q, 0):,}", q) for i, q in enumerate(SIGNAL_QUEUES)]
     choices.append(("r", "recompute the suspect ranking now (weights from [suspicion] in the config)", REFRESH))
-    return ChoiceScreen(f"Triage · {state}", choices)
+    return ChoiceScreen(f"Triage · {state}", choices,
+                        hint="1-0 open a queue · r recomputes the suspect ranking · esc cancels")
 
 
 def with_thresholds(f: QueueFilter, settings: Any) -> QueueFilter:
