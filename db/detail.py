@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from db.outcomes import reflection_value
 from db.records import Example, Generation, ReviewState
 from db.scope import by_ids
 
@@ -29,7 +30,8 @@ class TeamDecision:
 
 @dataclass(frozen=True)
 class ExampleDetail:
-    """One example with its current thought, reflection versions, judge scores, prediction and review state."""
+    """One example with its current thought, reflection versions, blind reflection, judge scores, prediction and
+    review state."""
 
     example: Example
     thought: Generation | None
@@ -40,6 +42,7 @@ class ExampleDetail:
     state: ReviewState
     edit_base: str | None = None  # the text the current edit replaced, as the edit recorded it
     decisions: tuple[TeamDecision, ...] = ()  # each reviewer's standing decision, oldest first
+    blind: Generation | None = None  # the latest blind reflection of the current thought (`reflect --blind`)
 
     def decision_of(self, reviewer: str) -> TeamDecision | None:
         """This reviewer's standing decision, if any."""
@@ -54,6 +57,14 @@ class ExampleDetail:
     def id(self) -> int:
         """The example's id."""
         return self.example.id
+
+    @property
+    def reflection_outcome(self) -> str | None:
+        """The reflection axis of the outcome cells (db/outcomes.py) when a blind reflection with a label sits
+        beside a reflection: robust, rationalised, doubts_gold (or no_gold, unparsed); None otherwise."""
+        if self.reflection is None or self.blind is None or self.blind.predicted_label is None:
+            return None
+        return reflection_value(self.example.gold_label, self.reflection.predicted_label, self.blind.predicted_label)
 
     @property
     def improved_thought(self) -> str:
@@ -118,6 +129,7 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
     reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
     reflection = by_id.get(ex.reflection_id) if ex.reflection_id else None
     predictions = [g for g in gens if g.kind == "prediction" and (run_id is None or g.run_id == run_id)]
+    blinds = [g for g in gens if g.kind == "blind_reflection" and thought and g.parent_id == thought.id]
     return ExampleDetail(
         example=ex,
         thought=thought,
@@ -128,4 +140,5 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         state=state or ReviewState(example_id=ex.id),
         edit_base=edit_base,
         decisions=decisions,
+        blind=blinds[-1] if blinds else None,
     )

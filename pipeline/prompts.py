@@ -1,4 +1,4 @@
-"""The generation prompts (thought, reflection, judge), each versioned by a hash of its text.
+"""The generation prompts (thought, reflection, blind reflection, judge), each versioned by a hash of its text.
 
 Every generation stores the version of the prompt it was made with, so changing a word here makes
 a new version: `generate` then treats the examples as not done for that version, and old outputs
@@ -82,6 +82,38 @@ REFLECTION = Prompt(
     expected_output_tokens=330,
 )
 
+# The rationalisation test (`nlistral reflect --blind`): the same question and the same earlier attempt as a
+# reflection, without the annotators' label. The task is binary and only attempts that missed gold are sent,
+# so calling the attempt wrong or flawed would tell the model the gold label: it is "an earlier attempt, which
+# may or may not be right", and finding no fault is offered as an equal outcome. The answer fields are the
+# reflection's, so one parser reads both; the prompt says they carry no verdict on the attempt.
+BLIND_REFLECTION = Prompt(
+    name="blind_reflection",
+    system=(
+        "You check reasoning about natural language inference: does the premise entail the hypothesis? "
+        "1 = entailment (whenever the premise is true, the hypothesis must be true); 0 = no entailment (the "
+        "premise contradicts the hypothesis or leaves it open).\n"
+        "You are given a premise, a hypothesis and an earlier attempt at this question, which may or may not be "
+        "right. Decide from the two sentences alone: the earlier attempt is one opinion to test, not evidence.\n"
+        "In error_analysis, go through the earlier attempt step by step and say whether each step holds; name any "
+        "misreading, any assumption the premise does not support and any missed implication. If you find none, "
+        "say that the attempt holds: finding no fault is as good an outcome as finding one.\n"
+        "In improved_thought_process, work the question out yourself in about three numbered steps (what the "
+        "premise states, what the hypothesis claims, whether the claim follows) and end with your verdict. The "
+        "field names are fixed by the answer format; they say nothing about whether the earlier attempt is right.\n"
+        "Reply with one JSON object and nothing else:\n"
+        '{"error_analysis": "...", "improved_thought_process": "Step 1: ... Step 2: ... Step 3: ...", '
+        '"predicted_label": 1 or 0}'
+    ),
+    user=(
+        "Premise: {premise}\nHypothesis: {hypothesis}\n"
+        "Earlier attempt (it answered {label} ({label_name})):\n{thought}"
+    ),
+    max_tokens=1000,
+    temperature=0.2,
+    expected_output_tokens=330,
+)
+
 JUDGE = Prompt(
     name="judge",
     system=(
@@ -109,7 +141,7 @@ JUDGE = Prompt(
     expected_output_tokens=70,
 )
 
-PROMPTS = {p.name: p for p in (THOUGHT, REFLECTION, JUDGE)}
+PROMPTS = {p.name: p for p in (THOUGHT, REFLECTION, BLIND_REFLECTION, JUDGE)}
 
 
 def label_name(label: int | None) -> str:

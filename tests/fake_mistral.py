@@ -3,7 +3,8 @@
 It implements `POST /v1/chat/completions` with the response shape the real SDK validates, and answers
 plausibly from the prompt: a thought's label comes from word overlap between hypothesis and premise
 (flipped for a configurable share of pairs, chosen by a hash), a reflection's from the gold label in
-its prompt, a judge's score from a hash. Faults (400, 429 with Retry-After, 500, hangs past the client's
+its prompt, a blind reflection's (a reflection prompt without a gold label) from the earlier attempt's
+label (the other one, or the same for a configurable share), a judge's score from a hash. Faults (400, 429 with Retry-After, 500, hangs past the client's
 timeout, malformed JSON, wrong schema, a body that is not a completion) are injected by rate or by a
 script for the next requests. Every request is recorded with a key (hash of model and messages) so
 tests can assert that no answer was paid for twice.
@@ -50,9 +51,10 @@ class FakeConfig:
     rate_bad_body: float = 0.0
     thought_error_rate: float = 0.2  # share of pairs whose thought gets the other label
     reflection_error_rate: float = 0.0  # share of reflections that do not reach gold
+    blind_keep_rate: float = 0.0  # share of blind reflections that keep the earlier attempt's label
     script: deque[str] = field(default_factory=deque)  # faults for the next requests, in order
-    # Scripted answers: "KIND<tab>PREMISE" (kind: thought, reflection or judge) -> the reply text sent
-    # for that request, whatever it is (a poison reply, a label in prose); other requests as usual.
+    # Scripted answers: "KIND<tab>PREMISE" (kind: thought, reflection, blind_reflection or judge) -> the reply
+    # text sent for that request, whatever it is (a poison reply, a label in prose); other requests as usual.
     replies: dict[str, str] = field(default_factory=dict)
     seed: int = 0
 
@@ -68,6 +70,7 @@ class Record:
     fault: str
     at: float  # time.time() on arrival
     authorization: str
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) of each message of the request
 
 
 class FakeMistral:
@@ -257,7 +260,7 @@ class FakeMistral:
             content = content[: max(10, len(content) // 2)]  # cut off mid-string, as a truncated reply
         elif fault == "wrong_schema":
             content = json.dumps({"answer": "I believe so", "confidence": 0.7})
-        self._record(key, kind, model, 200, fault, arrived, auth)
+        self._record(key, kind, model, 200, fault, arrived, auth, messages)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 5
         completion_tokens = len(content) // 4 + 1
         payload = {
@@ -284,9 +287,11 @@ class FakeMistral:
                 return name
         return "ok"
 
-    def _record(self, key: str, kind: str, model: str, status: int, fault: str, at: float, auth: str) -> None:
+    def _record(self, key: str, kind: str, model: str, status: int, fault: str, at: float, auth: str,
+                messages: list[dict[str, Any]] | None = None) -> None:
+        sent = tuple((str(m.get("role")), str(m.get("content"))) for m in messages or ())
         with self._lock:
-            self.records.append(Record(key, kind, model, status, fault, at, auth))
+            self.records.append(Record(key, kind, model, status, fault, at, auth, sent))
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
@@ -302,7 +307,8 @@ def request_key(model: str, messages: list[dict[str, Any]]) -> str:
 def _kind(messages: list[dict[str, Any]]) -> str:
     system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
     if "improved_thought_process" in system:
-        return "reflection"
+        user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+        return "reflection" if "Annotators' label:" in user else "blind_reflection"
     if '"score"' in system:
         return "judge"
     return "thought"
@@ -328,6 +334,15 @@ def _answer(kind: str, messages: list[dict[str, Any]], cfg: FakeConfig, key: str
     if kind == "judge":
         score = 1 + int(_share(key, "score") * 5)
         return json.dumps({"score": score, "rationale": f"Fake grade {score}: the steps mostly follow the premise."})
+    if kind == "blind_reflection":
+        answered = re.search(r"it answered (\d)", user)
+        earlier = int(answered.group(1)) if answered else 0
+        label = earlier if _share(pair_key, "blind") < cfg.blind_keep_rate else 1 - earlier
+        return json.dumps({
+            "error_analysis": "Checked step by step against the premise.",
+            "improved_thought_process": _steps(premise, hypothesis, label),
+            "predicted_label": label,
+        })
     if kind == "reflection":
         gold = int(_field(user, "Annotators' label")[:1] or 0)
         label = 1 - gold if _share(pair_key, "reflect") < cfg.reflection_error_rate else gold

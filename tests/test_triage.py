@@ -47,6 +47,7 @@ NAMED = {
     "thought_right": 3, "fixed_by_reflection": 2, "reflection_not_gold": 1, "reflection_unparsed": 1,
     "needs_reflection": 3, "thought_unparsed": 1, "adapter_still_wrong_after_reflection": 1,
     "both_models_disagree_with_gold": 2, "adapter_regressed": 1,
+    "reflection_rationalises": 0, "reflections_doubt_gold": 0,  # no blind reflections here: test_blind_reflection.py
 }
 
 
@@ -109,8 +110,14 @@ def test_triage_json_and_tables(store, db_path):
     result = runner.invoke(app, ["triage", "--json", "--db", str(db_path)])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert set(payload) == {"cells", "grid", "suspects"}
-    assert payload["cells"] == NAMED and payload["suspects"] == []
+    assert set(payload) == {"cells", "grid", "suspects", "weights"}
+    assert payload["cells"] == NAMED
+    suspects = payload["suspects"]  # wrong thoughts, wrong reflections, adapter errors: db/suspicion.py's own tests
+    assert suspects and [s["score"] for s in suspects] == sorted((s["score"] for s in suspects), reverse=True)
+    assert all(set(s) == {"id", "dataset", "split", "source_id", "gold", "score", "reasons"} for s in suspects)
+    assert all(s["score"] == pytest.approx(sum(r["points"] for r in s["reasons"])) for s in suspects)
+    top = json.loads(runner.invoke(app, ["triage", "--json", "--top", "1", "--db", str(db_path)]).output)["suspects"]
+    assert top == suspects[:1]
     assert {(g["thought"], g["reflection"], g["prediction"]): g["count"] for g in payload["grid"]} == GRID
     assert all(set(g) == {"thought", "reflection", "prediction", "count"} for g in payload["grid"])
     scoped = json.loads(runner.invoke(app, ["triage", "--json", "--dataset", "b", "--db", str(db_path)]).output)

@@ -67,7 +67,7 @@ class DetailPane(Horizontal, can_focus=False):
         if hit is not None and (hit.detail is detail or hit.detail == detail):
             self._cache.move_to_end(key)
             return hit
-        left, right = self._columns(detail, show_diff)
+        left, right = self._columns(detail, show_diff, None if stacked else right_pager.text_width)
         if stacked:
             left, right = Content.assemble(left, "\n\n", right), Content("")
         rendered = _Rendered(detail, left, left_pager.prepare(left), right,
@@ -77,9 +77,10 @@ class DetailPane(Horizontal, can_focus=False):
             self._cache.popitem(last=False)
         return rendered
 
-    def _columns(self, detail: ExampleDetail, show_diff: bool) -> tuple[Content, Content]:
-        """The two columns of an example, with the hits of the queue's search text highlighted."""
-        left, right = left_column(detail, self.reviewer), right_column(detail, show_diff)
+    def _columns(self, detail: ExampleDetail, show_diff: bool, width: int | None = None) -> tuple[Content, Content]:
+        """The two columns of an example, with the hits of the queue's search text highlighted; width: the right
+        column's (the two reflections sit side by side when it is wide enough; None: one below the other)."""
+        left, right = left_column(detail, self.reviewer), right_column(detail, show_diff, width)
         return (highlight(left, self.search), highlight(right, self.search)) if self.search else (left, right)
 
     def prepare(self, detail: ExampleDetail) -> None:

@@ -1,4 +1,5 @@
-"""The detail pane's two columns as Content: the pair and thought, then reflection, judge, prediction, review."""
+"""The detail pane's two columns as Content: the pair and thought, then reflection (and the blind reflection
+beside it), judge, prediction, review."""
 from __future__ import annotations
 
 from textual.content import Content
@@ -120,28 +121,38 @@ def edit_content(d: ExampleDetail, show_diff: bool = False) -> Content:
     return Content.assemble(*parts)
 
 
-def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
-    """The edit, if any; the reflection (or its diff against the thought); judge scores, prediction, review."""
+def reflection_content(d: ExampleDetail, show_diff: bool = False) -> Content:
+    """The current reflection (or its diff against the thought); headed "shown gold" when a blind one is beside it."""
+    r, title = d.reflection, "REFLECTION (shown gold)" if d.blind is not None else "REFLECTION"
+    if r is None:
+        need = d.example.disagrees
+        return _section(title, ("  none" + (" (needs one: press R)" if need else ""), MUTED))
+    n = len(d.reflections)
+    version = next((i + 1 for i, g in enumerate(d.reflections) if g.id == r.id), n)
+    chosen = " (chosen)" if d.state.chosen_reflection_id == r.id else ""
+    parts = [_section(title, (f"  version {version} of {n}{chosen}", MUTED)),
+             _gen_line(r, "label", d.example.gold_label), Content("\n"),
+             Content.styled("Error analysis\n", "bold"), literal(r.error_analysis or "(none)"), Content("\n\n")]
+    if show_diff and d.thought is not None and not d.edited:
+        parts += [Content.styled("Diff: flawed thought → improved thought\n", "bold"),
+                  diff_content(d.thought.thought_process or "", r.thought_process or "")]
+    else:
+        parts += [Content.styled("Improved thought\n", "bold"), literal(r.thought_process or "(none)")]
+    return Content.assemble(*parts, "\n")
+
+
+def right_column(d: ExampleDetail, show_diff: bool = False, width: int | None = None) -> Content:
+    """The edit, if any; the reflection (or its diff against the thought) with the blind reflection beside it
+    (side by side when width allows, else below); judge scores, prediction, review."""
     ex, parts = d.example, []
     if d.edited:  # what a curated export uses comes first; `d` diffs the edit, not the reflection
         parts.append(edit_content(d, show_diff))
-    r = d.reflection
-    if r is None:
-        need = d.example.disagrees
-        parts.append(_section("REFLECTION", ("  none" + (" (needs one: press R)" if need else ""), MUTED)))
+    if d.blind is None:
+        parts.append(reflection_content(d, show_diff))
+    elif width is not None and width >= SIDE_BY_SIDE_WIDTH:
+        parts += [side_by_side(reflection_content(d, show_diff), blind_content(d), width), Content("\n")]
     else:
-        n = len(d.reflections)
-        version = next((i + 1 for i, g in enumerate(d.reflections) if g.id == r.id), n)
-        chosen = " (chosen)" if d.state.chosen_reflection_id == r.id else ""
-        parts += [_section("REFLECTION", (f"  version {version} of {n}{chosen}", MUTED)),
-                  _gen_line(r, "label", ex.gold_label), Content("\n"),
-                  Content.styled("Error analysis\n", "bold"), literal(r.error_analysis or "(none)"), Content("\n\n")]
-        if show_diff and d.thought is not None and not d.edited:
-            parts += [Content.styled("Diff: flawed thought → improved thought\n", "bold"),
-                      diff_content(d.thought.thought_process or "", r.thought_process or "")]
-        else:
-            parts += [Content.styled("Improved thought\n", "bold"), literal(r.thought_process or "(none)")]
-        parts.append(Content("\n"))
+        parts += [reflection_content(d, show_diff), Content("\n"), blind_content(d)]
     for j in d.judges:
         target = f" of #{j.parent_id}" if j.parent_id else ""
         score = "-" if j.score is None else f"{j.score:g}/5"
@@ -155,6 +166,46 @@ def right_column(d: ExampleDetail, show_diff: bool = False) -> Content:
                   literal(p.thought_process or p.raw_response or ""), Content("\n")]
     parts += [Content("\n"), review_content(d)]
     return Content.assemble(*parts)
+
+
+BLIND_OUTCOME = {  # the reflection axis of the outcome cells (db/outcomes.py), as a line and its style
+    "robust": ("robust: both reflections reach gold", GOOD),
+    "rationalised": ("rationalised? only the reflection shown gold reaches it (reflection_rationalises)", BAD),
+    "doubts_gold": ("gold doubted: neither reflection reaches it (reflections_doubt_gold)", "$text-warning"),
+}
+SIDE_BY_SIDE_WIDTH = 70  # the right column's text width from which the two reflections sit side by side
+GUTTER = " │ "
+
+
+def blind_content(d: ExampleDetail) -> Content:
+    """The blind reflection (`reflect --blind`, never shown gold): its label against gold and against the
+    reflection shown gold, what the pair says (robust, rationalised, gold doubted), its check and its reasoning."""
+    b, r, gold = d.blind, d.reflection, d.example.gold_label
+    if b is None:
+        return Content("")
+    parts: list[Content | str | tuple[str, str]] = [
+        _section("BLIND REFLECTION (not shown gold)"), _gen_line(b, "label", gold)]
+    if r is not None and b.predicted_label is not None and r.predicted_label is not None:
+        same = b.predicted_label == r.predicted_label
+        parts += [("= agrees with" if same else "≠ differs from", GOOD if same else BAD),
+                  " the reflection shown gold\n"]
+    outcome = BLIND_OUTCOME.get(d.reflection_outcome or "")
+    if outcome:
+        parts += [(f"→ {outcome[0]}", f"bold {outcome[1]}"), "\n"]
+    parts += ["\n", Content.styled("Check of the earlier attempt\n", "bold"), literal(b.error_analysis or "(none)"),
+              "\n\n", Content.styled("Own reasoning\n", "bold"),
+              literal(b.thought_process or b.raw_response or "(none)"), "\n"]
+    return Content.assemble(*parts)
+
+
+def side_by_side(left: Content, right: Content, width: int) -> Content:
+    """Two blocks wrapped to half the width each and laid out line by line, with a rule between them."""
+    half = (width - len(GUTTER)) // 2
+    a, b = left.rstrip().wrap(half), right.rstrip().wrap(half)
+    blank = Content("")
+    lines = [Content.assemble(x.pad_right(half - x.cell_length), (GUTTER, MUTED), y)
+             for x, y in zip(a + [blank] * (len(b) - len(a)), b + [blank] * (len(a) - len(b)))]
+    return Content("\n").join(lines) + "\n"
 
 
 def review_content(d: ExampleDetail) -> Content:

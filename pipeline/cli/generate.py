@@ -1,10 +1,10 @@
-"""`nlistral generate`, `reflect` and `judge`: thin commands over pipeline.generate."""
+"""`nlistral generate`, `reflect` (and `reflect --blind`) and `judge`: thin commands over pipeline.generate."""
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -36,14 +36,39 @@ HELP = {
                "or Ctrl-C.",
     "reflection": "Stages 2-3: a reflection for every example whose current thought disagrees with gold.\n\n"
                   "Skips thoughts that already have a reflection from this model and prompt. The reflection's "
-                  "label is stored as written; one that does not reach gold is flagged, never forced.",
+                  "label is stored as written; one that does not reach gold is flagged, never forced.\n\n"
+                  "--blind runs the rationalisation test instead: the reflection model re-derives the answer from "
+                  "the premise, the hypothesis and the same thought, presented as an earlier attempt that may or "
+                  "may not be right, WITHOUT being shown the gold label (gold only picks the thoughts to ask "
+                  "about). A blind reflection is stored apart: it never becomes the example's reflection and is "
+                  "never exported. `nlistral triage` then tells apart a reflection that reaches gold whether "
+                  "shown it or not (robust) from one that reaches gold only once shown it (the "
+                  "reflection_rationalises cell), and finds examples where neither reaches gold "
+                  "(reflections_doubt_gold: the gold label may be wrong).",
 }
+BlindOpt = Annotated[bool, typer.Option("--blind", help="The rationalisation test: re-derive the answer without "
+                                        "being shown gold (model: [models] reflection unless --model); stored as a "
+                                        "blind reflection, never the example's reflection (see above).")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add generate, reflect and judge to the CLI."""
-    app.command("generate", help=HELP["thought"])(_stage_command("thought"))
-    app.command("reflect", help=HELP["reflection"])(_stage_command("reflection"))
+    """Add generate, reflect (with --blind) and judge to the CLI."""
+
+    @app.command("generate", help=HELP["thought"])
+    def generate(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
+                 ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
+                 rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
+                 retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
+        _run("thought", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
+             dry_run, retry_failed, as_json)
+
+    @app.command("reflect", help=HELP["reflection"])
+    def reflect(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
+                ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
+                rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
+                retry_failed: RetryOpt = False, as_json: JsonOpt = False, blind: BlindOpt = False) -> None:
+        _run("blind_reflection" if blind else "reflection", db, _selection(dataset, split, ids, limit), model,
+             server_url, rps, max_concurrency, dry_run, retry_failed, as_json)
 
     @app.command()
     def judge(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
@@ -55,19 +80,6 @@ def register(app: typer.Typer) -> None:
         """Optional LLM-as-judge: score current thoughts or reflections 1-5 with a short rationale."""
         _run("judge", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
              dry_run, retry_failed, as_json, target)
-
-
-def _stage_command(stage: str) -> Any:
-    """The generate / reflect command: the same options, a different stage."""
-
-    def command(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
-                ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-                rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-                retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
-        _run(stage, db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
-             dry_run, retry_failed, as_json)
-
-    return command
 
 
 def parse_ids(spec: str | None) -> tuple[int, ...] | None:

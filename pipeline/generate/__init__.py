@@ -1,4 +1,5 @@
-"""Stages 1-3 against a Mistral-compatible API: thoughts, reflections, judge scores.
+"""Stages 1-3 against a Mistral-compatible API: thoughts, reflections (and blind ones: `reflect --blind`), judge
+scores.
 
 A run selects only the work whose answer is not stored yet (same kind, example, model, prompt
 version and parent), sends it paced and retried, and stores each answer in its own transaction the

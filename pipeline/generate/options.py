@@ -1,4 +1,4 @@
-"""What a generate, reflect or judge run is asked to do: the stage, the examples and the sending options."""
+"""What a generate, reflect (blind or not) or judge run is asked to do: the stage, the examples, the sending options."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +11,10 @@ from pipeline.errors import PipelineError
 from pipeline.prompts import PROMPTS, Prompt
 from pipeline.settings import Settings, load_settings
 
-STAGES = ("thought", "reflection", "judge")
-RUN_KIND = {"thought": "generate", "reflection": "reflect", "judge": "judge"}
+STAGES = ("thought", "reflection", "blind_reflection", "judge")
+# A blind reflection run is a reflect run (`reflect --blind`); its config says blind=true.
+RUN_KIND = {"thought": "generate", "reflection": "reflect", "blind_reflection": "reflect", "judge": "judge"}
+MODEL_OF = {"blind_reflection": "reflection"}  # the [models] setting of a stage, where it is not the stage's name
 
 
 class GenerateError(PipelineError):
@@ -72,6 +74,7 @@ class StageOptions:
             "timeout_s": self.timeout_s, "max_retries": self.max_retries, "retry_failed": self.retry_failed,
             "judge_target": self.judge_target if self.stage == "judge" else None,
             "selection": selection.as_config(),
+            **({"blind": self.stage == "blind_reflection"} if RUN_KIND[self.stage] == "reflect" else {}),
         }
 
 
@@ -100,6 +103,6 @@ def stage_options(stage: str, settings: Settings | None = None, *, model: str | 
     if concurrency < 1:
         raise GenerateError(f"--max-concurrency must be at least 1, not {concurrency}")
     return StageOptions(
-        stage=stage, model=model or getattr(settings.models, stage), endpoint=endpoint, rps=rate,
+        stage=stage, model=model or getattr(settings.models, MODEL_OF.get(stage, stage)), endpoint=endpoint, rps=rate,
         tokens_per_minute=api.tokens_per_minute or None, max_concurrency=concurrency, timeout_s=api.timeout_s,
         max_retries=api.max_retries, retry_failed=retry_failed, judge_target=judge_target)

@@ -134,7 +134,7 @@ def parse_answer(stage: str, text: str, gold: int | None) -> Parsed:
     """The parser for a stage's answer."""
     if stage == "thought":
         return parse_thought(text)
-    if stage == "reflection":
+    if stage in ("reflection", "blind_reflection"):  # one answer format; gold (never sent blind) only flags
         return parse_reflection(text, gold)
     return parse_judge(text)
 

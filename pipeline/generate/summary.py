@@ -8,9 +8,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from db.generations import latest_answers, thoughts_without_label
+from db.outcomes import outcomes
 from pipeline.generate.options import Selection, StageOptions
 from pipeline.generate.send import Counters
 from pipeline.metrics import BinaryMetrics
+
+BLIND_OUTCOMES = ("robust", "rationalised", "doubts_gold")  # the reflection values a blind reflection adds
 
 
 def run_summary(db: Database, opts: StageOptions, selection: Selection, counters: Counters) -> dict[str, Any]:
@@ -25,10 +28,14 @@ def run_summary(db: Database, opts: StageOptions, selection: Selection, counters
     summary["flags"] = dict(flags)
     if opts.stage == "thought":
         summary["against_gold"] = BinaryMetrics.from_pairs(labelled).as_dict()
-    elif opts.stage == "reflection":
+    elif opts.stage in ("reflection", "blind_reflection"):
         summary["reached_gold"] = sum(g == p for g, p in labelled)
         summary["not_gold"] = sum(p is not None and g != p for g, p in labelled)
         summary["thoughts_without_label"] = thoughts_without_label(db, scope)
+        if opts.stage == "blind_reflection":  # what the test found, as `nlistral triage` counts it
+            grid = outcomes(db, scope).grid
+            summary["blind_outcomes"] = {value: sum(g.count for g in grid if g.reflection == value)
+                                         for value in BLIND_OUTCOMES}
     else:
         scores = [r["score"] for r in rows if r["score"] is not None]
         summary["mean_score"] = round(sum(scores) / len(scores), 3) if scores else None

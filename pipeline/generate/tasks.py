@@ -12,6 +12,7 @@ from pipeline.generate.options import Selection, StageOptions
 from pipeline.prompts import Prompt, label_name
 
 CHARS_PER_TOKEN = 4  # rough, for estimates before the server reports real counts
+GOLD_SHOWN = ("reflection", "judge")  # the stages whose prompt is given the gold label
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ def build_task(opts: StageOptions, row: dict[str, Any], nonce: str | None = None
     prompt = opts.prompt
     values: dict[str, Any] = {"premise": row["premise"], "hypothesis": row["hypothesis"]}
     if opts.stage != "thought":
-        gold = row["gold_label"]
-        values.update(gold="unknown" if gold is None else gold, gold_name=label_name(gold),
-                      thought=row["thought"] or "(no reasoning was given)",
+        values.update(thought=row["thought"] or "(no reasoning was given)",
                       label="unknown" if row["label"] is None else row["label"], label_name=label_name(row["label"]))
+    if opts.stage in GOLD_SHOWN:  # a blind reflection's prompt never gets gold (row["gold_label"] only selected it)
+        gold = row["gold_label"]
+        values.update(gold="unknown" if gold is None else gold, gold_name=label_name(gold))
     key = generation_key(opts.stage, row["id"], opts.model, prompt.version, row["parent_id"], row["attempts"], nonce)
     return Task(row["id"], row["gold_label"], row["parent_id"], prompt.messages(**values), key)

@@ -12,7 +12,7 @@ from pipeline.views.tables import pct
 if TYPE_CHECKING:
     from pipeline.generate import Counters, Estimate, RunResult, StageOptions
 
-RUN_TITLES = {"thought": "Generate", "reflection": "Reflect", "judge": "Judge"}
+RUN_TITLES = {"thought": "Generate", "reflection": "Reflect", "blind_reflection": "Blind reflect", "judge": "Judge"}
 
 
 class RunProgress:
@@ -53,7 +53,7 @@ class RunProgress:
 
     def _description(self, counters: Counters) -> str:
         waiting = "  waiting: another process is writing" if counters.waiting_for_store else ""
-        return f"{self.opts.stage}s ({self.opts.model}){waiting}"
+        return f"{self.opts.stage.replace('_', ' ')}s ({self.opts.model}){waiting}"
 
     def update(self, counters: Counters) -> None:
         """Move the bar to what the run has done so far."""
@@ -113,5 +113,13 @@ def _quality_rows(stage: str, summary: dict[str, Any]) -> list[tuple[str, Any]]:
                 ("did not parse", summary["parse_failed"]),
                 ("thought/label inconsistent", flags.get("label_inconsistent", 0)),
                 ("thoughts without a label (generate --retry-failed)", summary["thoughts_without_label"])]
+    if stage == "blind_reflection":
+        found = summary["blind_outcomes"]
+        return [("blind reflections reaching gold", summary["reached_gold"]),
+                ("not reaching gold", summary["not_gold"]),
+                ("did not parse", summary["parse_failed"]),
+                ("robust: both reflections reach gold", found["robust"]),
+                ("rationalised: only the one shown gold does", found["rationalised"]),
+                ("gold doubted: neither reaches it", found["doubts_gold"])]
     return [("mean score", summary["mean_score"]), ("scores", summary["scores"]),
             ("did not parse", summary["parse_failed"])]
