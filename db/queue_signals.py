@@ -2,7 +2,7 @@
 regions. Conditions over `examples e`, joined with the facets by db/queues.py's where_terms.
 
 They are counted only while shown (each is a scan of the store): the review app offers them from its triage
-list (key T) with their counts read there.
+list (key t) with their counts read there.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The review app's triage list (key T), driven through Pilot: counts, recomputing the ranking, opening the
+"""The review app's triage list (key t), driven through Pilot: counts, recomputing the ranking, opening the
 suspect-gold queue in rank order and a named cell as a queue."""
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ async def test_triage_recomputes_and_opens_the_suspect_queue_in_rank_order(demo_
     ranked, cells = _expected(demo_db_path)
     assert len(ranked) > 3
     async with running(demo_db_path) as (app, pilot):
-        await press(app, pilot, "T")
+        await press(app, pilot, "t")
         await _until(app, pilot, lambda: "Triage" in screen_text(app))
         text = screen_text(app)
         assert "ranking never computed" in text and "suspect gold" in text and "fixed by reflection" in text
@@ -51,7 +51,7 @@ async def test_triage_recomputes_and_opens_the_suspect_queue_in_rank_order(demo_
         assert app.screen.current.id == ranked[0]
         await press(app, pilot, "j")
         assert app.screen.current.id == ranked[1]
-        await press(app, pilot, "T")
+        await press(app, pilot, "t")
         await _until(app, pilot, lambda: "Triage" in screen_text(app))
         assert f"fixed by reflection  {cells['fixed_by_reflection']}" in screen_text(app)
         await press(app, pilot, "2")
@@ -61,7 +61,7 @@ async def test_triage_recomputes_and_opens_the_suspect_queue_in_rank_order(demo_
 
 async def test_triage_at_80x24_shows_every_choice(demo_db_path):
     async with running(demo_db_path, size=(80, 24)) as (app, pilot):
-        await press(app, pilot, "T")
+        await press(app, pilot, "t")
         await _until(app, pilot, lambda: "Triage" in screen_text(app))
         text = screen_text(app)
         for title in ("suspect gold", "reflection rationalises", "hard-to-learn", "easy", "r recomputes the suspect ranking"):

@@ -54,7 +54,7 @@ BROWSE_BINDINGS: list[BindingType] = [
               tooltip=f"queue: {QUEUE_TITLES[q]}") for q in TEAM_QUEUES),
     Binding("w", "views", "views", id="views", show=False,
             tooltip="named views: save this queue and filter, or open one"),
-    Binding("T", "triage", "triage", id="triage", show=False,
+    Binding("t", "triage", "triage", id="triage", show=False,
             tooltip="triage: the suspect-gold queue, the outcome cells and the cartography regions, with counts"),
 ]
 

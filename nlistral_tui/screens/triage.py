@@ -1,4 +1,4 @@
-"""The triage list (key T): the signal queues with their counts, and recomputing the suspect-gold ranking."""
+"""The triage list (key t): the signal queues with their counts, and recomputing the suspect-gold ranking."""
 from __future__ import annotations
 
 from dataclasses import asdict

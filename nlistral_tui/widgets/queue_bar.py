@@ -16,11 +16,11 @@ MUTED = "$text-muted"
 TEAM_KEYS = {"mine": "m", "conflicts": "x", "sample": "o"}  # the team queues' keys (the digits are taken)
 
 
-TRIAGE_KEY = "T"  # the signal queues are picked from the triage list
+TRIAGE_KEY = "t"  # the signal queues are picked from the triage list
 
 
 def queue_key(queue: str) -> str:
-    """The key that selects a queue: 1-9 then 0, a letter for each team queue, T (the triage list) for the rest."""
+    """The key that selects a queue: 1-9 then 0, a letter for each team queue, t (the triage list) for the rest."""
     if queue in SIGNAL_QUEUES:
         return TRIAGE_KEY
     return TEAM_KEYS[queue] if queue in TEAM_KEYS else str((QUEUES.index(queue) + 1) % 10)

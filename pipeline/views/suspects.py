@@ -8,7 +8,7 @@ from db.suspicion import Suspect
 from pipeline.control_chars import shown
 
 
-def suspects_table(top: list[Suspect], pairs: dict[int, tuple[str, str, str]], weights: dict[str, float]) -> Table:
+def suspects_table(top: list[Suspect], pairs: dict[int, tuple[str, str]], weights: dict[str, float]) -> Table:
     """The suspects, most suspect first; pairs: example id -> (dataset/split:source id, gold)."""
     on = ", ".join(f"{name} {weight:g}" for name, weight in weights.items() if weight > 0) or "none"
     table = Table(title=f"Gold suspects (weights: {on})", title_justify="left")
