@@ -9,6 +9,7 @@ from sqlite_utils import Database
 from db.outcomes import reflection_value
 from db.records import Example, Generation, ReviewState
 from db.scope import by_ids
+from db.suspicion import Ranked, stored_for
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ExampleDetail:
     edit_base: str | None = None  # the text the current edit replaced, as the edit recorded it
     decisions: tuple[TeamDecision, ...] = ()  # each reviewer's standing decision, oldest first
     blind: Generation | None = None  # the latest blind reflection of the current thought (`reflect --blind`)
+    suspicion: Ranked | None = None  # its place in the stored gold-suspicion ranking (db/suspicion.py), if ranked
 
     def decision_of(self, reviewer: str) -> TeamDecision | None:
         """This reviewer's standing decision, if any."""
@@ -86,7 +88,7 @@ class ExampleDetail:
 
 
 def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) -> dict[int, ExampleDetail]:
-    """The details of the examples with these ids (unknown ids left out), in four queries (five with edits)."""
+    """The details of the examples with these ids (unknown ids left out), in six queries (seven with edits)."""
     ids = list(dict.fromkeys(int(i) for i in ids))
     if not ids:
         return {}
@@ -99,7 +101,8 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
               for r in db.query(f"SELECT * FROM review_state WHERE example_id IN ({marks})", ids)}
     bases = _edit_bases(db, [i for i, s in states.items() if s.status == "edited"])
     team = _team_decisions(db, ids)
-    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()))
+    ranked = stored_for(db, ids)
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()), ranked.get(i))
             for i, ex in examples.items()}
 
 
@@ -123,7 +126,8 @@ def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
 
 
 def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,
-            edit_base: str | None = None, decisions: tuple[TeamDecision, ...] = ()) -> ExampleDetail:
+            edit_base: str | None = None, decisions: tuple[TeamDecision, ...] = (),
+            suspicion: Ranked | None = None) -> ExampleDetail:
     by_id = {g.id: g for g in gens}
     thought = by_id.get(ex.thought_id) if ex.thought_id else None
     reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
@@ -141,4 +145,5 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         edit_base=edit_base,
         decisions=decisions,
         blind=blinds[-1] if blinds else None,
+        suspicion=suspicion,
     )

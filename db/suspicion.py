@@ -27,7 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from db.clock import now
-from db.scope import Scope
+from db.scope import Scope, by_ids
 from db.tx import write_tx
 
 JUDGE_LOW = 2.0  # a judge score at or below this (of 5) counts as low
@@ -212,8 +212,26 @@ def ranking_state(db: Database) -> RankingState | None:
     return RankingState(str(row[0]), json.loads(row[1]), json.loads(row[2]) != high_water(db), count)
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """An example's place in the stored ranking: its rank (1 = most suspect), its score and reasons then."""
+
+    rank: int
+    suspect: Suspect
+
+
+def _suspect(example_id: Any, score: Any, reasons: str) -> Suspect:
+    return Suspect(int(example_id), float(score), tuple(Reason(s, float(w), float(p), d)
+                                                        for s, w, p, d in json.loads(reasons)))
+
+
+def stored_for(db: Database, ids: Iterable[int]) -> dict[int, Ranked]:
+    """The stored ranking's entries of these examples (those not ranked are left out)."""
+    sql = "SELECT example_id, rank, score, reasons FROM suspicion WHERE example_id IN ({ids})"
+    return {int(i): Ranked(int(rank), _suspect(i, score, reasons)) for i, rank, score, reasons in by_ids(db, sql, ids)}
+
+
 def stored_top(db: Database, limit: int) -> list[Suspect]:
     """The first `limit` examples of the stored ranking, with the reasons stored with them."""
     rows = db.execute("SELECT example_id, score, reasons FROM suspicion ORDER BY rank LIMIT ?", [limit]).fetchall()
-    return [Suspect(int(i), float(score), tuple(Reason(s, float(w), float(p), d) for s, w, p, d in json.loads(reasons)))
-            for i, score, reasons in rows]
+    return [_suspect(i, score, reasons) for i, score, reasons in rows]

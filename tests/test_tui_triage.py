@@ -49,6 +49,8 @@ async def test_triage_recomputes_and_opens_the_suspect_queue_in_rank_order(demo_
         await _until(app, pilot, lambda: app.screen.current is not None)
         assert [r.id for r in app.screen.window.rows] == ranked
         assert app.screen.current.id == ranked[0]
+        await _until(app, pilot, lambda: "GOLD SUSPICION" in screen_text(app))
+        assert "#1  score" in screen_text(app) and "the thought says" in screen_text(app)
         await press(app, pilot, "j")
         assert app.screen.current.id == ranked[1]
         await press(app, pilot, "t")

@@ -164,8 +164,22 @@ def right_column(d: ExampleDetail, show_diff: bool = False, width: int | None = 
         run = f"  run {p.run_id}" if p.run_id is not None else ""
         parts += [Content("\n"), _section("PREDICTION", (run, MUTED)), _gen_line(p, "label", ex.gold_label),
                   literal(p.thought_process or p.raw_response or ""), Content("\n")]
+    if d.suspicion is not None:
+        parts += [Content("\n"), suspicion_content(d)]
     parts += [Content("\n"), review_content(d)]
     return Content.assemble(*parts)
+
+
+def suspicion_content(d: ExampleDetail) -> Content:
+    """The example's place in the stored gold-suspicion ranking and the reasons, each with the points it adds."""
+    ranked = d.suspicion
+    if ranked is None:
+        return Content("")
+    lines = [_section("GOLD SUSPICION", f"  #{ranked.rank}  score {ranked.suspect.score:g}",
+                      ("  (as of the last ranking: t, r recomputes)", MUTED))]
+    for reason in ranked.suspect.reasons:
+        lines.append(Content.assemble("• ", literal(reason.detail), (f"  +{reason.points:g}", MUTED), "\n"))
+    return Content.assemble(*lines)
 
 
 BLIND_OUTCOME = {  # the reflection axis of the outcome cells (db/outcomes.py), as a line and its style
