@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from db.connection import open_db
-from db.suspicion import Thresholds, suspects
+from db.suspicion import suspects
 from exports.lines import sft_line
 from pipeline.settings import Suspicion, load_settings
 
@@ -80,7 +80,7 @@ def score(out: Path) -> dict[str, object]:
     ids = dict(db.execute("SELECT source_id, id FROM examples").fetchall())
     flipped = {ids[s] for s in meta["source_ids"]}
     settings = load_settings()
-    thresholds = Thresholds(**asdict(settings.cartography))
+    thresholds = settings.cartography
     defaults = asdict(Suspicion())
     present = {
         "thought_disagrees": db.execute("SELECT count(*) FROM examples WHERE thought_id IS NOT NULL").fetchone()[0],

@@ -40,11 +40,10 @@ def signal_queue_sql(f: QueueFilter, per_row: bool) -> tuple[str, list[Any]]:
         from db.outcomes import cell_condition  # outcomes reads db.queues: imported when first asked
 
         return cell_condition(f.queue), []
-    from db.cartography import region_sql
-    from db.suspicion import Thresholds
+    from db.cartography import Edges, region_sql
 
-    defaults = Thresholds()
-    thresholds = Thresholds(
+    defaults = Edges()
+    thresholds = Edges(
         ambiguous_variability=defaults.ambiguous_variability if f.ambiguous_variability is None
         else f.ambiguous_variability,
         hard_confidence=defaults.hard_confidence if f.hard_confidence is None else f.hard_confidence)

@@ -26,10 +26,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from db.cartography import Edges, Thresholds, region_condition
 from db.clock import now
 from db.scope import Scope, by_ids
 from db.tx import write_tx
 
+DEFAULT_EDGES = Edges()
 JUDGE_LOW = 2.0  # a judge score at or below this (of 5) counts as low
 LABEL_NAMES = {1: "entailment", 0: "no entailment"}
 _HIGH_WATER = ("examples", "generations", "review_events", "runs")
@@ -56,14 +58,6 @@ class Suspect:
     def summary(self) -> str:
         """The reasons in one line, e.g. 'blind reflection says entailment; 2 of 3 adapter runs wrong'."""
         return "; ".join(r.detail for r in self.reasons)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The cartography region edges the hard-to-learn signal uses (settings [cartography])."""
-
-    ambiguous_variability: float = 0.2
-    hard_confidence: float = 0.5
 
 
 def _label(value: Any) -> str:
@@ -108,7 +102,7 @@ _SIGNALS: dict[str, str] = {
         "SELECT e.id, 1.0 - d.confidence, d.run_id, d.confidence, d.variability FROM examples e "
         "JOIN training_dynamics d ON d.example_id = e.id WHERE {scope} "
         "AND d.run_id = (SELECT max(x.run_id) FROM training_dynamics x WHERE x.example_id = e.id) "
-        "AND d.variability < ? AND d.confidence < ?"),
+        "AND {hard_to_learn}"),
 }
 SIGNALS = tuple(_SIGNALS)
 
@@ -140,13 +134,14 @@ def _detail(signal: str, values: tuple[Any, ...]) -> str:
 def _signal_rows(db: Database, signal: str, scope: Scope,
                  thresholds: Thresholds) -> Iterable[tuple[int, float, tuple[Any, ...]]]:
     where, args = scope.where("e")
+    hard, hard_args = region_condition("hard_to_learn", thresholds, "d")
     if signal == "hard_to_learn":
-        args = [*args, thresholds.ambiguous_variability, thresholds.hard_confidence]
-    for row in db.execute(_SIGNALS[signal].format(scope=where), args):
+        args = [*args, *hard_args]
+    for row in db.execute(_SIGNALS[signal].format(scope=where, hard_to_learn=hard), args):
         yield int(row[0]), float(row[1]), tuple(row[2:])
 
 
-def suspects(db: Database, weights: Mapping[str, float], thresholds: Thresholds = Thresholds(),
+def suspects(db: Database, weights: Mapping[str, float], thresholds: Thresholds = DEFAULT_EDGES,
              scope: Scope | None = None) -> list[Suspect]:
     """Every example in scope (its limit aside) with a score above 0, most suspect first (ties: lower id)."""
     unknown = set(weights) - set(SIGNALS)
@@ -168,7 +163,7 @@ def suspects(db: Database, weights: Mapping[str, float], thresholds: Thresholds 
 
 
 def reasons_for(db: Database, example_id: int, weights: Mapping[str, float],
-                thresholds: Thresholds = Thresholds()) -> Suspect:
+                thresholds: Thresholds = DEFAULT_EDGES) -> Suspect:
     """One example's score and reasons as the store stands now (score 0 and no reasons: no signal fired)."""
     found = suspects(db, weights, thresholds, Scope(ids=(example_id,)))
     return found[0] if found else Suspect(example_id, 0.0, ())
@@ -189,7 +184,7 @@ class RankingState:
     suspects: int
 
 
-def refresh(db: Database, weights: Mapping[str, float], thresholds: Thresholds = Thresholds()) -> list[Suspect]:
+def refresh(db: Database, weights: Mapping[str, float], thresholds: Thresholds = DEFAULT_EDGES) -> list[Suspect]:
     """Compute every example's score and store the ranking (replacing the last one) in one transaction."""
     ranked = suspects(db, weights, thresholds)
     with write_tx(db):

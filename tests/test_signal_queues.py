@@ -83,3 +83,24 @@ def test_filters_with_signal_fields_save_and_describe(ranked):
     f = QueueFilter(queue="hard_to_learn", train_run=3, hard_confidence=0.4)
     assert filter_from(f.__dict__) == f
     assert f.describe() == "hard-to-learn · train run 3"
+
+
+def test_region_queues_read_the_latest_train_run_with_the_filter_edges(ranked):
+    from db.cartography import Edges, region_counts
+    from db.runs import start_run
+
+    db, ids = ranked
+    old, new = start_run(db, "train", {}), start_run(db, "train", {})
+    rows = {1: (0.1, 0.05), 2: (0.45, 0.1), 3: (0.9, 0.05), 4: (0.5, 0.3)}  # source id: (confidence, variability)
+    with write_tx(db):
+        for source, (confidence, variability) in rows.items():
+            db.execute("INSERT INTO training_dynamics VALUES (?, ?, 1, '[0.5, 0.5]', ?, ?, 0.0)",
+                       [new, ids[source], confidence, variability])
+        db.execute("INSERT INTO training_dynamics VALUES (?, ?, 1, '[0.5, 0.5]', 0.1, 0.0, 0.0)", [old, ids[5]])
+    members = {q: [r.id for r in page_after(db, QueueFilter(queue=q), None, 100)]
+               for q in ("hard_to_learn", "ambiguous", "easy")}
+    assert members == {"hard_to_learn": _order(ids, [1, 2]), "ambiguous": _order(ids, [4]), "easy": _order(ids, [3])}
+    assert {q: len(v) for q, v in members.items()} == region_counts(db, new, Edges())
+    stricter = QueueFilter(queue="hard_to_learn", hard_confidence=0.3)
+    assert [r.id for r in page_after(db, stricter, None, 100)] == _order(ids, [1])
+    assert [r.id for r in page_after(db, QueueFilter(queue="hard_to_learn", train_run=old), None, 100)] == [ids[5]]

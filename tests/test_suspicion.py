@@ -7,12 +7,13 @@ from dataclasses import asdict
 import pytest
 
 from db import write_tx
+from db.cartography import Edges
 from db.examples import NewExample, example_row, insert_examples
 from db.generations import add_generation
 from db.reviews import record
 from db.runs import start_run
 from db.staging import stage_rows
-from db.suspicion import SIGNALS, Thresholds, ranking_state, reasons_for, refresh, stored_top, suspects
+from db.suspicion import SIGNALS, ranking_state, reasons_for, refresh, stored_top, suspects
 from pipeline.settings import Suspicion
 
 WEIGHTS = asdict(Suspicion())
@@ -118,7 +119,7 @@ def test_order_weights_and_thresholds(store):
     only_adapter = suspects(db, {"adapter_wrong": 1.0})
     assert [s.example_id for s in only_adapter] == [eid[6]]
     assert suspects(db, {name: 0.0 for name in SIGNALS}) == []
-    strict = suspects(db, {"hard_to_learn": 1.0}, Thresholds(ambiguous_variability=0.2, hard_confidence=0.05))
+    strict = suspects(db, {"hard_to_learn": 1.0}, Edges(ambiguous_variability=0.2, hard_confidence=0.05))
     assert strict == []  # confidence 0.1 is not below 0.05
     with pytest.raises(ValueError, match="unknown suspicion signals"):
         suspects(db, {"vibes": 1.0})

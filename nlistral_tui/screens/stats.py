@@ -1,10 +1,11 @@
-"""The stats screen: counts by state, the thought model against gold, label balance, lengths, pace, and (once
-anyone has decided) agreement between reviewers."""
+"""The stats screen: counts by state, the thought model against gold, label balance, lengths, pace, the latest
+training run's data map (cartography), and (once anyone has decided) agreement between reviewers."""
 from __future__ import annotations
 
 from typing import ClassVar
 
 from rich.console import Group
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,9 +14,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
-from nlistral_tui.data.review_stats import ReviewStats, review_stats
+from nlistral_tui.data.review_stats import DataMap, ReviewStats, review_stats
 from nlistral_tui.data.store import Store
 from nlistral_tui.messages import AgreementComputed, StatsComputed
+from pipeline.settings import Settings
+from pipeline.views.cartography import NO_DYNAMICS, draw_scatter, summary_line
 from pipeline.views.review import balance_table, pace_table
 from pipeline.views.stats import render_stats
 from pipeline.views.team import agreement_view
@@ -42,6 +45,8 @@ class StatsScreen(Screen[None]):
                     yield Static(id="stats-review")
                     yield PlotextPlot(id="length-plot")
                     yield PlotextPlot(id="pace-plot")
+                    yield Static(id="carto-note")
+                    yield PlotextPlot(id="carto-plot")
             yield Static(id="stats-team")  # shown once a reviewer has decided
         yield Footer()
 
@@ -59,7 +64,8 @@ class StatsScreen(Screen[None]):
         from pipeline.agreement import agreement_report
 
         db = self.store.db()
-        self.post_message(StatsComputed(review_stats(db)))
+        thresholds = getattr(self.app, "settings", Settings()).cartography
+        self.post_message(StatsComputed(review_stats(db, thresholds)))
         self.post_message(AgreementComputed(agreement_report(db)))  # reads the whole log: after the counts
 
     def on_agreement_computed(self, msg: AgreementComputed) -> None:
@@ -85,3 +91,17 @@ class StatsScreen(Screen[None]):
         pace.plt.bar([d[5:] for d, _ in stats.pace.per_day] or ["-"], [n for _, n in stats.pace.per_day] or [0])
         pace.plt.title("Decisions per day (UTC)")
         pace.refresh()
+        self._show_data_map(stats.data_map)
+
+    def _show_data_map(self, found: DataMap | None) -> None:
+        """The latest train run's variability x confidence scatter with its region counts, or how to get one."""
+        plot = self.query_one("#carto-plot", PlotextPlot)
+        plot.display = found is not None
+        if found is None:
+            self.query_one("#carto-note", Static).update(Text(NO_DYNAMICS))
+            return
+        counts = ", ".join(f"{region} {n:,}" for region, n in found.summary.regions.items())
+        self.query_one("#carto-note", Static).update(Text(f"{summary_line(found.summary)}. Regions: {counts} "
+                                                          f"(`nlistral cartography {found.summary.run_id}`)"))
+        draw_scatter(plot.plt, found.rows, found.thresholds)
+        plot.refresh()

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from db.cartography import Edges
 from db.queue_signals import SIGNAL_QUEUES, SIGNAL_TITLES
 from db.queues import QueueFilter
-from db.suspicion import RankingState, Thresholds
+from db.suspicion import RankingState
 from nlistral_tui.screens.choice import ChoiceScreen
 
 REFRESH = "refresh"  # the choice that recomputes the ranking
@@ -32,6 +33,6 @@ def with_thresholds(f: QueueFilter, settings: Any) -> QueueFilter:
     return f.replace(ambiguous_variability=edges.ambiguous_variability, hard_confidence=edges.hard_confidence)
 
 
-def ranking_inputs(settings: Any) -> tuple[dict[str, float], Thresholds]:
+def ranking_inputs(settings: Any) -> tuple[dict[str, float], Edges]:
     """The weights and region edges the ranking is computed with."""
-    return dict(asdict(settings.suspicion)), Thresholds(**asdict(settings.cartography))
+    return dict(asdict(settings.suspicion)), settings.cartography

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from pipeline.cli import cartography as cartography_commands
 from pipeline.cli import evaluate as evaluate_commands
 from pipeline.cli import export as export_commands
 from pipeline.cli import generate as generate_commands
@@ -41,7 +42,7 @@ def _root(ctx: typer.Context, db: DbOption = DEFAULT_DB_PATH) -> None:
 
 # In the order `nlistral --help` lists them.
 for _group in (import_commands, stats_commands, review_commands, team_commands, triage_commands,
-               generate_commands, export_commands, train_commands, evaluate_commands):
+               generate_commands, export_commands, train_commands, cartography_commands, evaluate_commands):
     _group.register(app)
 
 

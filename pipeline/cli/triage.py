@@ -51,7 +51,7 @@ def triage(
 
     settings = load_settings()
     weights = as_dict(settings.suspicion)
-    thresholds = suspicion.Thresholds(**as_dict(settings.cartography))
+    thresholds = settings.cartography
     scope = Scope(datasets=(dataset,) if dataset else (), splits=(split,) if split else ())
     store = open_store(db, create=False)
     result = outcomes(store, scope)

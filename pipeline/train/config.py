@@ -78,6 +78,9 @@ class TrainConfig:
     save_total_limit: int = 3
     early_stopping_patience: int = 3  # evaluations without a lower eval loss before stopping; 0 disables
     logging_steps: int = 10
+    # --- training dynamics (sft, label-only; pipeline/train/cartography.py, `nlistral cartography`) ------
+    cartography: bool = True  # score P(gold label token) of every training example at each checkpoint
+    cartography_every_steps: int = 0  # 0: a checkpoint at the end of each epoch; N: every N optimizer steps
     # --- DPO (method: dpo) -----------------------------------------------------------------------
     loss: str = "dpo"  # dpo (sigmoid) | cal-dpo (arXiv 2412.14516) | dr-dpo (arXiv 2407.07880)
     beta: float = 0.1
@@ -227,7 +230,7 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
                 "save_steps", "logging_steps", "save_total_limit"):
         if getattr(config, key) <= 0:
             fail(key, f"must be positive, not {getattr(config, key)}")
-    for key in ("warmup_steps", "early_stopping_patience", "beta_warmup_steps"):
+    for key in ("warmup_steps", "early_stopping_patience", "beta_warmup_steps", "cartography_every_steps"):
         if getattr(config, key) < 0:
             fail(key, f"must be 0 or more, not {getattr(config, key)}")
     if not config.lora_targets:
@@ -249,7 +252,13 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
     if config.early_stopping_patience and config.save_steps % config.eval_steps:
         fail("save_steps", f"{config.save_steps} must be a multiple of eval_steps ({config.eval_steps}) so the "
                            "best checkpoint can be restored when early stopping is on")
+    if config.cartography_every_steps and not config.cartography:
+        fail("cartography_every_steps", "needs cartography: true (or leave it out)")
     if config.method == "dpo":
+        for key in ("cartography", "cartography_every_steps"):
+            if key in origin and getattr(config, key):
+                fail(key, "is for method sft and label-only (a DPO pair has no single gold label to score); "
+                          "leave it out")
         if config.compile:
             fail("compile", "is for method sft and label-only (DPO's padded pairs were not measured with it)")
         if config.beta <= 0:

@@ -16,7 +16,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -27,6 +27,7 @@ from exports.sink import export_sha256
 from pipeline.errors import PipelineError
 
 IGNORE = -100
+T = TypeVar("T")
 Row = dict[str, list[int]]  # one encoded example: token id lists by column (input_ids, labels, prompt_ids, ...)
 
 
@@ -70,6 +71,7 @@ class Encoded:
 
     rows: list[Row]
     dropped_ids: list[Any] = field(default_factory=list)  # longer than max_length
+    records: list[Any] = field(default_factory=list)  # the record of each row, in the same order
 
 
 def resolve_source(spec: str, db: Database | None = None) -> Source:
@@ -225,7 +227,7 @@ def encode_sft(records: list[SftRecord], tokenizer: Any, max_length: int) -> Enc
     """input_ids and labels (prompt masked with -100) for each record; overlong ones dropped."""
     prompts = [formats.inst_prompt(r.prompt) for r in records]
     texts = [formats.inst_text(r.prompt, r.target) for r in records]
-    heads, fulls = _encode(tokenizer, prompts), _encode(tokenizer, texts)
+    heads, fulls = encode_texts(tokenizer, prompts), encode_texts(tokenizer, texts)
     out = Encoded(rows=[])
     for record, head, full in zip(records, heads, fulls):
         _check_encoding(tokenizer, record.where, head, full)
@@ -233,14 +235,15 @@ def encode_sft(records: list[SftRecord], tokenizer: Any, max_length: int) -> Enc
             out.dropped_ids.append(record.id)
             continue
         out.rows.append({"input_ids": full, "labels": [IGNORE] * len(head) + full[len(head):]})
+        out.records.append(record)
     return out
 
 
 def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> Encoded:
     """prompt_ids / chosen_ids / rejected_ids per pair, tokenized exactly as SFT; overlong pairs dropped."""
-    heads = _encode(tokenizer, [formats.inst_prompt(r.prompt) for r in records])
-    chosen = _encode(tokenizer, [formats.inst_text(r.prompt, r.chosen) for r in records])
-    rejected = _encode(tokenizer, [formats.inst_text(r.prompt, r.rejected) for r in records])
+    heads = encode_texts(tokenizer, [formats.inst_prompt(r.prompt) for r in records])
+    chosen = encode_texts(tokenizer, [formats.inst_text(r.prompt, r.chosen) for r in records])
+    rejected = encode_texts(tokenizer, [formats.inst_text(r.prompt, r.rejected) for r in records])
     out = Encoded(rows=[])
     for record, head, good, bad in zip(records, heads, chosen, rejected):
         _check_encoding(tokenizer, record.where, head, good)
@@ -249,11 +252,12 @@ def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> 
             out.dropped_ids.append(record.id)
             continue
         out.rows.append({"prompt_ids": head, "chosen_ids": good[len(head):], "rejected_ids": bad[len(head):]})
+        out.records.append(record)
     return out
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    # The text carries its own literal "<s>", so the tokenizer must not add another BOS.
+def encode_texts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of training texts, exactly as rows are encoded (the text's own "<s>" is the only BOS)."""
     ids: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return ids
 
@@ -268,8 +272,11 @@ def _check_encoding(tokenizer: Any, where: str, head: list[int], full: list[int]
                         "loss mask would be wrong; check the tokenizer (the prompt must end at [/INST])")
 
 
-def split_eval(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
-    """A seeded held-out share of rows (at least one row when fraction > 0 and there are 2 or more)."""
+def split_eval(rows: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """A seeded held-out share of rows (at least one row when fraction > 0 and there are 2 or more).
+
+    Any list splits the same way for the same length and seed (the runner splits rows and their records alike).
+    """
     if fraction <= 0 or len(rows) < 2:
         return rows, []
     order = list(range(len(rows)))

@@ -59,6 +59,7 @@ class RunResult:
     adapter_dir: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    cartography: Any = None  # the CartographyTracker when it ran; its dynamics are stored once the run completes
 
 
 def default_output_dir(config_path: Path | None) -> Path:
@@ -109,6 +110,10 @@ def run_training(config: TrainConfig, *, db_path: Path | None, config_path: Path
             _train(config, hw, sources, output_dir, resume, log, [cancel, *callbacks], echo, result)
             if cancel.requested:
                 raise TrainingCancelled()
+            if result.cartography is not None:
+                from pipeline.train.cartography import record_dynamics
+
+                result.metrics.update(record_dynamics(store, run_id, result.cartography, log, echo))
         result.status = "completed"
     except (TrainingCancelled, KeyboardInterrupt):
         result.status, result.error = "cancelled", "stopped by request"
@@ -157,19 +162,28 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
                "attention": run_plan.attention, "optimizer": run_plan.optimizer})
     base = model_mod.base_model_path(config, output_dir)
     tokenizer = model_mod.load_tokenizer(base)
-    train_rows, eval_rows, counts = _rows(config, sources, tokenizer)
+    train_rows, eval_rows, counts, train_records = _rows(config, sources, tokenizer)
     echo(f"Data: {counts['train_examples']} train / {counts['eval_examples']} eval examples; "
          f"{counts['dropped_overlong']} dropped as longer than {config.max_length} tokens")
     log.write({"event": "data", **counts})
     model = model_mod.load_model(base, run_plan, hw)
     meter = Throughput()
     extra = [meter, JsonlLogger(log, meter), *callbacks]
+    if config.cartography and config.method != "dpo":
+        from pipeline.train.cartography import start_tracker
+
+        cancel = next((c for c in callbacks if isinstance(c, CancelOnSignal)), CancelOnSignal())
+        result.cartography = start_tracker(config, hw, train_records, train_rows, tokenizer, log, meter,
+                                           lambda: cancel.requested, echo)
+        extra.append(result.cartography)
     if hw.is_main:
         extra.append(tensorboard_callback(output_dir / "tensorboard"))
     builder = _builder(config.method)
     trainer = builder(config, model, tokenizer, run_plan, hw, train_rows, eval_rows,
                       output_dir / "checkpoints", extra)
     meter.trainer = trainer
+    if result.cartography is not None:
+        result.cartography.trainer = trainer
     if config.method == "dpo" and config.drop_disagreeing_fraction > 0:
         from pipeline.train.dpo import drop_disagreeing
 
@@ -192,6 +206,8 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
         "epoch": trainer.state.epoch, "train_runtime_s": output.metrics.get("train_runtime"),
         "tokens_per_s": meter.mean_rate(), "tokens": getattr(trainer, "_total_train_tokens", None),
         "export_sha256": sources.train.sha256}
+    if result.cartography is not None:
+        metrics.update(result.cartography.metrics())
     if eval_rows:
         evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
         if not evals:  # training ended before the first scheduled evaluation
@@ -221,8 +237,8 @@ def _builder(method: str) -> Callable[..., Any]:
 
 
 def _rows(config: TrainConfig, sources: Sources,
-          tokenizer: Any) -> tuple[list[train_data.Row], list[train_data.Row], dict[str, int]]:
-    """Encoded train and eval rows, and the counts that go into the run's metrics."""
+          tokenizer: Any) -> tuple[list[train_data.Row], list[train_data.Row], dict[str, int], list[Any]]:
+    """Encoded train and eval rows, the counts that go into the run's metrics, and the train rows' records."""
 
     def encode(source: train_data.Source) -> train_data.Encoded:
         if config.method == "dpo":
@@ -236,15 +252,16 @@ def _rows(config: TrainConfig, sources: Sources,
     dropped = len(main.dropped_ids)
     if sources.held is not None:
         held = encode(sources.held)
-        train_rows, eval_rows = main.rows, held.rows
+        train_rows, eval_rows, train_records = main.rows, held.rows, main.records
         dropped += len(held.dropped_ids)
     else:
         train_rows, eval_rows = train_data.split_eval(main.rows, config.eval_fraction, config.seed)
+        train_records, _ = train_data.split_eval(main.records, config.eval_fraction, config.seed)
     if not train_rows:
         raise TrainingError(f"{sources.train.path}: no training examples left (all longer than "
                             f"max_length {config.max_length}?)")
     return train_rows, eval_rows, {"train_examples": len(train_rows), "eval_examples": len(eval_rows),
-                                   "dropped_overlong": dropped}
+                                   "dropped_overlong": dropped}, train_records
 
 
 def _check_output_dir(output_dir: Path, resume: bool) -> None:

@@ -71,16 +71,16 @@ class Throughput(TrainerCallback):
             self.steps.append((tokens - self._last[1], now - self._last[0]))
         self._last = (now, tokens)
 
-    def _restart_clock(self) -> None:
-        # Evaluation and saving run between two steps: the next step is timed from when they end.
+    def restart_clock(self) -> None:
+        """Time the next step from now: evaluation, saving and cartography passes run between two steps."""
         if self._last is not None:
             self._last = (self._now(), self._last[1])
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._restart_clock()
+        self.restart_clock()
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._restart_clock()
+        self.restart_clock()
 
     def rate_since_last_read(self) -> float | None:
         """Tokens/s over the steps measured since the previous call."""
