@@ -108,7 +108,7 @@ def test_a_two_epoch_run_stores_one_row_per_example_with_two_probabilities(train
 
 
 def _by_hand(model_dir: Path, adapter: Path, text: str, label: int) -> tuple[float, bool]:
-    """P(gold label token) and gold > other, from one plain forward pass of base + adapter."""
+    """P(gold label) between the two label tokens and gold > other, from one plain forward pass of base + adapter."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -121,7 +121,8 @@ def _by_hand(model_dir: Path, adapter: Path, text: str, label: int) -> tuple[flo
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter).eval()
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([gold_ids[:at]])).logits[0, -1]
-    return torch.softmax(logits, -1)[gold_ids[at]].item(), bool(logits[gold_ids[at]] > logits[other_ids[at]])
+    pair = torch.stack([logits[gold_ids[at]], logits[other_ids[at]]])
+    return torch.softmax(pair, -1)[0].item(), bool(logits[gold_ids[at]] > logits[other_ids[at]])
 
 
 def test_the_numbers_match_a_hand_computation(trained, tiny_model_dir):
@@ -261,7 +262,8 @@ def test_scoring_packed_or_padded_matches_one_forward_per_row(trained, tiny_mode
     with torch.no_grad():
         for slot, p, win in zip(found.slots, scores.p_gold, scores.gold_wins):
             logits = model(input_ids=torch.tensor([slot.prefix])).logits[0, -1]
-            assert p == pytest.approx(torch.softmax(logits, -1)[slot.gold_token].item(), rel=1e-5)
+            pair = torch.stack([logits[slot.gold_token], logits[slot.other_token]])
+            assert p == pytest.approx(torch.softmax(pair, -1)[0].item(), rel=1e-5)
             assert win == bool(logits[slot.gold_token] > logits[slot.other_token])
 
 

@@ -1,6 +1,10 @@
 """Teacher-forced probability of the gold label token: where the label sits in each training row, and one
 batched, no-grad scoring pass with the trainer's own model and collator.
 
+The probability is the gold label's share of the two label tokens (softmax over their two logits, i.e.
+sigmoid of the logit margin): the model's decision between the labels, as a classifier's class probability
+is in the cartography paper, so 0.5 means undecided and correctness is "above 0.5".
+
 Why here and not in pipeline/evaluate: evaluate only decodes greedily (generation.py) and its other
 forward pass (merge.top1_predictions) checks a dequantised base's argmax over every position; neither
 scores a label. Its fast path is also the wrong one during training: it dequantises the 4-bit base into
@@ -126,7 +130,8 @@ def scoring_collator(collator: Any, model: Any) -> Any:
 
 def score_gold(model: Any, collator: Callable[[list[dict[str, Any]]], dict[str, Any]], slots: Sequence[LabelSlot],
                rows_per_batch: int) -> Scores:
-    """P(gold label token) for each slot, teacher-forced, in eval mode under no_grad (train mode is restored)."""
+    """P(gold label) between the two label tokens for each slot, teacher-forced, in eval mode under no_grad (train
+    mode is restored)."""
     import torch
 
     started = time.perf_counter()
@@ -147,8 +152,12 @@ def score_gold(model: Any, collator: Callable[[list[dict[str, Any]]], dict[str, 
                 logits = out.logits[rows.to(device), where.to(device)].float()
                 gold = torch.tensor([s.gold_token for s in chosen], device=device)[:, None]
                 other = torch.tensor([s.other_token for s in chosen], device=device)[:, None]
-                probs = logits.softmax(-1).gather(1, gold)[:, 0].tolist()
-                beats = (logits.gather(1, gold) > logits.gather(1, other))[:, 0].tolist()
+                # P(gold) between the two labels: the label decision, whatever mass other tokens still hold
+                # early in training (a raw vocabulary softmax put every example "below 0.5" after 2 epochs
+                # of SmolLM2 while the model already preferred gold).
+                margin = (logits.gather(1, gold) - logits.gather(1, other))[:, 0]
+                probs = torch.sigmoid(margin).tolist()
+                beats = (margin > 0).tolist()
                 for k, i in enumerate(batch):
                     p_gold[i], wins[i] = float(probs[k]), bool(beats[k])
     finally:
