@@ -1,8 +1,8 @@
 """Training dynamics during `nlistral train` (Dataset Cartography, Swayamdipta et al. 2020).
 
 At the end of each epoch (or every `cartography_every_steps` optimizer steps) the tracker scores the
-probability of the gold label (against the other label token) of every training row (label_scores.py) and appends the pass to
-OUTPUT_DIR/cartography.jsonl at once, one line per checkpoint:
+probability of the gold label (against the other label token) of every training row (label_scores.py)
+and appends the pass to OUTPUT_DIR/cartography.jsonl at once, one line per checkpoint:
   {"step": int, "epoch": float, "seconds": float, "ids": [...], "p_gold": [...], "gold_wins": [0|1, ...]}
 so a killed run loses at most the pass it was in; `--resume` drops the lines after the checkpoint it
 resumes from and goes on appending. When the run completes, the runner stores every checkpoint of the
