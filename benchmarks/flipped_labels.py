@@ -9,9 +9,10 @@
 
 `score` ranks the store's examples by the suspicion score (db/suspicion.py) with one signal set at a time
 (each signal alone, then all of them at their default weights) and reports precision@k and recall@k of the
-flipped examples, for k = half, one and two times the number flipped; a random ranking's precision is the
-flipped fraction. The training file is the label-only layout (exports/formats.py); every row carries the
-store's example id, so training dynamics land on the right examples.
+flipped examples, for k = half, one and two times the number flipped, counted in expectation over random
+order within tied scores; a random ranking's precision is the flipped fraction. The training file is the
+label-only layout (exports/formats.py); every row carries the store's example id, so training dynamics land on
+the right examples.
 """
 from __future__ import annotations
 
@@ -68,9 +69,20 @@ def prepare(data: Path, out: Path, fraction: float, seed: int) -> None:
     print(f"{out}: {len(rows)} rows, {len(flipped)} labels flipped (seed {seed})")
 
 
-def _at_k(ranked: list[int], flipped: set[int], k: int) -> dict[str, float]:
-    hits = len(set(ranked[:k]) & flipped)
-    return {"k": k, "hits": hits, "precision": round(hits / k, 4), "recall": round(hits / len(flipped), 4)}
+def _at_k(ranked: list[tuple[int, float]], flipped: set[int], total: int, k: int) -> dict[str, float]:
+    """Flipped examples among the top k, expected over random order within tied scores (examples no signal
+    fired on share score 0, so a k past the fired ones draws from them at random too)."""
+    scores = [score for _, score in ranked] + [0.0] * (total - len(ranked))
+    cut = scores[k - 1]
+    above = [i for i, score in ranked if score > cut]
+    tied = [i for i, score in ranked if score == cut]
+    tied_hits = len(set(tied) & flipped)
+    tie_size = len(tied)
+    if cut == 0.0:  # the rest of the store ties at 0
+        tied_hits += len(flipped) - len({i for i, _ in ranked} & flipped)
+        tie_size += total - len(ranked)
+    hits = len(set(above) & flipped) + (k - len(above)) * tied_hits / tie_size
+    return {"k": k, "hits": round(hits, 2), "precision": round(hits / k, 4), "recall": round(hits / len(flipped), 4)}
 
 
 def score(out: Path) -> dict[str, object]:
@@ -97,11 +109,12 @@ def score(out: Path) -> dict[str, object]:
                                      "SELECT id FROM runs WHERE kind = 'evaluate' ORDER BY id")],
                                  "signals": {}}
     for name, weights in sets.items():
-        ranked = [s.example_id for s in suspects(db, weights, thresholds)]
+        ranked = [(s.example_id, s.score) for s in suspects(db, weights, thresholds)]
+        fired = {i for i, _ in ranked}
         report["signals"][name] = {  # type: ignore[index]
-            "fired": len(ranked), "at_k": [_at_k(ranked, flipped, k) for k in (n // 2, n, 2 * n)],
-            "recall_of_all_fired": round(len(set(ranked) & flipped) / n, 4),
-            "precision_of_all_fired": round(len(set(ranked) & flipped) / max(1, len(ranked)), 4)}
+            "fired": len(ranked), "at_k": [_at_k(ranked, flipped, len(ids), k) for k in (n // 2, n, 2 * n)],
+            "recall_of_all_fired": round(len(fired & flipped) / n, 4),
+            "precision_of_all_fired": round(len(fired & flipped) / max(1, len(ranked)), 4)}
     return report
 
 
