@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from fake_mistral import TEST_KEY, FakeMistral, Record, toy_db, toy_pairs
+from kill import generation_process, sigkill_when, stored_count
 from typer.testing import CliRunner
 
 from db import open_db, write_tx
@@ -217,21 +214,6 @@ def test_blind_alone_leaves_the_example_without_a_reflection(fake: FakeMistral, 
 KILL_N, CONCURRENCY = 60, 6
 
 
-def _blind_run(db: Path, url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MISTRAL_API_KEY": TEST_KEY, "NLISTRAL_CONFIG": str(tmp_path / "none.toml")}
-    command = [sys.executable, "-c", "from pipeline.cli import main; main()", "reflect", "--blind", "--db", str(db),
-               "--server-url", url, "--rps", "40", "--max-concurrency", str(CONCURRENCY)]
-    return subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _stored_blind(db: Path) -> int:
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        return conn.execute("SELECT count(*) FROM generations WHERE kind = 'blind_reflection'").fetchone()[0]
-    finally:
-        conn.close()
-
-
 @pytest.mark.slow
 def test_sigkill_mid_blind_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MISTRAL_API_KEY", TEST_KEY)
@@ -243,15 +225,8 @@ def test_sigkill_mid_blind_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
         assert len(wrong) >= 30
         fake.reset()
         fake.config.latency_s = 0.2
-        first = _blind_run(path, fake.url, tmp_path)
-        deadline = time.monotonic() + 60
-        while _stored_blind(path) < 10:
-            assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
-            assert time.monotonic() < deadline, "the first run stored nothing in 60 s"
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        assert first.returncode == -signal.SIGKILL
+        first = generation_process("reflect", path, fake.url, TEST_KEY, tmp_path, CONCURRENCY, "--blind")
+        sigkill_when(first, lambda: stored_count(path, "blind_reflection") >= 10, "the first run stored fewer than 10 answers")
         phase1 = fake.snapshot()
         conn = sqlite3.connect(path)
         stored = {p for (p,) in conn.execute("SELECT e.premise FROM generations g JOIN examples e ON e.id = "
@@ -259,7 +234,7 @@ def test_sigkill_mid_blind_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
         conn.close()
         assert 10 <= len(stored) < len(wrong)
 
-        second = _blind_run(path, fake.url, tmp_path)
+        second = generation_process("reflect", path, fake.url, TEST_KEY, tmp_path, CONCURRENCY, "--blind")
         _, err = second.communicate(timeout=120)
         assert second.returncode == 0, err.decode()
         phase2 = fake.snapshot()[len(phase1):]

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import csv
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from fake_mistral import FakeMistral, request_key, toy_pairs
+from kill import generation_process, sigkill_when, stored_count
 
 from db import open_db
 from pipeline.importing import import_file
@@ -21,23 +17,6 @@ from pipeline.prompts import THOUGHT
 KEY = "sk-test-kill-b7e2046d11"
 MODEL = "ministral-8b-latest"
 N, CONCURRENCY = 60, 6
-
-
-def _generate(db: Path, url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MISTRAL_API_KEY": KEY, "NLISTRAL_CONFIG": str(tmp_path / "none.toml")}
-    command = [sys.executable, "-c", "from pipeline.cli import main; main()", "generate", "--db", str(db),
-               "--server-url", url, "--rps", "40", "--max-concurrency", str(CONCURRENCY)]
-    return subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _stored(db: Path) -> int:
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        return conn.execute("SELECT count(*) FROM generations WHERE kind = 'thought'").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-    finally:
-        conn.close()
 
 
 @pytest.mark.slow
@@ -53,15 +32,8 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     key_of = {request_key(MODEL, THOUGHT.messages(premise=p, hypothesis=h)): (p, h) for p, h, _ in pairs}
 
     with FakeMistral(api_key=KEY, latency_s=0.2) as fake:
-        first = _generate(db_path, fake.url, tmp_path)
-        deadline = time.monotonic() + 60
-        while _stored(db_path) < 15:
-            assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
-            assert time.monotonic() < deadline, "the first run stored nothing in 60 s"
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        assert first.returncode == -signal.SIGKILL
+        first = generation_process("generate", db_path, fake.url, KEY, tmp_path, CONCURRENCY)
+        sigkill_when(first, lambda: stored_count(db_path, "thought") >= 15, "the first run stored fewer than 15 answers")
         phase1 = fake.snapshot()
 
         conn = sqlite3.connect(db_path)
@@ -71,7 +43,7 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
         conn.close()
         assert 15 <= len(stored_pairs) < N
 
-        second = _generate(db_path, fake.url, tmp_path)
+        second = generation_process("generate", db_path, fake.url, KEY, tmp_path, CONCURRENCY)
         _, err = second.communicate(timeout=120)
         assert second.returncode == 0, err.decode()
         phase2 = fake.snapshot()[len(phase1):]

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_mistral import FakeMistral, toy_pairs
+from kill import sigkill_when, stored_count
 
 from db import open_db
 from db.owner import Owner, liveness, this_process
@@ -194,16 +194,6 @@ def test_an_interrupted_run_can_be_resumed_and_a_live_one_is_not_taken(tmp_path:
     assert _status(path, live_id).status == "running"
 
 
-def _stored(path: Path) -> int:
-    conn = sqlite3.connect(path, timeout=5)
-    try:
-        return conn.execute("SELECT count(*) FROM generations WHERE kind = 'thought'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
 def test_a_generate_killed_mid_run_is_interrupted_and_a_rerun_completes(tmp_path: Path) -> None:
     data = tmp_path / "toy_train.csv"
     with data.open("w", newline="") as fh:
@@ -217,12 +207,7 @@ def test_a_generate_killed_mid_run_is_interrupted_and_a_rerun_completes(tmp_path
         command = [sys.executable, "-c", "from pipeline.cli import main; main()", "generate", "--db", str(path),
                    "--server-url", fake.url, "--rps", "40", "--max-concurrency", "4"]
         first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while _stored(path) < 5:
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr and first.stderr.read()
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        sigkill_when(first, lambda: stored_count(path, "thought") >= 5, "the first run stored fewer than 5 answers")
         db = open_db(path)
         (killed,) = [r for r in db.query("SELECT * FROM runs WHERE kind = 'generate'")]
         db.conn.close()
@@ -233,4 +218,4 @@ def test_a_generate_killed_mid_run_is_interrupted_and_a_rerun_completes(tmp_path
     db = open_db(path)
     statuses = [r["status"] for r in db.query("SELECT status FROM runs WHERE kind = 'generate' ORDER BY id")]
     db.conn.close()
-    assert statuses == ["interrupted", "completed"] and _stored(path) == 40
+    assert statuses == ["interrupted", "completed"] and stored_count(path, "thought") == 40
