@@ -15,7 +15,8 @@ MEANINGS = {
     "ambiguous": "the model keeps changing its mind about gold (high variability)",
     "hard_to_learn": "gold stays unlikely throughout (low confidence): often a mislabel",
 }
-MARKERS = {"easy": ("dot", "green"), "ambiguous": ("x", "yellow"), "hard_to_learn": ("x", "red")}
+# A marker and a colour per region: the markers alone tell them apart (no colour, or colour-blind).
+MARKERS = {"easy": ("dot", "green"), "ambiguous": ("+", "yellow"), "hard_to_learn": ("x", "red")}
 PLOT_POINTS = 4000  # points drawn at most (evenly spread over the run's examples): a terminal has fewer cells
 NO_DYNAMICS = ("No training dynamics yet: train with `nlistral train` (sft or label-only, cartography on by "
                "default), then `nlistral cartography` shows the regions.")
@@ -82,7 +83,7 @@ def draw_scatter(plt: Any, rows: Sequence[ExampleDynamics], thresholds: Threshol
     plt.ylim(0, 1)
     plt.xlabel("variability")
     plt.ylabel("confidence")
-    plt.title("Data map: P(gold label) across checkpoints" + (f" (every {step}th example)" if step > 1 else ""))
+    plt.title("Data map: P(gold label) across checkpoints" + (f" (1 example in {step})" if step > 1 else ""))
 
 
 def scatter_text(rows: Sequence[ExampleDynamics], thresholds: Thresholds, width: int, height: int = 20) -> Text:
