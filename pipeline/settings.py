@@ -41,9 +41,11 @@ class Models:
 
 @dataclass(frozen=True)
 class Api:
-    """Where requests go and how fast (the API key is never stored here: use MISTRAL_API_KEY)."""
+    """Where requests go and how fast (the key is never stored here: use MISTRAL_API_KEY or OPENAI_API_KEY)."""
 
-    server_url: str | None = None  # None: the Mistral API; else any Mistral-compatible server
+    backend: str = "mistral"  # "mistral" (mistralai SDK) or "openai" (openai SDK: vLLM, SGLang, llama.cpp, Ollama)
+    # None: the Mistral API; else a server, or (backend "openai") a list of servers to spread requests over
+    server_url: str | list[str] | None = None
     rps: float = 1.0  # requests per second (the free tier allows about 1)
     tokens_per_minute: int = 500_000
     max_concurrency: int = 8
@@ -157,6 +159,10 @@ def _problem(key: str, annotation: object, value: object) -> str | None:
         texts = [v.strip() for v in items if isinstance(v, str)]
         ok = len(texts) == len(items) and 0 < len(texts) <= MAX_REASONS and all(texts) and len(set(texts)) == len(texts)
         return None if ok else f"must be a list of 1 to {MAX_REASONS} different non-empty strings in quotes"
+    if kind == "str | list[str]":  # [api] server_url: one server, or several for backend "openai"
+        items = value if isinstance(value, list) and value else [value]
+        ok = all(isinstance(v, str) and v.strip() for v in items)
+        return None if ok else "must be a non-empty string in quotes, or a list of them"
     if kind == "str":
         ok = isinstance(value, str) and (value.strip() != "" or key == "reviewer")
         return None if ok else "must be a non-empty string in quotes"

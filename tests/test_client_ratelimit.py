@@ -5,8 +5,10 @@ import asyncio
 
 import pytest
 from fake_mistral import FakeMistral
+from fake_openai import FakeOpenAI
 
-from pipeline.api.client import Endpoint, MistralChat
+from pipeline.api.backends import open_chat
+from pipeline.api.client import Endpoint
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.prompts import THOUGHT
 
@@ -61,8 +63,9 @@ def test_invalid_limits() -> None:
         RateLimiter(1, tokens_per_minute=-5)
 
 
-def test_rate_held_against_the_server() -> None:
-    """20 concurrent callers, limit 20 requests/s: the server sees no more than ~20 in any second.
+@pytest.mark.parametrize("backend", ["mistral", "openai"])
+def test_rate_held_against_the_server(backend: str) -> None:
+    """40 concurrent callers, limit 20 requests/s, through either backend's client: the server sees no more than ~20 in any second.
 
     Arrivals jitter by up to ~0.15 s after the limiter releases a request (SDK work, a busy loop on a
     shared 2-core machine): at 20/s that lets a window catch up to 3 more. Without the limiter all
@@ -72,11 +75,11 @@ def test_rate_held_against_the_server() -> None:
     messages = THOUGHT.messages(premise="A dog runs.", hypothesis="An animal moves.")
 
     async def go(url: str) -> None:
-        async with MistralChat(Endpoint(url, None), RateLimiter(rps), timeout_s=5) as chat:
+        async with open_chat(backend, [Endpoint(url, None)], RateLimiter(rps), timeout_s=5, max_retries=0) as chat:
             await asyncio.gather(*(chat.complete(messages, model=f"m{i}", max_tokens=50, temperature=0)
                                    for i in range(n)))
 
-    with FakeMistral(latency_s=0.05) as fake:
+    with (FakeMistral if backend == "mistral" else FakeOpenAI)(latency_s=0.05) as fake:
         asyncio.run(go(fake.url))
         arrivals = sorted(r.at for r in fake.snapshot())
     assert len(arrivals) == n

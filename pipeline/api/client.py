@@ -6,12 +6,9 @@ error stops at once. Where requests go and the key they carry: pipeline.api.endp
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
+from pipeline.api.chat import ChatClient, PacedChat, Reply
 from pipeline.api.endpoint import (
     KEY_VAR,
     MISTRAL_URL,
@@ -25,15 +22,13 @@ from pipeline.api.endpoint import (
     resolve_endpoint,
 )
 from pipeline.api.ratelimit import RateLimiter
-from pipeline.api.retry import MAX_RETRY_AFTER_S, RETRY_STATUS, ApiError, Retryable, RetryPolicy, classify
+from pipeline.api.retry import MAX_RETRY_AFTER_S, RETRY_STATUS, ApiError, Retryable, classify
 
 __all__ = [
     "KEY_VAR", "MAX_RETRY_AFTER_S", "MISTRAL_URL", "PRICES_PER_MTOK", "RETRY_STATUS", "ApiError", "AuthError",
-    "ClientConfigError", "Endpoint", "MistralChat", "Reply", "api_key", "check_key", "check_server_url",
+    "ChatClient", "ClientConfigError", "Endpoint", "MistralChat", "Reply", "api_key", "check_key", "check_server_url",
     "estimate_cost", "read_dotenv", "resolve_endpoint",
 ]
-
-log = logging.getLogger("nlistral.client")
 
 # USD per million tokens (input, output): an ESTIMATE from public price lists (mid-2026), for
 # progress and --dry-run figures only. Check https://mistral.ai/pricing for what you will be billed.
@@ -49,29 +44,19 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One model answer with what it cost."""
-
-    text: str
-    tokens_in: int | None
-    tokens_out: int | None
-    latency_ms: float
-    attempts: int
-    response_model: str | None = None
-    finish_reason: str | None = None
-    envelope_error: str | None = None  # the HTTP body was not a chat completion; text is that body
-
-
-def estimate_cost(model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
-    """Estimated USD for a request (None when the model's price is not in the table)."""
+def estimate_cost(model: str, tokens_in: int | None, tokens_out: int | None,
+                  backend: str = "mistral") -> float | None:
+    """Estimated USD for a request: None when the model's price is not in the table, except on a
+    self-hosted OpenAI-compatible server (backend "openai"), where an unknown model costs 0."""
     price = PRICES_PER_MTOK.get(model)
-    if price is None or tokens_in is None or tokens_out is None:
+    if tokens_in is None or tokens_out is None:
         return None
+    if price is None:
+        return 0.0 if backend == "openai" else None
     return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
 
 
-class MistralChat:
+class MistralChat(PacedChat):
     """Chat completions against one endpoint, paced by a RateLimiter and retried on transient failures."""
 
     def __init__(
@@ -89,10 +74,10 @@ class MistralChat:
         from mistralai.client import Mistral
         from mistralai.client.utils.logger import NoOpLogger
 
+        super().__init__(limiter, timeout_s=timeout_s, max_retries=max_retries, backoff_base_s=backoff_base_s,
+                         backoff_cap_s=backoff_cap_s, on_retry=on_retry)
         _reuse_sdk_model_classes()
-        self.endpoint, self.limiter, self.timeout_s = endpoint, limiter, timeout_s
-        self.policy = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
-        self.on_retry = on_retry  # called with (kind, delay_s) before each retry
+        self.endpoint, self.label = endpoint, endpoint.label
         self._http = httpx2.AsyncClient(
             follow_redirects=True, limits=httpx2.Limits(max_connections=256, max_keepalive_connections=64))
         # The SDK's debug logger prints request headers (the key) when MISTRAL_DEBUG is set: silence it.
@@ -102,36 +87,6 @@ class MistralChat:
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def complete(self, messages: list[dict[str, str]], *, model: str, max_tokens: int, temperature: float,
-                       json_mode: bool = True, tokens_estimate: int = 0) -> Reply:
-        """One answer; retries transient failures; raises AuthError or ApiError."""
-        attempt = 0
-        while True:
-            attempt += 1
-            await self.limiter.acquire(tokens_estimate)
-            started = time.monotonic()
-            try:
-                reply = await self._send(messages, model, max_tokens, temperature, json_mode, attempt)
-            except Retryable as exc:
-                failure = exc
-            else:
-                latency_ms = (time.monotonic() - started) * 1000
-                if reply.tokens_in is not None and reply.tokens_out is not None:
-                    self.limiter.settle(tokens_estimate, reply.tokens_in + reply.tokens_out)
-                return Reply(reply.text, reply.tokens_in, reply.tokens_out, latency_ms, attempt,
-                             reply.response_model, reply.finish_reason, reply.envelope_error)
-            delay = self.policy.delay(failure, attempt)  # outside the except: an ApiError chains nothing
-            log.info("retrying after %s (attempt %d, waiting %.2f s)", failure.kind, attempt, delay)
-            if self.on_retry:
-                self.on_retry(failure.kind, delay)
-            await asyncio.sleep(delay)
 
     async def _send(self, messages: list[dict[str, str]], model: str, max_tokens: int, temperature: float,
                     json_mode: bool, attempt: int) -> Reply:

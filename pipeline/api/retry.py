@@ -62,11 +62,11 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def classify(status: int, headers: Any, detail: str, where: str) -> Exception:
+def classify(status: int, headers: Any, detail: str, where: str, key_var: str = KEY_VAR) -> Exception:
     """The error for an HTTP status from the server at `where`: AuthError, Retryable or ApiError."""
     if status in (401, 403):
         return AuthError(
-            f"{where} refused the request as unauthorised (HTTP {status}). Set {KEY_VAR} (environment or "
+            f"{where} refused the request as unauthorised (HTTP {status}). Set {key_var} (environment or "
             f".env) to a valid key for this server, or check --server-url / [api] server_url in "
             f"{config_path()}.")
     if status in RETRY_STATUS:

@@ -18,9 +18,14 @@ SplitOpt = Annotated[str | None, typer.Option(help="Only examples of this split.
 IdsOpt = Annotated[str | None, typer.Option(help="Only these example ids, e.g. '3,7,10-20'.")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="At most this many requests.")]
 ModelOpt = Annotated[str | None, typer.Option(help="Model name [default: [models] in the config file].")]
-ServerOpt = Annotated[str | None, typer.Option(
-    help="A Mistral-compatible server, e.g. a vLLM server at http://localhost:8000 [default: [api] server_url, "
-         "else the Mistral API].")]
+ServerOpt = Annotated[list[str] | None, typer.Option(
+    help="The server: Mistral-compatible (--backend mistral), or OpenAI-compatible (--backend openai), e.g. vLLM "
+         "at http://localhost:8000/v1; repeat it to spread requests over several OpenAI-compatible servers "
+         "[default: [api] server_url, else the Mistral API].")]
+BackendOpt = Annotated[str | None, typer.Option(
+    help="'mistral' (the mistralai SDK: the Mistral API or a Mistral-compatible server) or 'openai' (the openai "
+         "SDK: vLLM, SGLang, llama.cpp's server, Ollama; needs --server-url; key OPENAI_API_KEY, none for a local "
+         "server) [default: [api] backend, else mistral].")]
 RpsOpt = Annotated[float | None, typer.Option(help="Requests per second [default: [api] rps].")]
 ConcOpt = Annotated[int | None, typer.Option(help="Requests in flight at most [default: [api] max_concurrency].")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print how many requests would be sent, with estimated "
@@ -57,29 +62,30 @@ def register(app: typer.Typer) -> None:
     @app.command("generate", help=HELP["thought"])
     def generate(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
                  ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-                 rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-                 retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
-        _run("thought", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
-             dry_run, retry_failed, as_json)
+                 backend: BackendOpt = None, rps: RpsOpt = None, max_concurrency: ConcOpt = None,
+                 dry_run: DryOpt = False, retry_failed: RetryOpt = False, as_json: JsonOpt = False) -> None:
+        _run("thought", db, _selection(dataset, split, ids, limit), model, (backend, server_url), rps,
+             max_concurrency, dry_run, retry_failed, as_json)
 
     @app.command("reflect", help=HELP["reflection"])
     def reflect(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
                 ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-                rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-                retry_failed: RetryOpt = False, as_json: JsonOpt = False, blind: BlindOpt = False) -> None:
+                backend: BackendOpt = None, rps: RpsOpt = None, max_concurrency: ConcOpt = None,
+                dry_run: DryOpt = False, retry_failed: RetryOpt = False, as_json: JsonOpt = False,
+                blind: BlindOpt = False) -> None:
         _run("blind_reflection" if blind else "reflection", db, _selection(dataset, split, ids, limit), model,
-             server_url, rps, max_concurrency, dry_run, retry_failed, as_json)
+             (backend, server_url), rps, max_concurrency, dry_run, retry_failed, as_json)
 
     @app.command()
     def judge(db: DbOption = DEFAULT_DB_PATH, dataset: DatasetOpt = None, split: SplitOpt = None,
               ids: IdsOpt = None, limit: LimitOpt = None, model: ModelOpt = None, server_url: ServerOpt = None,
-              rps: RpsOpt = None, max_concurrency: ConcOpt = None, dry_run: DryOpt = False,
-              retry_failed: RetryOpt = False, as_json: JsonOpt = False,
+              backend: BackendOpt = None, rps: RpsOpt = None, max_concurrency: ConcOpt = None,
+              dry_run: DryOpt = False, retry_failed: RetryOpt = False, as_json: JsonOpt = False,
               target: Annotated[str, typer.Option(help="What to score: 'thought' or 'reflection' (the current "
                                                   "one of each example).")] = "thought") -> None:
         """Optional LLM-as-judge: score current thoughts or reflections 1-5 with a short rationale."""
-        _run("judge", db, _selection(dataset, split, ids, limit), model, server_url, rps, max_concurrency,
-             dry_run, retry_failed, as_json, target)
+        _run("judge", db, _selection(dataset, split, ids, limit), model, (backend, server_url), rps,
+             max_concurrency, dry_run, retry_failed, as_json, target)
 
 
 def parse_ids(spec: str | None) -> tuple[int, ...] | None:
@@ -101,9 +107,9 @@ def _selection(dataset: str | None, split: str | None, ids: str | None, limit: i
     return Selection(dataset, split, parse_ids(ids), limit)
 
 
-def _run(stage: str, db: Path, selection: Selection, model: str | None, server_url: str | None,
-         rps: float | None, max_concurrency: int | None, dry_run: bool, retry_failed: bool, as_json: bool,
-         target: str = "thought") -> None:
+def _run(stage: str, db: Path, selection: Selection, model: str | None,
+         server: tuple[str | None, list[str] | None], rps: float | None, max_concurrency: int | None,
+         dry_run: bool, retry_failed: bool, as_json: bool, target: str = "thought") -> None:
     from pipeline.api.endpoint import ClientConfigError
     from pipeline.cli.common import open_store
     from pipeline.generate import GenerateError, estimate, run_stage, stage_options
@@ -112,7 +118,7 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
 
     open_store(db, create=not dry_run).conn.close()  # a clear error for a bad --db before anything else
     try:
-        opts = stage_options(stage, load_settings(), model=model, server_url=server_url, rps=rps,
+        opts = stage_options(stage, load_settings(), model=model, backend=server[0], server_url=server[1], rps=rps,
                              max_concurrency=max_concurrency, retry_failed=retry_failed, judge_target=target,
                              need_endpoint=not dry_run)
     except GenerateError as exc:  # a ClientConfigError or SettingsError goes to the one handler: exit 2
@@ -131,6 +137,8 @@ def _run(stage: str, db: Path, selection: Selection, model: str | None, server_u
                           "continue.", markup=False)
         raise typer.Exit(130) from None
     _print_summary(result, opts, as_json)
+    if opts.cost_note and not as_json:
+        console.print(f"Note: {opts.cost_note}", markup=False)
     if result.status == "failed":
         fail(f"{RUN_TITLES[stage]} run {result.run_id} failed: {result.error}")
 
@@ -142,6 +150,8 @@ def _print_estimate(est: Estimate, as_json: bool) -> None:
         console.print_json(json.dumps(est.as_dict()))
     else:
         console.print(render_estimate(est))
+        if est.cost_note:
+            console.print(f"Note: {est.cost_note}", markup=False)
 
 
 def _print_summary(result: RunResult, opts: StageOptions, as_json: bool) -> None:

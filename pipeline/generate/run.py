@@ -59,7 +59,8 @@ def run_stage(db_path: Path, opts: StageOptions, selection: Selection = EVERY_EX
     write), as the answers do.
     """
     if opts.endpoint is None:
-        raise GenerateError("no endpoint configured; set MISTRAL_API_KEY or --server-url")
+        raise GenerateError("no endpoint configured; set MISTRAL_API_KEY or --server-url (--backend openai: "
+                            "--server-url)")
     db = open_db(db_path)
 
     def locked(what: str) -> Callable[[], None]:
@@ -117,12 +118,14 @@ class Estimate:
     cost_usd: float | None
     model: str
     prompt_version: str
+    cost_note: str | None = None  # why the cost reads 0 (a self-hosted model without a price)
 
     def as_dict(self) -> dict[str, Any]:
         """For --json output."""
         return {"requests": self.requests, "model": self.model, "prompt_version": self.prompt_version,
                 "tokens_in_estimate": self.tokens_in, "tokens_out_estimate": self.tokens_out,
-                "cost_usd_estimate": None if self.cost_usd is None else round(self.cost_usd, 4)}
+                "cost_usd_estimate": None if self.cost_usd is None else round(self.cost_usd, 4),
+                **({"cost_note": self.cost_note} if self.cost_note else {})}
 
 
 def estimate(db_path: Path, opts: StageOptions, selection: Selection = EVERY_EXAMPLE) -> Estimate:
@@ -135,8 +138,8 @@ def estimate(db_path: Path, opts: StageOptions, selection: Selection = EVERY_EXA
     prompt = opts.prompt
     tokens_out = prompt.expected_output_tokens * len(tasks)
     tokens_in = sum(t.tokens_estimate(prompt) for t in tasks) - tokens_out
-    return Estimate(len(tasks), tokens_in, tokens_out, estimate_cost(opts.model, tokens_in, tokens_out),
-                    opts.model, prompt.version)
+    return Estimate(len(tasks), tokens_in, tokens_out, estimate_cost(opts.model, tokens_in, tokens_out, opts.backend),
+                    opts.model, prompt.version, opts.cost_note)
 
 
 def reflect_one(db_path: Path, example_id: int, *, settings: Settings | None = None,

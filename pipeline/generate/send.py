@@ -13,7 +13,8 @@ from sqlite_utils import Database
 from db.generations import add_generation, is_stored
 from db.records import Generation
 from db.tx import when_unlocked
-from pipeline.api.client import MistralChat, Reply, estimate_cost
+from pipeline.api.backends import open_chat
+from pipeline.api.client import Reply, estimate_cost
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import ApiError
 from pipeline.generate.options import GenerateError, StageOptions
@@ -87,8 +88,8 @@ async def send_tasks(db: Database, tasks: list[Task], opts: StageOptions, run_id
         counters.retries[kind] += 1
         counters.requests += 1
 
-    async with MistralChat(opts.endpoint, limiter, timeout_s=opts.timeout_s, max_retries=opts.max_retries,
-                           on_retry=retried) as chat:
+    async with open_chat(opts.backend, opts.endpoints, limiter, timeout_s=opts.timeout_s,
+                         max_retries=opts.max_retries, on_retry=retried) as chat:
 
         async def worker() -> None:
             nonlocal bad_requests
@@ -155,8 +156,9 @@ def store_answer(db: Database, task: Task, reply: Reply, opts: StageOptions, run
         problems = [*parsed.problems, reply.envelope_error]
     if reply.finish_reason == "length":
         problems.append(f"the answer was cut off at max_tokens ({opts.prompt.max_tokens})")
-    cost = estimate_cost(opts.model, reply.tokens_in, reply.tokens_out)
-    params = {**opts.prompt.params(), "endpoint": opts.endpoint.label if opts.endpoint else None,
+    cost = estimate_cost(opts.model, reply.tokens_in, reply.tokens_out, opts.backend)
+    endpoint = reply.server or (opts.endpoint.label if opts.endpoint else None)
+    params = {**opts.prompt.params(), "endpoint": endpoint,
               "response_model": reply.response_model, "finish_reason": reply.finish_reason,
               "attempts": reply.attempts}
     if problems:
@@ -164,7 +166,7 @@ def store_answer(db: Database, task: Task, reply: Reply, opts: StageOptions, run
     # A paid answer is never dropped because another process (a large import) holds the write lock.
     generation = when_unlocked(lambda: add_generation(
         db, example_id=task.example_id, kind=opts.stage, parent_id=task.parent_id, model=opts.model,
-        backend="mistral", prompt_version=opts.prompt.version, params=params, thought_process=parsed.thought,
+        backend=opts.backend, prompt_version=opts.prompt.version, params=params, thought_process=parsed.thought,
         predicted_label=parsed.label, error_analysis=parsed.error_analysis, score=parsed.score,
         rationale=parsed.rationale, raw_response=reply.text, parse_status=parsed.status, flags=list(parsed.flags),
         tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, latency_ms=round(reply.latency_ms, 1),

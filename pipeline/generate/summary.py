@@ -22,6 +22,8 @@ def run_summary(db: Database, opts: StageOptions, selection: Selection, counters
     scope = selection.scope
     rows = latest_answers(db, scope, opts.stage, opts.model, opts.prompt.version)
     summary: dict[str, Any] = {"run": counters.as_dict(), "answers": len(rows)}
+    if opts.cost_note:
+        summary["cost_note"] = opts.cost_note
     labelled = [(r["gold_label"], r["predicted_label"]) for r in rows if r["gold_label"] is not None]
     flags = Counter(f for r in rows for f in json.loads(r["flags"] or "[]"))
     summary["parse_failed"] = sum(r["parse_status"] == "failed" for r in rows)
@@ -61,7 +63,7 @@ def all_failed_message(opts: StageOptions, counters: Counters) -> str:
     n = sum(counters.failures.values())
     kinds = ", ".join(f"{kind} {count}" for kind, count in counters.failures.most_common())
     kind = counters.failures.most_common(1)[0][0]
-    url = opts.endpoint.label if opts.endpoint else "(none)"
+    url = ", ".join(e.label for e in opts.endpoints) or "(none)"
     hint = FAILURE_HINTS.get(kind, "check --server-url and --model").format(url=url)
     return (f"every request failed ({n} given up: {kinds}), so nothing was stored. The last error: "
             f"{counters.last_error}. {hint[0].upper()}{hint[1:]}; then re-run the same command.")
