@@ -77,3 +77,11 @@ def fake(api_env: str) -> Iterator[FakeMistral]:
     """A fake Mistral-compatible server that takes api_env's key (no wait after a 429)."""
     with FakeMistral(api_key=api_env, retry_after="0", latency_s=0.005) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(pytestconfig: pytest.Config) -> Path:
+    """The real SmolLM2-135M-Instruct folder (tied embeddings), built once and cached; skipped when not installable."""
+    from smollm2 import smollm2_folder
+
+    return smollm2_folder(pytestconfig)

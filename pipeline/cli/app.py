@@ -12,6 +12,7 @@ from pipeline.cli import evaluate as evaluate_commands
 from pipeline.cli import export as export_commands
 from pipeline.cli import generate as generate_commands
 from pipeline.cli import importing as import_commands
+from pipeline.cli import models as models_commands
 from pipeline.cli import review as review_commands
 from pipeline.cli import stats as stats_commands
 from pipeline.cli import team as team_commands
@@ -42,7 +43,8 @@ def _root(ctx: typer.Context, db: DbOption = DEFAULT_DB_PATH) -> None:
 
 # In the order `nlistral --help` lists them.
 for _group in (import_commands, stats_commands, review_commands, team_commands, triage_commands,
-               generate_commands, export_commands, train_commands, cartography_commands, evaluate_commands):
+               generate_commands, export_commands, train_commands, cartography_commands, evaluate_commands,
+               models_commands):
     _group.register(app)
 
 

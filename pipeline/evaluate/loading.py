@@ -1,6 +1,7 @@
 """Load what is evaluated: a base model, optionally with a LoRA adapter, as training computed it.
 
-On CUDA the base is loaded in NF4 (as QLoRA trained on it: pipeline.quantization) and dequantised
+On CUDA the base is loaded as the adapter's training recorded (NF4 for QLoRA, else bf16; an adapter
+without the record: NF4, with a warning; pipeline.quantization) and a 4-bit base dequantised
 once into a dense bf16 model (merge.py), with the adapter applied on top, unmerged, as in training:
 the fast path. Folding the adapter into the bf16 weights (fold=True) measured no faster and rounds
 small adapter deltas away (benchmarks/results/eval_speed.md). `merge=False` keeps the 4-bit base
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.quantization import nf4_load_kwargs
+from pipeline.quantization import EvalLoad, eval_load, nf4_load_kwargs, read_base_load
 
 
 class LoadError(PipelineError, ValueError):
@@ -31,6 +32,7 @@ class LoadedModel:
     base: str
     adapter: str | None
     mode: str  # e.g. "nf4 base + LoRA, base dequantised to bfloat16, LoRA unmerged"
+    warning: str | None = None  # e.g. the adapter does not record how training loaded its base
 
 
 def adapter_base(adapter: Path) -> str | None:
@@ -69,7 +71,7 @@ def default_device() -> str:
 
 def load_model(adapter: Path | None, base: str | None, *, device: str | None = None, merge: bool | None = None,
                four_bit: bool | None = None, fold: bool = False) -> LoadedModel:
-    """Load base (+ adapter) for evaluation; four_bit and merge default to True on CUDA, False on CPU.
+    """Load base (+ adapter) for evaluation; four_bit follows the adapter's record, merge defaults to CUDA only.
 
     merge makes the base dense (dequantised); fold also adds the LoRA deltas into its weights, otherwise
     the adapter is applied again, unmerged, on top of the dense base.
@@ -81,7 +83,8 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
         raise LoadError(f"adapter folder {adapter} does not exist")
     base_path = resolve_base(adapter, base)
     device = device or default_device()
-    four_bit = (device == "cuda") if four_bit is None else four_bit
+    decided = decide_load(adapter, device, four_bit)
+    four_bit = decided.four_bit
     merge = (device == "cuda") if merge is None else merge
     kwargs: dict[str, Any] = {"device_map": {"": device}}
     if four_bit:
@@ -90,7 +93,7 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
         except ImportError as exc:
             raise LoadError("4-bit loading needs bitsandbytes: pip install -e '.[cuda]'") from exc
     else:
-        kwargs["dtype"] = torch.bfloat16 if device == "cuda" else torch.float32
+        kwargs["dtype"] = getattr(torch, decided.dtype)
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
     except (OSError, ValueError) as exc:
@@ -123,7 +126,17 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
         mode = " + ".join(parts) + (" (unmerged)" if adapter is not None else "")
     model.eval()
     name = str(adapter.resolve()) if adapter is not None else str(base_path)
-    return LoadedModel(model, tokenizer, name, str(base_path), str(adapter.resolve()) if adapter else None, mode)
+    return LoadedModel(model, tokenizer, name, str(base_path), str(adapter.resolve()) if adapter else None, mode,
+                       warning=decided.warning)
+
+
+def decide_load(adapter: Path | None, device: str, four_bit: bool | None) -> EvalLoad:
+    """How to load the base for this adapter on device: as its training recorded (pipeline.quantization)."""
+    try:
+        record = read_base_load(adapter) if adapter is not None else None
+        return eval_load(record, device=device, four_bit=four_bit, has_adapter=adapter is not None)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from exc
 
 
 def _has_tokenizer(folder: Path) -> bool:

@@ -2,7 +2,8 @@
 
 QLoRA trains the adapter on top of NF4 weights, so the function to evaluate is dequant(W_nf4) + BA,
 not W_bf16 + BA. peft's own merge into a 4-bit layer re-quantises the sum (lossy); here the sum is
-kept in the compute dtype. `top1_agreement` checks the result against the unmerged model.
+kept in the compute dtype. `top1_agreement` checks the result against the unmerged model. A tied output
+head (SmolLM2, Llama-3.2-1B, small Qwen and Gemma) is tied again to the dense embeddings.
 """
 from __future__ import annotations
 
@@ -108,7 +109,13 @@ def merge_to_dense(model: Any, dtype: Any = None, *, fold_lora: bool = True) -> 
     auto: Any = AutoModelForCausalLM  # from_config is untyped
     with torch.device("meta"):
         dense = auto.from_config(config, dtype=dtype)
-    dense.load_state_dict(state, strict=True, assign=True)
+    missing, unexpected = dense.load_state_dict(state, strict=False, assign=True)
+    tied = _tied_keys(dense)
+    if unexpected or set(missing) - tied:
+        raise MergeError(f"the dense model does not match the base: missing {sorted(set(missing) - tied)[:3]}, "
+                         f"unexpected {sorted(unexpected)[:3]}; evaluate with --no-merge")
+    if missing:  # named_parameters() lists a tied weight once: point the head at the embeddings again
+        dense.tie_weights()
     buffers = dict(base.named_buffers())
     for name, _ in list(dense.named_buffers()):  # rotary tables etc. are not in the state dict
         owner, _, attr = name.rpartition(".")
@@ -116,6 +123,14 @@ def merge_to_dense(model: Any, dtype: Any = None, *, fold_lora: bool = True) -> 
     dense.requires_grad_(False)
     dense.generation_config = copy.deepcopy(base.generation_config)
     return dense.eval()
+
+
+def _tied_keys(model: Any) -> set[str]:
+    """The parameter names that share their tensor with another (a tied output head), as the model declares."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return set()
+    declared: Any = getattr(model, "_tied_weights_keys", None) or {}  # a dict in transformers 5, a list before
+    return set(declared)
 
 
 def _compute_dtype(model: Any) -> Any:

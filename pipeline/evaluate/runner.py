@@ -132,7 +132,8 @@ def run_evaluation(
     try:
         if todo:
             generated = _generate_and_store(db, run_id, options, identity, todo, shuffled, loader,
-                                            lambda n: progress(len(examples) - len(todo) + n, len(examples)))
+                                            lambda n: progress(len(examples) - len(todo) + n, len(examples)),
+                                            notify)
         summary = RunSummary(**summarize(db, run_id), run_id=run_id, model=identity["adapter"] or identity["base"],
                              config=identity, warnings=warnings, notes=notes, unlabelled_left_out=unlabelled)
         path = json_path or Path("runs") / f"evaluate-{run_id}.json"
@@ -148,10 +149,12 @@ def run_evaluation(
 
 def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identity: dict[str, Any],
                         todo: list[Example], shuffled: dict[int, tuple[str, int, int]], loader: Loader,
-                        progress: Callable[[int], None]) -> int:
+                        progress: Callable[[int], None], notify: Callable[[str], None]) -> int:
     from pipeline.evaluate.generation import generate
 
     loaded = loader(Path(options.adapter) if options.adapter else None, options.base, merge=options.merge)
+    if loaded.warning:
+        notify(f"WARNING: {loaded.warning}")
     forced = [forced_label_prefix(shuffled[e.id][0]) if shuffled else "" for e in todo]
     prompts = [encode_prompt(loaded.tokenizer, prompt_text(e.premise, e.hypothesis,
                                                            with_thought=options.with_thought) + f)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.quantization import nf4_load_kwargs
+from pipeline.quantization import BaseLoad, nf4_load_kwargs
 from pipeline.train import attention
 from pipeline.train.config import TINY_MODEL, ConfigError, TrainConfig
 from pipeline.train.hardware import Hardware, is_main_process
@@ -106,6 +106,12 @@ def load_model(path: str, run_plan: Plan, hw: Hardware) -> Any:
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     return model
+
+
+def base_load(run_plan: Plan) -> BaseLoad:
+    """How load_model loads the base under run_plan, recorded beside the adapter for evaluation."""
+    return BaseLoad(quantization="nf4" if run_plan.quantized else "none",
+                    dtype="bfloat16" if run_plan.bf16 else "float32")
 
 
 def compile_decoder_layers(model: Any) -> int:

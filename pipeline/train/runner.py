@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from transformers import TrainerCallback
 
 from pipeline.errors import PipelineError
+from pipeline.quantization import write_base_load
 from pipeline.train import data as train_data
 from pipeline.train.config import ConfigError, TrainConfig, save_config
 from pipeline.train.hardware import Hardware, detect
@@ -219,6 +220,7 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
     trainer.save_model(str(partial))  # written aside, then renamed: never a half-written adapter
     if hw.is_main:
         metrics.update(model_mod.adapter_report(partial))
+        write_base_load(partial, model_mod.base_load(run_plan))  # evaluate loads the base the same way
         if adapter_dir.exists():  # a resumed run that had finished before
             shutil.rmtree(adapter_dir)
         partial.replace(adapter_dir)
