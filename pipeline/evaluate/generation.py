@@ -107,12 +107,15 @@ def generate(
     prefill_tokens: int = PREFILL_TOKENS,
     char_table: list[str] | None = None,
     forced: Sequence[str] | None = None,
+    stop_ids: Sequence[int] | None = None,
 ) -> Iterator[BatchResult]:
     """Greedy answers to encoded prompts, one BatchResult per finished batch (length-sorted order).
 
     batch_size None sizes batches from free memory (plan_batches). The prompt is never part of the
     output. With stop_at_json_end a row stops at the brace that closes its first JSON object;
     `forced` is, per prompt, answer text already written at the end of the prompt (counted there).
+    With stop_at_eos a row stops at any of stop_ids (default: the tokenizer's EOS; pipeline.layout gives
+    the chat template's end-of-turn too).
     """
     import torch
 
@@ -128,21 +131,23 @@ def generate(
                 model, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
                 stop_at_json_end=stop_at_json_end, stop_at_eos=stop_at_eos, check_every=check_every,
                 prefill_tokens=prefill_tokens, char_table=char_table,
-                forced=[forced[i] for i in batch] if forced is not None else None,
+                forced=[forced[i] for i in batch] if forced is not None else None, stop_ids=stop_ids,
             )
         yield BatchResult(tuple(batch), tuple(outputs), time.perf_counter() - started)
 
 
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *, max_new_tokens: int,
                     stop_at_json_end: bool, stop_at_eos: bool, check_every: int, prefill_tokens: int,
-                    char_table: list[str] | None, forced: list[str] | None) -> list[Generated]:
+                    char_table: list[str] | None, forced: list[str] | None,
+                    stop_ids: Sequence[int] | None = None) -> list[Generated]:
     import torch
 
     device = next(model.parameters()).device
     rows, longest = len(prompts), max(len(p) for p in prompts)
     capacity = longest + max_new_tokens
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos_id = tokenizer.eos_token_id if stop_at_eos else None
+    ends = stop_ids if stop_ids is not None else (tokenizer.eos_token_id,)
+    eos_ids = frozenset(i for i in ends if i is not None) if stop_at_eos else frozenset()
     ids = torch.full((rows, longest), pad_id, dtype=torch.long)
     real = torch.zeros((rows, capacity), dtype=torch.bool)  # which cache positions hold real tokens
     for r, p in enumerate(prompts):  # left padding: every answer starts at the same column
@@ -163,7 +168,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
     for step in range(1, max_new_tokens + 1):
         if step % check_every == 0 or step == max_new_tokens:
             finished = _collect(torch.stack(pending, 1).tolist(), live, tokens, stops, scanners,
-                                char_table if stop_at_json_end else None, eos_id)
+                                char_table if stop_at_json_end else None, eos_ids)
             pending = []
             if finished:
                 keep = [k for k, row in enumerate(live) if row not in finished]
@@ -212,12 +217,12 @@ def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int) -> An
 
 
 def _collect(chunk: list[list[int]], live: list[int], tokens: list[list[int]], stops: list[str],
-             scanners: list[JsonEnd], char_table: list[str] | None, eos_id: int | None) -> set[int]:
+             scanners: list[JsonEnd], char_table: list[str] | None, eos_ids: frozenset[int]) -> set[int]:
     """Append the chunk of new tokens to each live row; returns the rows that finished in it."""
     finished: set[int] = set()
     for k, row in enumerate(live):
         for token in chunk[k]:
-            if eos_id is not None and token == eos_id:
+            if token in eos_ids:
                 stops[row] = STOP_EOS
                 finished.add(row)
                 break

@@ -23,13 +23,9 @@ from pipeline.evaluate.earlier_runs import resumable_run, shuffled_thoughts
 from pipeline.evaluate.errors import EvaluationError
 from pipeline.evaluate.loading import LoadedModel, load_model
 from pipeline.evaluate.overlap import find_overlaps
-from pipeline.evaluate.prompts import (
-    encode_prompt,
-    forced_label_prefix,
-    prompt_text,
-    prompt_version,
-)
+from pipeline.evaluate.prompts import forced_label_prefix, prompt_ids, prompt_version
 from pipeline.evaluate.summary import EvalSummary, RunSummary, summarize
+from pipeline.layout import layout_for
 from pipeline.parsing import parse_prediction
 
 Loader = Callable[..., LoadedModel]
@@ -155,14 +151,17 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
     loaded = loader(Path(options.adapter) if options.adapter else None, options.base, merge=options.merge)
     if loaded.warning:
         notify(f"WARNING: {loaded.warning}")
-    forced = [forced_label_prefix(shuffled[e.id][0]) if shuffled else "" for e in todo]
-    prompts = [encode_prompt(loaded.tokenizer, prompt_text(e.premise, e.hypothesis,
-                                                           with_thought=options.with_thought) + f)
-               for e, f in zip(todo, forced)]
+    layout = layout_for(loaded.tokenizer, loaded.base)  # the prompt layout training used for this base
+    version = prompt_version(with_thought=options.with_thought, shuffle_thoughts=options.shuffle_thoughts,
+                             layout=layout)
+    forced = [forced_label_prefix(shuffled[e.id][0], layout) if shuffled else "" for e in todo]
+    prompts = prompt_ids(layout, [(e.premise, e.hypothesis) for e in todo], with_thought=options.with_thought,
+                         forced=forced)
     max_new = SHUFFLE_MAX_NEW_TOKENS if shuffled else options.max_new_tokens
     stored = 0
     for batch in generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new,
-                          batch_size=options.batch_size, forced=forced if shuffled else None):
+                          batch_size=options.batch_size, forced=forced if shuffled else None,
+                          stop_ids=layout.stop_ids):
         rows = []
         for i, out in zip(batch.indices, batch.outputs):
             example = todo[i]
@@ -175,7 +174,7 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
                 params.update(thought_from_example=source, thought_from_run=source_run)
             rows.append({
                 "example_id": example.id, "kind": "prediction", "model": loaded.name, "backend": "local",
-                "prompt_version": identity["prompt_version"], "params": params,
+                "prompt_version": version, "params": params,
                 "thought_process": parsed.thought, "predicted_label": parsed.label, "raw_response": raw,
                 "parse_status": parsed.status, "flags": list(parsed.flags), "tokens_in": out.prompt_tokens,
                 "tokens_out": len(out.token_ids), "latency_ms": 1000 * batch.seconds / len(batch.indices),

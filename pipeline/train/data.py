@@ -4,10 +4,10 @@ Accepted records (JSON Lines, or the same rows in a `--hf` datasets folder; one 
   SFT inst:     {"id": ..., "text": "<s>[INST] {user prompt} [/INST] {target} </s>"}
   SFT messages: {"id": ..., "messages": [{"role": "user", ...}, {"role": "assistant", ...}]}
   DPO:          {"id": ..., "prompt": "{user prompt}", "chosen": "{target}", "rejected": "{target}", ...}
-Both SFT layouts become the same training text through exports.formats, so evaluation (which
-prompts with formats.inst_prompt) sees exactly what training saw. The text starts with a literal
-"<s>" and is encoded without the tokenizer's own BOS: exactly one BOS reaches the model.
-Loss labels are -100 up to and including "[/INST]"; the target and the closing "</s>" are trained.
+Both SFT layouts give back the same (prompt, target), which pipeline.layout turns into the token ids of
+the model being trained: the paper's Mistral [INST] text for Mistral-family bases (exactly one BOS, the
+text's own "<s>"), the model's own chat template for any other. Evaluation prompts through the same layout.
+Loss labels are -100 over the prompt; the target and the end of the turn are trained.
 Examples longer than max_length are dropped and counted, never truncated.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from db.paths import store_path
 from exports import formats
 from exports.sink import export_sha256
 from pipeline.errors import PipelineError
+from pipeline.layout import Layout, LayoutError, layout_for
 
 IGNORE = -100
 T = TypeVar("T")
@@ -225,12 +226,12 @@ def _pair_from_prompt(prompt: str, where: str) -> tuple[str, str]:
 
 def encode_sft(records: list[SftRecord], tokenizer: Any, max_length: int) -> Encoded:
     """input_ids and labels (prompt masked with -100) for each record; overlong ones dropped."""
-    prompts = [formats.inst_prompt(r.prompt) for r in records]
-    texts = [formats.inst_text(r.prompt, r.target) for r in records]
-    heads, fulls = encode_texts(tokenizer, prompts), encode_texts(tokenizer, texts)
+    layout = layout_for(tokenizer)
+    prompts = [r.prompt for r in records]
+    heads, fulls = layout.prompt_ids(prompts, check=False), layout.full_ids(prompts, [r.target for r in records])
     out = Encoded(rows=[])
     for record, head, full in zip(records, heads, fulls):
-        _check_encoding(tokenizer, record.where, head, full)
+        _check_encoding(layout, record.where, head, full)
         if len(full) > max_length:
             out.dropped_ids.append(record.id)
             continue
@@ -241,13 +242,15 @@ def encode_sft(records: list[SftRecord], tokenizer: Any, max_length: int) -> Enc
 
 def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> Encoded:
     """prompt_ids / chosen_ids / rejected_ids per pair, tokenized exactly as SFT; overlong pairs dropped."""
-    heads = encode_texts(tokenizer, [formats.inst_prompt(r.prompt) for r in records])
-    chosen = encode_texts(tokenizer, [formats.inst_text(r.prompt, r.chosen) for r in records])
-    rejected = encode_texts(tokenizer, [formats.inst_text(r.prompt, r.rejected) for r in records])
+    layout = layout_for(tokenizer)
+    prompts = [r.prompt for r in records]
+    heads = layout.prompt_ids(prompts, check=False)
+    chosen = layout.full_ids(prompts, [r.chosen for r in records])
+    rejected = layout.full_ids(prompts, [r.rejected for r in records])
     out = Encoded(rows=[])
     for record, head, good, bad in zip(records, heads, chosen, rejected):
-        _check_encoding(tokenizer, record.where, head, good)
-        _check_encoding(tokenizer, record.where, head, bad)
+        _check_encoding(layout, record.where, head, good)
+        _check_encoding(layout, record.where, head, bad)
         if max(len(good), len(bad)) > max_length:
             out.dropped_ids.append(record.id)
             continue
@@ -257,19 +260,16 @@ def encode_pairs(records: list[PairRecord], tokenizer: Any, max_length: int) -> 
 
 
 def encode_texts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    """Token ids of training texts, exactly as rows are encoded (the text's own "<s>" is the only BOS)."""
+    """Token ids of [INST] layout texts, without the tokenizer's own BOS (the text's "<s>" is the only one)."""
     ids: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return ids
 
 
-def _check_encoding(tokenizer: Any, where: str, head: list[int], full: list[int]) -> None:
-    bos = tokenizer.bos_token_id
-    if not full or full[0] != bos or full.count(bos) != 1:
-        raise DataError(f"{where}: the tokenized example must start with exactly one BOS ({tokenizer.bos_token}); "
-                        f"found {full.count(bos)} (does the text contain a literal {tokenizer.bos_token}?)")
-    if full[:len(head)] != head:
-        raise DataError(f"{where}: tokenizing prompt and target together changed the prompt's tokens, so the "
-                        "loss mask would be wrong; check the tokenizer (the prompt must end at [/INST])")
+def _check_encoding(layout: Layout, where: str, head: list[int], full: list[int]) -> None:
+    try:
+        layout.check(head, full, where)
+    except LayoutError as exc:
+        raise DataError(str(exc)) from None
 
 
 def split_eval(rows: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:

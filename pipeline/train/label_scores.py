@@ -16,8 +16,8 @@ the tiny CPU model), evaluate's length-sorted batching, and transformers' logits
 only at the one position per example that predicts its label.
 
 Where the label sits comes from the code that builds the training text: the row's target is rebuilt by
-exports.formats (cot_target or label_target) with the other label, both texts are tokenized exactly as
-training tokenizes rows (data.encode_texts), and the one token where they differ is the label token.
+exports.formats (cot_target or label_target) with the other label, the row is encoded again through the model's
+own layout (pipeline.layout, as data.encode_sft encodes rows), and the one token where they differ is the label token.
 No token id is hard-coded, and a tokenizer that merges the label with its neighbours (" 1" is one token
 for some) is handled, since only the differing position matters.
 """
@@ -32,8 +32,9 @@ from typing import Any
 
 from exports import formats
 from pipeline.evaluate.batching import length_sorted_batches
+from pipeline.layout import layout_for
 from pipeline.train import attention
-from pipeline.train.data import IGNORE, Row, SftRecord, encode_texts
+from pipeline.train.data import IGNORE, Row, SftRecord
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class LabelSlot:
     raw_id: Any  # the row's "id" as exported
     example_id: int | None  # that id as a store example id (None: missing or not an integer)
     gold_label: int  # the label the row trains on
-    prefix: tuple[int, ...]  # BOS, prompt and target up to the label token
+    prefix: tuple[int, ...]  # the prompt's tokens and the target's up to the label token
     gold_token: int
     other_token: int  # the token the other label would have there
 
@@ -101,8 +102,8 @@ def label_slots(records: Sequence[SftRecord], rows: Sequence[Row], tokenizer: An
     """The label slot of each encoded training row (records and rows in the same order)."""
     out = Slots(slots=[], unscorable=[])
     swaps = [swapped_target(r.target) for r in records]
-    texts = [formats.inst_text(r.prompt, s[1]) for r, s in zip(records, swaps) if s is not None]
-    others = iter(encode_texts(tokenizer, texts) if texts else [])
+    kept = [(r.prompt, s[1]) for r, s in zip(records, swaps) if s is not None]
+    others = iter(layout_for(tokenizer).full_ids([p for p, _ in kept], [t for _, t in kept]) if kept else [])
     for record, row, swap in zip(records, rows, swaps):
         if swap is None:
             out.unscorable.append(f"{record.where}: the target is not one exports.formats writes, so the label "
