@@ -43,7 +43,9 @@ class Models:
 class Api:
     """Where requests go and how fast (the key is never stored here: use MISTRAL_API_KEY or OPENAI_API_KEY)."""
 
-    backend: str = "mistral"  # "mistral" (mistralai SDK) or "openai" (openai SDK: vLLM, SGLang, llama.cpp, Ollama)
+    # "mistral" (mistralai SDK), "openai" (openai SDK: vLLM, SGLang, llama.cpp, Ollama) or "local" (a model folder,
+    # [models] naming it, run in this process)
+    backend: str = "mistral"
     # None: the Mistral API; else a server, or (backend "openai") a list of servers to spread requests over
     server_url: str | list[str] | None = None
     rps: float = 1.0  # requests per second (the free tier allows about 1)

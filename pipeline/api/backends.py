@@ -1,4 +1,5 @@
-"""The one place a backend name becomes a client: "mistral" (mistralai SDK) or "openai" (openai SDK)."""
+"""The one place a backend name becomes a client: "mistral" (mistralai SDK), "openai" (openai SDK) or "local"
+(a model folder run in this process)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,8 +10,13 @@ from pipeline.api.ratelimit import RateLimiter
 
 
 def open_chat(backend: str, endpoints: Sequence[Endpoint], limiter: RateLimiter, *, timeout_s: float,
-              max_retries: int, on_retry: RetryFn | None = None) -> ChatClient:
-    """A ChatClient for these endpoints (several: spread over them), all paced by one limiter."""
+              max_retries: int, on_retry: RetryFn | None = None, model: str = "", max_batch: int = 1) -> ChatClient:
+    """A ChatClient for these endpoints (several: spread over them), all paced by one limiter; for "local", the
+    model folder `model` decoding up to max_batch requests at once (no endpoints, no pacing)."""
+    if backend == "local":
+        from pipeline.api.local_client import LocalChat
+
+        return LocalChat(model, max_batch=max_batch)
     if backend == "mistral":
         from pipeline.api.client import MistralChat as Client
     elif backend == "openai":

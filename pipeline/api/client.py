@@ -47,12 +47,13 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 def estimate_cost(model: str, tokens_in: int | None, tokens_out: int | None,
                   backend: str = "mistral") -> float | None:
     """Estimated USD for a request: None when the model's price is not in the table, except on a
-    self-hosted OpenAI-compatible server (backend "openai"), where an unknown model costs 0."""
+    self-hosted OpenAI-compatible server (backend "openai") or in this process (backend "local"), where an
+    unknown model costs 0."""
     price = PRICES_PER_MTOK.get(model)
     if tokens_in is None or tokens_out is None:
         return None
     if price is None:
-        return 0.0 if backend == "openai" else None
+        return 0.0 if backend in ("openai", "local") else None
     return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
 
 

@@ -20,7 +20,8 @@ from pipeline.settings import Settings, config_path
 KEY_VAR = "MISTRAL_API_KEY"
 OPENAI_KEY_VAR = "OPENAI_API_KEY"
 MISTRAL_URL = "https://api.mistral.ai"
-BACKENDS = ("mistral", "openai")  # the official mistralai SDK; the official openai SDK (vLLM, SGLang, ...)
+# the official mistralai SDK; the official openai SDK (vLLM, SGLang, ...); a model folder run in this process
+BACKENDS = ("mistral", "openai", "local")
 KEY_VARS = {"mistral": KEY_VAR, "openai": OPENAI_KEY_VAR}
 
 
@@ -126,12 +127,18 @@ def resolve_endpoint(settings: Settings, server_url: str | None = None) -> Endpo
 def resolve_endpoints(settings: Settings, backend: str | None = None,
                       server_urls: Sequence[str] = ()) -> tuple[str, tuple[Endpoint, ...]]:
     """The backend (--backend, else [api] backend) and its endpoints (--server-url, repeatable, else
-    [api] server_url: one URL or a list); the openai backend needs at least one URL and no key."""
+    [api] server_url: one URL or a list); the openai backend needs at least one URL and no key; the local
+    backend has none."""
     where = settings.path or config_path()
     name = backend or settings.api.backend
     if name not in BACKENDS:
         raise ClientConfigError(f"unknown backend {name!r} (--backend / [api] backend in {where}): use one of "
                                 f"{', '.join(BACKENDS)}.")
+    if name == "local":
+        if server_urls:
+            raise ClientConfigError("--server-url is for --backend mistral or openai: --backend local runs the "
+                                    "model folder given as --model in this process.")
+        return name, ()
     configured = settings.api.server_url
     urls = list(server_urls) or ([configured] if isinstance(configured, str) else list(configured or []))
     if not all(isinstance(u, str) for u in urls):

@@ -17,7 +17,8 @@ DatasetOpt = Annotated[str | None, typer.Option(help="Only examples of this data
 SplitOpt = Annotated[str | None, typer.Option(help="Only examples of this split.")]
 IdsOpt = Annotated[str | None, typer.Option(help="Only these example ids, e.g. '3,7,10-20'.")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="At most this many requests.")]
-ModelOpt = Annotated[str | None, typer.Option(help="Model name [default: [models] in the config file].")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name; with --backend local, a Hugging Face model folder "
+                                              "[default: [models] in the config file].")]
 ServerOpt = Annotated[list[str] | None, typer.Option(
     help="The server: Mistral-compatible (--backend mistral), or OpenAI-compatible (--backend openai), e.g. vLLM "
          "at http://localhost:8000/v1; repeat it to spread requests over several OpenAI-compatible servers "
@@ -25,9 +26,13 @@ ServerOpt = Annotated[list[str] | None, typer.Option(
 BackendOpt = Annotated[str | None, typer.Option(
     help="'mistral' (the mistralai SDK: the Mistral API or a Mistral-compatible server) or 'openai' (the openai "
          "SDK: vLLM, SGLang, llama.cpp's server, Ollama; needs --server-url; key OPENAI_API_KEY, none for a local "
-         "server) [default: [api] backend, else mistral].")]
-RpsOpt = Annotated[float | None, typer.Option(help="Requests per second [default: [api] rps].")]
-ConcOpt = Annotated[int | None, typer.Option(help="Requests in flight at most [default: [api] max_concurrency].")]
+         "server) or 'local' (--model DIR, a Hugging Face folder, run in this process with its own chat template: "
+         "GPU when present; --max-concurrency is the batch size; --rps does not apply) "
+         "[default: [api] backend, else mistral].")]
+RpsOpt = Annotated[float | None, typer.Option(help="Requests per second; ignored by --backend local, which is never "
+                                            "throttled [default: [api] rps].")]
+ConcOpt = Annotated[int | None, typer.Option(help="Requests in flight at most; with --backend local, the batch size "
+                                             "[default: [api] max_concurrency].")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print how many requests would be sent, with estimated "
                                       "tokens and cost; send nothing.")]
 RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Also re-send examples whose stored answer did not "

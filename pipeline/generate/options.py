@@ -63,6 +63,8 @@ class StageOptions:
     judge_target: str = "thought"
     backend: str = "mistral"  # one of pipeline.api.endpoint.BACKENDS
     more_endpoints: tuple[Endpoint, ...] = ()  # further servers to spread requests over (backend "openai")
+    # backend "local": model is the folder as given (stored as the model's name), endpoint None, and
+    # max_concurrency is the batch size; rps and tokens_per_minute do not apply
 
     @property
     def prompt(self) -> Prompt:
@@ -76,7 +78,10 @@ class StageOptions:
 
     @property
     def cost_note(self) -> str | None:
-        """Why the cost reads 0 (a self-hosted model without a price), else None."""
+        """Why the cost reads 0 (a self-hosted or in-process model without a price), else None."""
+        if self.backend == "local":
+            return (f"{self.model} runs in this process (--backend local), which has no price, so its cost is "
+                    "counted as 0; the machine's time is not included.")
         if self.backend == "openai" and self.model not in PRICES_PER_MTOK:
             return (f"no price is known for {self.model} on a self-hosted server (--backend openai), so its cost "
                     "is counted as 0; what the server costs to run is not included.")
@@ -121,8 +126,13 @@ def stage_options(stage: str, settings: Settings | None = None, *, model: str | 
         raise GenerateError(f"--rps must be positive, not {rate}")
     if concurrency < 1:
         raise GenerateError(f"--max-concurrency must be at least 1, not {concurrency}")
+    model = model or getattr(settings.models, MODEL_OF.get(stage, stage))
+    if name == "local":  # a clear error now, not after the run has started
+        from pipeline.api.local_model import check_model_dir
+
+        check_model_dir(model)
     return StageOptions(
-        stage=stage, model=model or getattr(settings.models, MODEL_OF.get(stage, stage)),
+        stage=stage, model=model,
         endpoint=endpoints[0] if endpoints else None, rps=rate, tokens_per_minute=api.tokens_per_minute or None,
         max_concurrency=concurrency, timeout_s=api.timeout_s, max_retries=api.max_retries, retry_failed=retry_failed,
         judge_target=judge_target, backend=name, more_endpoints=endpoints[1:])

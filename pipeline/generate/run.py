@@ -58,7 +58,7 @@ def run_stage(db_path: Path, opts: StageOptions, selection: Selection = EVERY_EX
     Every write waits while another process holds the store's write lock (notify is told once per
     write), as the answers do.
     """
-    if opts.endpoint is None:
+    if opts.endpoint is None and opts.backend != "local":
         raise GenerateError("no endpoint configured; set MISTRAL_API_KEY or --server-url (--backend openai: "
                             "--server-url)")
     db = open_db(db_path)

@@ -78,7 +78,7 @@ async def send_tasks(db: Database, tasks: list[Task], opts: StageOptions, run_id
     A request that finally failed is counted (or raised, with raise_api_errors); STOP_AFTER_BAD_REQUESTS
     rejections in a row raise GenerateError.
     """
-    assert opts.endpoint is not None
+    assert opts.endpoint is not None or opts.backend == "local"
     limiter = RateLimiter(opts.rps, opts.tokens_per_minute)
     pending = iter(tasks)
     stored: list[Generation] = []
@@ -89,7 +89,8 @@ async def send_tasks(db: Database, tasks: list[Task], opts: StageOptions, run_id
         counters.requests += 1
 
     async with open_chat(opts.backend, opts.endpoints, limiter, timeout_s=opts.timeout_s,
-                         max_retries=opts.max_retries, on_retry=retried) as chat:
+                         max_retries=opts.max_retries, on_retry=retried, model=opts.model,
+                         max_batch=opts.max_concurrency) as chat:
 
         async def worker() -> None:
             nonlocal bad_requests

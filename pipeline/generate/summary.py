@@ -53,6 +53,8 @@ FAILURE_HINTS = {
                     "server) and try again later",
     "rate_limited": "the server kept refusing over rate limits: lower --rps (or [api] rps) to your plan's limit, "
                     "or try again later",
+    "local_model": "the model run in this process failed (the error above): check --model and that the "
+                   "machine has the memory for it (a smaller --max-concurrency decodes smaller batches)",
     "bad_request": "the server rejected the requests: check --model (or [models] in the config file) and "
                    "--server-url",
 }
