@@ -64,6 +64,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def keyless_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API key of either backend, no user config file, tmp_path as the working directory."""
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def api_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """MISTRAL_API_KEY set to the fake server's key, no user config file, tmp_path as the working directory."""
     monkeypatch.setenv("MISTRAL_API_KEY", TEST_KEY)

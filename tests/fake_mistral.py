@@ -4,7 +4,8 @@ It implements `POST /v1/chat/completions` with the response shape the real SDK v
 plausibly from the prompt: a thought's label comes from word overlap between hypothesis and premise
 (flipped for a configurable share of pairs, chosen by a hash), a reflection's from the gold label in
 its prompt, a blind reflection's (a reflection prompt without a gold label) from the earlier attempt's
-label (the other one, or the same for a configurable share), a judge's score from a hash. Faults (400, 429 with Retry-After, 500, hangs past the client's
+label (the other one, or the same for a configurable share), a judge's score from a hash, an evaluate
+prompt (the training user prompt alone) as a thought (label-only for the label-only instruction). Faults (400, 429 with Retry-After, 500, hangs past the client's
 timeout, malformed JSON, wrong schema, a body that is not a completion) are injected by rate or by a
 script for the next requests. Every request is recorded with a key (hash of model and messages) so
 tests can assert that no answer was paid for twice.
@@ -53,7 +54,8 @@ class FakeConfig:
     reflection_error_rate: float = 0.0  # share of reflections that do not reach gold
     blind_keep_rate: float = 0.0  # share of blind reflections that keep the earlier attempt's label
     script: deque[str] = field(default_factory=deque)  # faults for the next requests, in order
-    # Scripted answers: "KIND<tab>PREMISE" (kind: thought, reflection, blind_reflection or judge) -> the reply
+    # Scripted answers: "KIND<tab>PREMISE" (kind: thought, reflection, blind_reflection, judge, or evaluate: the
+    # training user prompt alone, as `nlistral evaluate --backend openai` sends it) -> the reply
     # text sent for that request, whatever it is (a poison reply, a label in prose); other requests as usual.
     replies: dict[str, str] = field(default_factory=dict)
     seed: int = 0
@@ -304,8 +306,13 @@ def request_key(model: str, messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+EVALUATE_QUESTION = "Does the premise entail the hypothesis?"  # opens both evaluate instructions (exports.formats)
+
+
 def _kind(messages: list[dict[str, Any]]) -> str:
     system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    if not system and any(EVALUATE_QUESTION in str(m.get("content", "")) for m in messages):
+        return "evaluate"  # `nlistral evaluate --backend openai`: the training user prompt alone
     if "improved_thought_process" in system:
         user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
         return "reflection" if "Annotators' label:" in user else "blind_reflection"
@@ -357,6 +364,8 @@ def _answer(kind: str, messages: list[dict[str, Any]], cfg: FakeConfig, key: str
     label = 1 if overlap >= 0.6 else 0
     if _share(pair_key, "thought") < cfg.thought_error_rate:
         label = 1 - label
+    if kind == "evaluate" and '"thought_process"' not in user:  # the label-only instruction
+        return json.dumps({"predicted_label": label})
     return json.dumps({"thought_process": _steps(premise, hypothesis, label), "predicted_label": label})
 
 

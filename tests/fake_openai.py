@@ -8,6 +8,7 @@ Real vLLM is more lenient (recent versions ignore unknown fields with a warning)
 that the client is kept to fields every server accepts.
 
 In a test:   with FakeOpenAI() as fake: ... fake.url + "/v1" ... fake.rejected
+Evaluate prompts (kind "evaluate"): fake.script_replies({("evaluate", PREMISE): evaluate_answer(LABEL)}).
 """
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ from fake_mistral import FakeMistral
 ACCEPTED = frozenset({"model", "messages", "temperature", "max_tokens", "response_format", "seed", "top_p", "n",
                       "stop", "stream"})
 REQUIRED = ("model", "messages")
+
+
+def evaluate_answer(label: int, *, with_thought: bool = True) -> str:
+    """A fine-tuned model's answer to an evaluate prompt, as training taught it (for script_replies)."""
+    if not with_thought:
+        return json.dumps({"predicted_label": label})
+    return json.dumps({"thought_process": f"Step 1: compare the two. Step 2: so the label is {label}.",
+                       "predicted_label": label})
 
 
 def vllm_error(message: str, status: int = 400) -> bytes:

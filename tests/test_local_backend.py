@@ -34,12 +34,7 @@ runner = CliRunner()
 SHORT = dataclasses.replace(THOUGHT, max_tokens=6, temperature=0.0)  # a few greedy tokens: CPU-cheap
 
 
-@pytest.fixture(autouse=True)
-def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key, no user config, tmp_path as the working directory."""
-    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("keyless_env")
 
 
 @pytest.fixture

@@ -30,13 +30,7 @@ SECRET = "sk-openai-test-5f1c0b9e77"
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def no_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key of either backend, no user config, tmp_path as the working directory."""
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    monkeypatch.setenv("NLISTRAL_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("keyless_env")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def _journaled(db_path: Path) -> int:
     return sum(json.loads(line)["op"] == "record" for line in lines if line.strip())
 
 
-def _wait_journaled(db_path: Path, n: int, timeout: float = 30.0) -> None:
+def _wait_journaled(db_path: Path, n: int, timeout: float = 60.0) -> None:  # a CI run on a busy machine took >30 s
     deadline = time.monotonic() + timeout
     while _journaled(db_path) < n:
         assert time.monotonic() < deadline, f"only {_journaled(db_path)} of {n} decisions reached the journal"

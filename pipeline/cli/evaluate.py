@@ -54,6 +54,16 @@ def evaluate(
                       "same settings, skipping examples it already stored.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the metrics JSON "
                         "[default: runs/evaluate-RUN.json].")] = None,
+    backend: Annotated[str, typer.Option(help="'local' (the adapter or base in this process) or 'openai' (an "
+                       "OpenAI-compatible server such as vLLM serves --model; needs --server-url; key "
+                       "OPENAI_API_KEY, none for a local server).")] = "local",
+    server_url: Annotated[list[str] | None, typer.Option(help="With --backend openai: the server, e.g. "
+                          "http://localhost:8000/v1; repeat it to spread requests over several.")] = None,
+    model: Annotated[str | None, typer.Option(help="With --backend openai: the served model or LoRA module name "
+                     "(vLLM: --lora-modules NAME=ADAPTER_DIR).")] = None,
+    rps: Annotated[float | None, typer.Option(help="With --backend openai: requests per second at most "
+                   "[default: no limit].")] = None,
+    max_concurrency: Annotated[int, typer.Option(help="With --backend openai: requests in flight at most.")] = 32,
 ) -> None:
     """Evaluate an adapter (or a base model) on labelled examples of the database.
 
@@ -62,26 +72,34 @@ def evaluate(
     'prediction'), so the review app's "model errors" queue shows each wrong or failed one beside gold,
     the teacher's thought and the reflection. Prints accuracy, precision/recall/F1 for label 1, macro
     F1, the confusion matrix, the parse-failure rate and accuracy by thought length; warns when the
-    evaluated examples overlap the adapter's training or early-stopping data.
+    evaluated examples overlap the adapter's training or early-stopping data. With --backend openai the same
+    prompts go, one chat message each, to an OpenAI-compatible server (vLLM) that serves --model.
     """
     from pipeline.evaluate.errors import EvaluationError
     from pipeline.evaluate.runner import EvalOptions, run_evaluation
+    from pipeline.settings import Api, load_settings
     from pipeline.train_extra import EVALUATE_MODULES
     from pipeline.views.evaluate import render_summary
 
-    if adapter is None and base is None:
-        raise typer.BadParameter("pass --adapter DIR, or --base PATH to evaluate a base model alone",
-                                 param_hint="--adapter")
-    if batch_size is not None and batch_size < 1:
-        raise typer.BadParameter(f"{batch_size} is not a batch size; use 1 or more", param_hint="--batch-size")
+    served = backend != "local"
+    if adapter is None and base is None and not served:
+        raise typer.BadParameter("pass --adapter DIR, or --base PATH to evaluate a base model alone (or "
+                                 "--backend openai --server-url URL --model NAME)", param_hint="--adapter")
+    if batch_size is not None and (batch_size < 1 or served):
+        raise typer.BadParameter(f"{batch_size} is not a batch size; use 1 or more (with --backend openai, "
+                                 "--max-concurrency instead)", param_hint="--batch-size")
+    api = load_settings().api if served else Api()  # timeouts and retries of the openai client
     try:
         options = EvalOptions(
             adapter=str(adapter) if adapter else None, base=base, datasets=tuple(dataset or ()),
             splits=tuple(split or ()), limit=limit, max_new_tokens=max_new_tokens, with_thought=not no_thought,
-            shuffle_thoughts=shuffle_thoughts, seed=seed, merge=False if no_merge else None, batch_size=batch_size)
+            shuffle_thoughts=shuffle_thoughts, seed=seed, merge=False if no_merge else None, batch_size=batch_size,
+            backend=backend, servers=tuple(server_url or ()), model=model, rps=rps, max_concurrency=max_concurrency,
+            timeout_s=api.timeout_s, max_retries=api.max_retries)
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from None
-    require_train_extra("evaluate", EVALUATE_MODULES)
+    if not served:
+        require_train_extra("evaluate", EVALUATE_MODULES)
     store = open_store(db, create=False)
     with ProgressBar("evaluating") as bar:
         try:

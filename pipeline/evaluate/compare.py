@@ -95,7 +95,7 @@ def compare_runs(db: Database, run_a: int, run_b: int) -> Comparison:
 
 
 def _model(config: dict[str, Any]) -> str:
-    return str(config.get("adapter") or config.get("base") or "?")
+    return str(config.get("adapter") or config.get("base") or config.get("model") or "?")  # model: a served run
 
 
 def prompt_mode(config: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,11 +19,13 @@ from db.records import Example
 from db.runs import finish_run, get_run, reopen_run, start_run
 from db.scope import Scope
 from db.tx import when_unlocked
+from pipeline.api.endpoint import Endpoint
 from pipeline.evaluate.earlier_runs import resumable_run, shuffled_thoughts
 from pipeline.evaluate.errors import EvaluationError
 from pipeline.evaluate.loading import LoadedModel, load_model
 from pipeline.evaluate.overlap import find_overlaps
 from pipeline.evaluate.prompts import forced_label_prefix, prompt_ids, prompt_version
+from pipeline.evaluate.served import ask_and_store, check_served
 from pipeline.evaluate.summary import EvalSummary, RunSummary, summarize
 from pipeline.layout import layout_for
 from pipeline.parsing import parse_prediction
@@ -47,8 +49,21 @@ class EvalOptions:
     seed: int = 0
     merge: bool | None = None  # None: merge on CUDA, not on CPU
     batch_size: int | None = field(default=None, compare=False)
+    # "local": the adapter in this process; "openai": a server (pipeline.evaluate.served) serves `model`
+    backend: str = "local"
+    servers: tuple[str, ...] = ()  # --server-url, for backend "openai"
+    model: str | None = None  # the served model or LoRA module name, for backend "openai"
+    rps: float | None = field(default=None, compare=False)  # None: no limit (a self-hosted server)
+    max_concurrency: int = field(default=32, compare=False)
+    timeout_s: float = field(default=120.0, compare=False)
+    max_retries: int = field(default=6, compare=False)
 
     def __post_init__(self) -> None:
+        if self.backend != "local":
+            check_served(self)
+        elif self.servers or self.model:
+            raise EvaluationError("--server-url and --model are for --backend openai; in-process evaluation "
+                                  "takes --adapter DIR or --base PATH")
         if self.shuffle_thoughts and not self.with_thought:
             raise EvaluationError("--shuffle-thoughts needs thoughts: drop --no-thought")
         if self.max_new_tokens < 1:
@@ -59,7 +74,14 @@ class EvalOptions:
     def identity(self) -> dict[str, Any]:
         """The config a resumed run must match (paths resolved, lists sorted)."""
         data = asdict(self)
-        data.pop("batch_size")
+        for f in fields(self):
+            if not f.compare:
+                data.pop(f.name)
+        if self.backend == "local":  # in-process runs keep the identity they always had (resume across versions)
+            for name in ("backend", "servers", "model"):
+                data.pop(name)
+        else:
+            data["servers"] = sorted(Endpoint(url).label for url in self.servers)
         data["adapter"] = str(Path(self.adapter).resolve()) if self.adapter else None
         data["datasets"], data["splits"] = sorted(self.datasets), sorted(self.splits)
         data["prompt_version"] = prompt_version(with_thought=self.with_thought,
@@ -126,11 +148,13 @@ def run_evaluation(
     progress(len(examples) - len(todo), len(examples))
     generated = 0
     try:
-        if todo:
-            generated = _generate_and_store(db, run_id, options, identity, todo, shuffled, loader,
-                                            lambda n: progress(len(examples) - len(todo) + n, len(examples)),
-                                            notify)
-        summary = RunSummary(**summarize(db, run_id), run_id=run_id, model=identity["adapter"] or identity["base"],
+        step = lambda n: progress(len(examples) - len(todo) + n, len(examples))  # counts every example
+        if todo and options.backend != "local":
+            generated = ask_and_store(db, run_id, options, todo, step)
+        elif todo:
+            generated = _generate_and_store(db, run_id, options, identity, todo, shuffled, loader, step, notify)
+        model = identity.get("model") or identity["adapter"] or identity["base"]
+        summary = RunSummary(**summarize(db, run_id), run_id=run_id, model=model,
                              config=identity, warnings=warnings, notes=notes, unlabelled_left_out=unlabelled)
         path = json_path or Path("runs") / f"evaluate-{run_id}.json"
         write_json(path, cast(dict[str, Any], summary))
