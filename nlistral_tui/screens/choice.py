@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from nlistral_tui.messages import DialogClosed
 from pipeline.control_chars import shown
 
 
@@ -29,6 +30,7 @@ class ChoiceScreen(ModalScreen[Any]):
         super().__init__()
         self.title_text, self.choices, self.note, self.hint = title, list(choices), note, hint
         self.note_placeholder = note_placeholder
+        self.answered = False  # a choice (or esc) was taken: the dialog is closing, and takes no other
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -47,12 +49,20 @@ class ChoiceScreen(ModalScreen[Any]):
         notes = self.query("#choice-note").results(Input)  # none yet when a key typed ahead comes before compose
         return value, next((n.value for n in notes), self.note).strip()
 
+    def _finish(self, result: Any) -> None:
+        """Close with this result, once: a second key typed ahead is not a second answer."""
+        if not self.answered:
+            self.answered = True
+            self.dismiss(result)
+
     def take_key(self, event: events.Key) -> bool:
         """Choose by this key, if it is one of the choices' keys (also for a key typed before the dialog showed)."""
+        if self.answered:
+            return False
         for i, (key, _label, _value) in enumerate(self.choices):
             if event.key == key or event.character == key:
                 event.stop()
-                self.dismiss(self._result(i))
+                self._finish(self._result(i))
                 return True
         return False
 
@@ -61,11 +71,14 @@ class ChoiceScreen(ModalScreen[Any]):
             self.take_key(event)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self._result(int(event.option.id or 0)))
+        self._finish(self._result(int(event.option.id or 0)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         index = self.query_one("#choices", OptionList).highlighted
-        self.dismiss(self._result(index or 0))
+        self._finish(self._result(index or 0))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self._finish(None)
+
+    def on_unmount(self) -> None:
+        self.app.post_message(DialogClosed())
