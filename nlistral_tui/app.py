@@ -16,7 +16,7 @@ from db.journal import Step
 from db.queues import QueueFilter
 from nlistral_tui.data.store import Store
 from nlistral_tui.keys import unknown_ids
-from nlistral_tui.messages import DialogClosed, OrphansStored, StoreBusy
+from nlistral_tui.messages import OrphansStored, StoreBusy
 from nlistral_tui.screens.choice import ChoiceScreen
 from nlistral_tui.screens.help import HelpScreen
 from nlistral_tui.screens.queue_browser import BROWSE_BINDINGS
@@ -52,7 +52,6 @@ class NlistralApp(App[None]):
         self.sub_title = f"{db_path.name} · reviewer {self.reviewer}"
         self.review: ReviewScreen | None = None
         self.unsaved: list[Step] = []  # steps still only in the journal when the app closed
-        self._held_keys: list[tuple[str, str | None]] = []  # typed while an answered dialog was closing
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
@@ -88,31 +87,10 @@ class NlistralApp(App[None]):
 
     def on_key(self, event: events.Key) -> None:
         """A key typed ahead of a dialog (r then 2 in one burst) went to the screen below it, whose binding opened
-        the dialog only after that: it is the dialog's key (and no binding of the screen below gets it). A key
-        typed after a dialog was answered but before it closed (r 0 a r 0 in one burst) is held and replayed,
-        in order, once it has closed: it belongs to what comes next."""
+        the dialog only after that: it is the dialog's key (and no binding of the screen below gets it)."""
         top = self.screen
-        if isinstance(top, ChoiceScreen) and top.answered:
-            self._held_keys.append((event.key, event.character))
-            event.stop()
+        if isinstance(top, ChoiceScreen) and not isinstance(top.focused, Input) and top.take_key(event):
             event.prevent_default()
-        elif isinstance(top, ChoiceScreen) and not isinstance(top.focused, Input) and top.take_key(event):
-            event.prevent_default()
-
-    def on_dialog_closed(self, msg: DialogClosed) -> None:
-        """Replay the keys held while a dialog was closing (see on_key), in the order they were typed."""
-        held, self._held_keys = self._held_keys, []
-        for key, character in held:
-            self.post_message(events.Key(key, character))
-
-    async def action_quit(self) -> None:
-        """Quit; a dialog already answered by a key typed ahead (r then 2 then q in one burst) closes first, so
-        that its decision is recorded before the exit rather than torn down with it."""
-        top = self.screen
-        if isinstance(top, ChoiceScreen) and top.answered:
-            self.call_after_refresh(self.run_action, "quit")
-            return
-        self.exit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

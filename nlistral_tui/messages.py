@@ -295,8 +295,3 @@ class RankingRefreshed(Message):
     """The suspicion ranking was computed again: how many examples it ranks."""
 
     suspects: int
-
-
-@dataclass
-class DialogClosed(Message):
-    """A choice dialog has closed (the app replays the keys typed while it was closing)."""

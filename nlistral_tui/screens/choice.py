@@ -13,7 +13,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nlistral_tui.messages import DialogClosed
 from pipeline.control_chars import shown
 
 
@@ -79,6 +78,3 @@ class ChoiceScreen(ModalScreen[Any]):
 
     def action_cancel(self) -> None:
         self._finish(None)
-
-    def on_unmount(self) -> None:
-        self.app.post_message(DialogClosed())
