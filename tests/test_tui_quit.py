@@ -30,10 +30,11 @@ def _journaled(db_path: Path) -> int:
     return sum(json.loads(line)["op"] == "record" for line in lines if line.strip())
 
 
-def _wait_journaled(db_path: Path, n: int, timeout: float = 60.0) -> None:  # a CI run on a busy machine took >30 s
+def _wait_journaled(db_path: Path, n: int, app: AppProcess, timeout: float = 60.0) -> None:  # CI once took >30 s
     deadline = time.monotonic() + timeout
     while _journaled(db_path) < n:
-        assert time.monotonic() < deadline, f"only {_journaled(db_path)} of {n} decisions reached the journal"
+        assert time.monotonic() < deadline, (f"only {_journaled(db_path)} of {n} decisions reached the journal; "
+                                             f"the screen's last output: {bytes(app.output[-6000:])!r}")
         time.sleep(0.05)
 
 
@@ -66,7 +67,7 @@ def test_decisions_made_while_another_process_holds_the_lock_survive(demo_db_pat
     holder = LockHolder(demo_db_path)  # a large import, say: one long transaction
     try:
         app_on_demo.keys(TEN)
-        _wait_journaled(demo_db_path, 10)
+        _wait_journaled(demo_db_path, 10, app_on_demo)
         started = time.monotonic()
         if end == "quit":
             app_on_demo.keys(b"q")

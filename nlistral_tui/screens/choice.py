@@ -9,14 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from nlistral_tui.screens.dialog import Dialog
 from pipeline.control_chars import shown
 
 
-class ChoiceScreen(ModalScreen[Any]):
+class ChoiceScreen(Dialog[Any]):
     """Pick one of (key, label, value) by its key or with the arrows and enter; esc cancels (None).
 
     With a note field, the result is (value, note); tab moves between the choices and the note.
@@ -29,7 +29,6 @@ class ChoiceScreen(ModalScreen[Any]):
         super().__init__()
         self.title_text, self.choices, self.note, self.hint = title, list(choices), note, hint
         self.note_placeholder = note_placeholder
-        self.answered = False  # a choice (or esc) was taken: the dialog is closing, and takes no other
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -48,12 +47,6 @@ class ChoiceScreen(ModalScreen[Any]):
         notes = self.query("#choice-note").results(Input)  # none yet when a key typed ahead comes before compose
         return value, next((n.value for n in notes), self.note).strip()
 
-    def _finish(self, result: Any) -> None:
-        """Close with this result, once: a second key typed ahead is not a second answer."""
-        if not self.answered:
-            self.answered = True
-            self.dismiss(result)
-
     def take_key(self, event: events.Key) -> bool:
         """Choose by this key, if it is one of the choices' keys (also for a key typed before the dialog showed)."""
         if self.answered:
@@ -61,7 +54,7 @@ class ChoiceScreen(ModalScreen[Any]):
         for i, (key, _label, _value) in enumerate(self.choices):
             if event.key == key or event.character == key:
                 event.stop()
-                self._finish(self._result(i))
+                self.answer(self._result(i))
                 return True
         return False
 
@@ -70,11 +63,11 @@ class ChoiceScreen(ModalScreen[Any]):
             self.take_key(event)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self._finish(self._result(int(event.option.id or 0)))
+        self.answer(self._result(int(event.option.id or 0)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         index = self.query_one("#choices", OptionList).highlighted
-        self._finish(self._result(index or 0))
+        self.answer(self._result(index or 0))
 
     def action_cancel(self) -> None:
-        self._finish(None)
+        self.answer(None)

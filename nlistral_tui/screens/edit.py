@@ -8,10 +8,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, RadioButton, RadioSet, Static, TextArea
 
 from nlistral_tui.screens.choice import ChoiceScreen
+from nlistral_tui.screens.dialog import Dialog, ask
 from nlistral_tui.text import label_text
 from nlistral_tui.widgets.detail_text import edit_gold_note
 
@@ -26,7 +26,7 @@ class Edit:
     label: int
 
 
-class EditScreen(ModalScreen[Edit | None]):
+class EditScreen(Dialog[Edit]):
     """A text area for the improved thought and a label choice; warns when the label is not gold."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -82,13 +82,13 @@ class EditScreen(ModalScreen[Edit | None]):
             if note := edit_gold_note(label, self.gold, self.suggested):
                 self.notify(f"Saved the edit of #{self.example_id}, but its {note}.", severity="warning",
                             timeout=10, markup=False)
-            self.dismiss(Edit(text, label))
+            self.answer(Edit(text, label))
 
     def action_cancel(self) -> None:
         if not self.changed:
-            self.dismiss(None)
+            self.answer(None)
             return
-        self.app.push_screen(
+        ask(self.app,
             ChoiceScreen(f"Discard your changes to #{self.example_id}?",
                          [("k", "keep editing", False), ("d", "discard the changes", True)],
                          hint="k or esc keeps editing · d discards"),
@@ -96,4 +96,4 @@ class EditScreen(ModalScreen[Edit | None]):
 
     def _discard_chosen(self, discard: bool | None) -> None:
         if discard:
-            self.dismiss(None)
+            self.answer(None)

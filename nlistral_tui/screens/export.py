@@ -52,6 +52,7 @@ from nlistral_tui.messages import (
     ExportWritten,
 )
 from nlistral_tui.screens.choice import ChoiceScreen
+from nlistral_tui.screens.dialog import ask
 from pipeline.views.export import exports_view, plan_summary, plan_view, unit
 
 PLAN_DELAY_S = 0.3
@@ -212,13 +213,13 @@ class ExportScreen(Screen[None]):
             title = f"{out.name} already exists ({about or 'not an export of this store'}): replace it?"
             choices = [("o", f"overwrite {out} with {what}{' (the old export is marked superseded)' if about else ''}",
                         out), ("f", f"write to a fresh name: {fresh}", fresh), ("n", "no, write nothing", None)]
-            self.app.push_screen(ChoiceScreen(title, choices), lambda chosen: self._chosen(options, chosen, out))
+            ask(self.app, ChoiceScreen(title, choices), lambda chosen: self._chosen(options, chosen, out))
             return
         except ExportTargetError as exc:
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
         confirm = ChoiceScreen(f"Write {what} to {out}?", [("y", "yes, write it", True), ("n", "no", False)])
-        self.app.push_screen(confirm, lambda yes: self._chosen(options, out if yes else None, None))
+        ask(self.app, confirm, lambda yes: self._chosen(options, out if yes else None, None))
 
     def _chosen(self, options: ExportOptions, path: Path | None, taken: Path | None) -> None:
         """Write to the path chosen (None: nothing), replacing what is there when it is the taken one."""

@@ -8,11 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
 from db.queue_team import FLAGS
 from db.queues import Facets, QueueFilter
+from nlistral_tui.screens.dialog import Dialog
 from nlistral_tui.text import literal
 
 FIELDS = ("dataset", "split", "gold", "model", "run_id", "sample", "flag", "reviewer", "reason")
@@ -47,7 +47,7 @@ def _bound(name: str, text: str, kind: str) -> float | int | None:
                          "type one or leave it blank") from None
 
 
-class FilterScreen(ModalScreen[QueueFilter | None]):
+class FilterScreen(Dialog[QueueFilter]):
     """Choose facet values; 'any' (blank) means no filter on that field."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,10 +89,10 @@ class FilterScreen(ModalScreen[QueueFilter | None]):
         except ValueError as exc:
             self.notify(f"{exc}.", severity="error", markup=False)
             return
-        self.dismiss(chosen)
+        self.answer(chosen)
 
     def action_clear(self) -> None:
-        self.dismiss(self.current.replace(**{name: None for name in (*FIELDS, *(n for n, _ in BOUNDS))}))
+        self.answer(self.current.replace(**{name: None for name in (*FIELDS, *(n for n, _ in BOUNDS))}))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

@@ -38,6 +38,7 @@ from nlistral_tui.messages import (
     ViewsListed,
     WindowLoaded,
 )
+from nlistral_tui.screens.dialog import ask
 from nlistral_tui.screens.triage import REFRESH, ranking_inputs, triage_dialog, with_thresholds
 from nlistral_tui.screens.views import ViewsScreen
 from nlistral_tui.tuning import LatencyProbe, collect_young, quiet_gc
@@ -159,7 +160,7 @@ class QueueBrowser(Screen[None]):
             elif queue is not None:
                 self.set_filter(with_thresholds(self.filter.replace(queue=queue), self.settings), "filter")
 
-        self.app.push_screen(triage_dialog(msg.counts, msg.ranking), chosen)
+        ask(self.app, triage_dialog(msg.counts, msg.ranking), chosen)
 
     def on_ranking_refreshed(self, msg: RankingRefreshed) -> None:
         self.notify(f"The suspect ranking holds {msg.suspects:,} examples.", timeout=5)
@@ -265,7 +266,7 @@ class QueueBrowser(Screen[None]):
         self._high_water = msg.high_water
 
     def on_views_listed(self, msg: ViewsListed) -> None:
-        self.app.push_screen(ViewsScreen(msg.names, self.filter.describe()), self._view_chosen)
+        ask(self.app, ViewsScreen(msg.names, self.filter.describe()), self._view_chosen)
 
     def _view_chosen(self, chosen: tuple[str, str] | None) -> None:
         if chosen is not None:

@@ -24,6 +24,7 @@ from nlistral_tui.messages import (
     StepRefused,
     StepUndone,
 )
+from nlistral_tui.screens.dialog import ask
 from nlistral_tui.screens.edit import Edit
 from nlistral_tui.screens.filters import FilterScreen
 from nlistral_tui.screens.prompt import PromptScreen
@@ -72,15 +73,15 @@ class ReviewScreen(QueueBrowser):
 
     def action_edit(self) -> None:
         if (d := self._need_current()) is not None:
-            self.app.push_screen(edit_dialog(d), lambda edit: self._edited(d, edit))
+            ask(self.app, edit_dialog(d), lambda edit: self._edited(d, edit))
 
     def action_flag_bias(self) -> None:
         if (d := self._need_current()) is not None:
-            self.app.push_screen(bias_dialog(d), lambda result: self._flagged(d, result))
+            ask(self.app, bias_dialog(d), lambda result: self._flagged(d, result))
 
     def action_relabel(self) -> None:
         if (d := self._need_current()) is not None:
-            self.app.push_screen(relabel_dialog(d), self._relabelled)
+            ask(self.app, relabel_dialog(d), self._relabelled)
 
     def action_comment(self) -> None:
         if (d := self._need_current()) is not None:
@@ -100,7 +101,7 @@ class ReviewScreen(QueueBrowser):
         if not d.reflections:
             self.notify("No reflection versions yet: press R to run one.", severity="warning")
             return
-        self.app.push_screen(VersionsScreen(d), self._version_chosen)
+        ask(self.app, VersionsScreen(d), self._version_chosen)
 
     def action_toggle_diff(self) -> None:
         self.detail.toggle_diff()
@@ -128,7 +129,7 @@ class ReviewScreen(QueueBrowser):
         if self.facets is None:
             self.notify("Still reading the datasets and models; try again in a moment.")
             return
-        self.app.push_screen(FilterScreen(self.filter, self.facets), self._filter_chosen)
+        ask(self.app, FilterScreen(self.filter, self.facets), self._filter_chosen)
 
     def action_clear_filter(self) -> None:
         self.set_filter(QueueFilter(queue=self.filter.queue), "filter")
@@ -140,7 +141,7 @@ class ReviewScreen(QueueBrowser):
         self.action_queue(self.next_queue(step))
 
     def action_jump(self) -> None:
-        self.app.push_screen(PromptScreen("Jump to example id", "e.g. 1234", "integer"), self._jump_to)
+        ask(self.app, PromptScreen("Jump to example id", "e.g. 1234", "integer"), self._jump_to)
 
     def action_bulk(self, action: str) -> None:
         self.feed.count_bulk(action, self.filter)
@@ -217,7 +218,7 @@ class ReviewScreen(QueueBrowser):
         def rejected(result: tuple[str, str] | None) -> None:
             if result is not None and self._shown(d):
                 self.decide("reject", why(payload, *result))
-        self.app.push_screen(reason_dialog("reject", d.id, self.settings.reasons, comment), rejected)
+        ask(self.app, reason_dialog("reject", d.id, self.settings.reasons, comment), rejected)
 
     def _ask_comment(self, d: ExampleDetail) -> None:
         """A comment rides on a decision: it records the reviewer's standing decision again, with the comment."""
@@ -230,8 +231,8 @@ class ReviewScreen(QueueBrowser):
         def commented(text: str | None) -> None:
             if text is not None and text != (mine.comment or "") and self._shown(d):
                 self.decide(mine.action, recorded_again(mine, text), advance=False)
-        self.app.push_screen(PromptScreen(f"Comment on your {mine.decision} of #{d.id}", "empty clears it",
-                                          value=mine.comment or "", hint="enter saves · esc cancels"), commented)
+        ask(self.app, PromptScreen(f"Comment on your {mine.decision} of #{d.id}", "empty clears it",
+                                   value=mine.comment or "", hint="enter saves · esc cancels"), commented)
 
     def _ask_adjudication(self, d: ExampleDetail) -> None:
         if not (d.state.conflict or d.state.adjudicated):
@@ -249,7 +250,7 @@ class ReviewScreen(QueueBrowser):
                 self.decide("accept", why({"adjudication": True}, None, comment))
             else:
                 self._ask_reason(d, {"adjudication": True}, comment)
-        self.app.push_screen(adjudicate_dialog(d, self.reviewer), adjudicated)
+        ask(self.app, adjudicate_dialog(d, self.reviewer), adjudicated)
 
     # ------------------------------------------------------- dialog results
     def _edited(self, d: ExampleDetail, edit: Edit | None) -> None:
@@ -267,7 +268,7 @@ class ReviewScreen(QueueBrowser):
         def reasoned(reason: str | None) -> None:  # None: esc cancelled the flag
             if reason is not None and self._shown(d):
                 self.decide("flag_bias", why({"category": category, "note": note}, reason, None), advance=False)
-        self.app.push_screen(reason_dialog("flag", d.id, self.settings.reasons, None), reasoned)
+        ask(self.app, reason_dialog("flag", d.id, self.settings.reasons, None), reasoned)
 
     def _relabelled(self, label: int | str | None) -> None:
         if label is not None:
@@ -319,8 +320,8 @@ class ReviewScreen(QueueBrowser):
         if not msg.undecided and not msg.decided:
             self.notify("Nothing to do: the current filter selects no examples.", severity="warning")
             return
-        self.app.push_screen(bulk_dialog(msg.action, msg.filter, msg.undecided, msg.decided),
-                             lambda chosen: self._bulk_chosen(msg.action, chosen))
+        ask(self.app, bulk_dialog(msg.action, msg.filter, msg.undecided, msg.decided),
+                      lambda chosen: self._bulk_chosen(msg.action, chosen))
 
     def on_reflection_started(self, msg: ReflectionStarted) -> None:
         self.notify(f"Re-running the reflection of #{msg.example_id}…", timeout=3)

@@ -7,15 +7,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from db.detail import ExampleDetail
+from nlistral_tui.screens.dialog import Dialog
 from nlistral_tui.text import label_text, literal
 
 
-class VersionsScreen(ModalScreen[int | None]):
+class VersionsScreen(Dialog[int]):
     """A list of versions (newest last) beside the highlighted one's text; enter chooses it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "close", id="versions.cancel")]
@@ -56,7 +56,7 @@ class VersionsScreen(ModalScreen[int | None]):
         ))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(int(event.option.id or 0))
+        self.answer(int(event.option.id or 0))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

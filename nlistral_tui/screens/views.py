@@ -7,14 +7,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from nlistral_tui.screens.dialog import Dialog
 from nlistral_tui.text import literal
 
 
-class ViewsScreen(ModalScreen[tuple[str, str] | None]):
+class ViewsScreen(Dialog[tuple[str, str]]):
     """Type a name and enter to save the current view under it; or pick a saved view (arrows, enter) to open it.
 
     The result is ("save", name) or ("open", name); esc cancels (None).
@@ -42,11 +42,11 @@ class ViewsScreen(ModalScreen[tuple[str, str] | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(("save", event.value))
+        self.answer(("save", event.value))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.dismiss(("open", self.names[int(event.option.id or 0)]))
+        self.answer(("open", self.names[int(event.option.id or 0)]))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
