@@ -88,11 +88,12 @@ def eval_load(record: BaseLoad | None, *, device: str, four_bit: bool | None = N
     """Decide how evaluate loads the base: as the adapter's record says on CUDA; float32 on CPU.
 
     four_bit is an explicit request (None: decide). Raises ValueError when it contradicts the record.
-    Without a record: NF4 on CUDA (what training does by default), with a warning for an adapter.
+    Without a record: an adapter gets NF4 on CUDA (what training does by default), with a warning; a base
+    alone is dense (bfloat16 on CUDA), as its makers ship it.
     """
     cuda = device == "cuda"
-    if record is None:
-        chosen = cuda if four_bit is None else four_bit
+    if record is None:  # a base alone loads as its makers ship it (bf16 on CUDA): no bitsandbytes needed
+        chosen = (cuda and has_adapter) if four_bit is None else four_bit
         warning = None
         if has_adapter and cuda and four_bit is None:
             warning = (f"the adapter has no {BASE_LOAD_FILE} (trained before load settings were recorded): "

@@ -31,7 +31,9 @@ def test_without_a_record_cuda_keeps_nf4_and_warns_for_an_adapter_only():
     old = eval_load(None, device="cuda")
     assert old.four_bit and old.dtype == "bfloat16" and BASE_LOAD_FILE in (old.warning or "")
     assert "quantization: none" in (old.warning or "")
-    assert eval_load(None, device="cuda", has_adapter=False).warning is None  # a base alone: nothing to match
+    alone = eval_load(None, device="cuda", has_adapter=False)  # a base alone: nothing to match, no bitsandbytes
+    assert alone.warning is None and not alone.four_bit and alone.dtype == "bfloat16"
+    assert eval_load(None, device="cuda", has_adapter=False, four_bit=True).four_bit
     assert not eval_load(None, device="cuda", four_bit=False).four_bit
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from db import open_db
 from pipeline.cli import app
+from pipeline.evaluate.teacher_forced import check_run
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def test_smollm2_trains_and_evaluates_through_its_chat_template(smollm2_dir: Pat
     small.write_text("".join(full.read_text(encoding="utf-8").splitlines(keepends=True)[:12]), encoding="utf-8")
 
     out = tmp_path / "run"
-    sets = [f"base_model={smollm2_dir}", f"data={small}", f"output_dir={out}", "quantization=none", "max_steps=3",
+    sets = [f"base_model={smollm2_dir}", f"data={small}", f"output_dir={out}", "quantization=none", "max_steps=6",
             "micro_batch_size=4", "batch_size=4", "eval_fraction=0", "early_stopping_patience=0", "warmup_steps=1",
             "gradient_checkpointing=none"]
     trained = runner.invoke(app, ["train", "--config", "label_only", "--db", str(demo_db_path),
@@ -46,3 +47,11 @@ def test_smollm2_trains_and_evaluates_through_its_chat_template(smollm2_dir: Pat
     for row in rows:
         assert row["tokens_out"] <= 12 and "<|im_start|>" not in row["raw_response"]
         assert (row["predicted_label"] is None) == (row["parse_status"] == "failed")
+
+    # The same adapter teacher-forced on the same base: the label it prefers where the answer's label goes is
+    # the label greedy decoding wrote, example by example, so the accuracies are equal.
+    check = check_run(open_db(demo_db_path), summary["run_id"])
+    assert check.example_ids == sorted(r["example_id"] for r in rows) and not check.unscorable
+    assert all(label is not None for label in check.greedy)
+    assert check.greedy == check.forced and check.greedy_accuracy == check.forced_accuracy
+    assert summary["metrics"]["accuracy"] == pytest.approx(check.forced_accuracy)
