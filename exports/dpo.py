@@ -59,7 +59,7 @@ def selector(options: DpoOptions) -> Selector:
         block = BlockBuilder(block_reasons(team, rows))
         counter, limit = length.counter, length.max_tokens
         built: list[tuple[SourceRow, Target, list[Target]]] = []
-        texts: list[str] = []
+        rows_out: list[tuple[str, str, str, int]] = []
         for row in rows:
             settled = settle(row, options.policy, team.get(row.id, ()))
             if isinstance(settled, str):
@@ -72,8 +72,9 @@ def selector(options: DpoOptions) -> Selector:
                 block.leave_out(row.id, sides)
                 continue
             built.append((row, *sides))
-            texts.extend(sft_text(row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
-        lengths = iter(counter.count(texts) if counter is not None else [estimate_tokens(t) for t in texts])
+            rows_out.extend((row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
+        lengths = iter(counter.count(rows_out) if counter is not None
+                       else [estimate_tokens(sft_text(*r)) for r in rows_out])
         for row, chosen, rejected in built:
             chosen_fits = next(lengths) <= limit
             fitting = [side for side in rejected if next(lengths) <= limit and chosen_fits]

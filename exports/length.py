@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from exports.errors import TokenizerLoadError
+from exports.formats import cot_target, user_prompt
 
 LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
 LETTERS_PER_TOKEN_X10 = 34  # 3.4 letters per token, kept as an integer ratio
@@ -71,13 +72,22 @@ class TokenCounter:
                 "tokenizer.json or tokenizer.model (e.g. the model's folder), or leave it out to use "
                 "the conservative estimate."
             ) from None
+        try:
+            from pipeline.layout import LayoutError, layout_for
+
+            self.layout = layout_for(self.tokenizer, path)
+        except LayoutError as exc:
+            raise TokenizerLoadError(f"{exc}. Or leave --tokenizer out to use the conservative estimate.") from None
         self.name = f"tokenizer: {path}"
 
-    def count(self, texts: Sequence[str]) -> list[int]:
-        """Token counts of full training texts (their special-token markers are part of the text)."""
-        if not texts:
+    def count(self, rows: Sequence[tuple[str, str, str, int]]) -> list[int]:
+        """Token counts of SFT rows (premise, hypothesis, thought, label) encoded exactly as training encodes them:
+        through the model's own layout (pipeline.layout: the [INST] text for Mistral, else its chat template)."""
+        if not rows:
             return []
-        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        prompts = [user_prompt(premise, hypothesis) for premise, hypothesis, _, _ in rows]
+        targets = [cot_target(thought, label) for _, _, thought, label in rows]
+        return [len(ids) for ids in self.layout.full_ids(prompts, targets)]
 
 
 class _Limits(Protocol):

@@ -10,7 +10,6 @@ from sqlite_utils import Database
 from exports.fast.block import Block, BlockBuilder
 from exports.fast.sft_layout import sft_lines
 from exports.length import LengthCheck
-from exports.lines import sft_text
 from exports.options import SftOptions
 from exports.policy import block_decisions, block_reasons, settle
 from exports.rules import SourceRow, sft_rule
@@ -73,7 +72,7 @@ def selector(options: SftOptions) -> Selector:
             else:
                 take(row, line, target.label, target.source, target.model)
         if measure_later:
-            texts = [sft_text(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
+            texts = [(r.premise, r.hypothesis, t.thought, t.label) for r, t, _ in measure_later]
             for (row, target, line), length_ in zip(measure_later, counter.count(texts), strict=True):  # type: ignore[union-attr]
                 if length_ > limit:
                     leave_out(row.id, "too_long")

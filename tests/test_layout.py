@@ -117,3 +117,34 @@ def test_label_scores_find_the_label_token_for_smollm2(smol):
         assert {smol.decode([slot.gold_token]), smol.decode([slot.other_token])} == {"0", "1"}
         assert smol.decode([slot.gold_token]) == str(slot.gold_label)
         assert list(slot.prefix) == row["input_ids"][:len(slot.prefix)]
+
+
+def test_smollm2_preference_rows_reach_the_model_as_the_layout_writes_them(smol):
+    """DPO on a chat-template model: TRL's preference collator joins the pre-tokenized prompt and target and adds
+    nothing (no second end of turn, no extra EOS), so each row is the layout's full row, ending at its end of turn."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    prompt = formats.user_prompt(*PAIR)
+    pair = data.PairRecord(7, prompt, formats.cot_target("Step 1: a cat is an animal.", 1),
+                           formats.cot_target("Step 1: no.", 0), "x")
+    row = data.encode_pairs([pair], smol, 512).rows[0]
+    batch = DataCollatorForPreference(pad_token_id=smol.pad_token_id)([row])
+    layout = layout_for(smol)
+    for i, target in enumerate((pair.chosen, pair.rejected)):
+        full = layout.full_ids([prompt], [target])[0]
+        ids = [t for t, m in zip(batch["input_ids"][i].tolist(), batch["attention_mask"][i].tolist()) if m]
+        assert ids == full
+        completion = ids[len(row["prompt_ids"]):]
+        assert sum(t in layout.stop_ids for t in completion) == 1  # one end of turn, nothing after it but text
+
+
+def test_export_measures_a_row_as_training_encodes_it(smol, smollm2_dir):
+    """`export --tokenizer DIR` counts a row's tokens through the model's own layout, as training will encode it
+    (it counted the [INST] text, which a chat-template model never sees)."""
+    from exports.length import TokenCounter
+
+    row = ("A cat sits on the mat.", "An animal sits.", "Step 1: a cat is an animal.", 1)
+    record = data.SftRecord(1, formats.user_prompt(*row[:2]), formats.cot_target(*row[2:]), "x")
+    trained = len(data.encode_sft([record], smol, 4096).rows[0]["input_ids"])
+    assert TokenCounter(str(smollm2_dir)).count([row]) == [trained]
+    assert trained != len(smol(formats.inst_text(record.prompt, record.target), add_special_tokens=False)["input_ids"])
