@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from db import open_db
 from pipeline.cli import app
+from pipeline.evaluate.prompts import prompt_version
 from pipeline.evaluate.teacher_forced import check_run
 
 pytestmark = pytest.mark.slow
@@ -47,6 +48,10 @@ def test_smollm2_trains_and_evaluates_through_its_chat_template(smollm2_dir: Pat
     for row in rows:
         assert row["tokens_out"] <= 12 and "<|im_start|>" not in row["raw_response"]
         assert (row["predicted_label"] is None) == (row["parse_status"] == "failed")
+    config = json.loads(open_db(demo_db_path).execute("SELECT config FROM runs WHERE id = ?",
+                                                      [summary["run_id"]]).fetchone()[0])
+    assert {row["prompt_version"] for row in rows} == {config["prompt_version"]}  # the run names its prompt
+    assert config["prompt_version"] != prompt_version(with_thought=False, shuffle_thoughts=False)  # not [INST]'s
 
     # The same adapter teacher-forced on the same base: the label it prefers where the answer's label goes is
     # the label greedy decoding wrote, example by example, so the accuracies are equal.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.layout import Layout, layout_for
 from pipeline.quantization import EvalLoad, eval_load, nf4_load_kwargs, read_base_load
 
 
@@ -98,8 +99,7 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
         model: Any = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
     except (OSError, ValueError) as exc:
         raise LoadError(f"cannot load the base model from {base_path}: {exc}") from exc
-    tokenizer_dir = adapter if adapter is not None and _has_tokenizer(adapter) else Path(base_path)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder(adapter, base_path))
     parts = ["nf4 base" if four_bit else f"{str(kwargs['dtype']).removeprefix('torch.')} base"]
     if adapter is not None:
         from peft import PeftModel
@@ -139,5 +139,20 @@ def decide_load(adapter: Path | None, device: str, four_bit: bool | None) -> Eva
         raise LoadError(str(exc)) from exc
 
 
-def _has_tokenizer(folder: Path) -> bool:
-    return (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
+def tokenizer_folder(adapter: Path | None, base_path: str) -> Path:
+    """Where the model's tokenizer is read from: the adapter's folder when training saved one there, else the base."""
+    if adapter is not None and ((adapter / "tokenizer.json").exists() or (adapter / "tokenizer_config.json").exists()):
+        return adapter
+    return Path(base_path)
+
+
+def read_layout(adapter: Path | None, base: str | None) -> Layout | None:
+    """The prompt layout of this adapter's (or base's) model from its tokenizer alone, without loading weights;
+    None when the folders cannot be read yet (loading the model then says why)."""
+    from transformers import AutoTokenizer
+
+    try:
+        base_path = resolve_base(adapter, base)
+        return layout_for(AutoTokenizer.from_pretrained(tokenizer_folder(adapter, base_path)), base_path)
+    except (OSError, ValueError):  # LoadError and LayoutError are ValueErrors
+        return None

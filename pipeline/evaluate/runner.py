@@ -22,7 +22,7 @@ from db.tx import when_unlocked
 from pipeline.api.endpoint import Endpoint
 from pipeline.evaluate.earlier_runs import resumable_run, shuffled_thoughts
 from pipeline.evaluate.errors import EvaluationError
-from pipeline.evaluate.loading import LoadedModel, load_model
+from pipeline.evaluate.loading import LoadedModel, load_model, read_layout
 from pipeline.evaluate.overlap import find_overlaps
 from pipeline.evaluate.prompts import forced_label_prefix, prompt_ids, prompt_version
 from pipeline.evaluate.served import ask_and_store, check_served
@@ -125,6 +125,10 @@ def run_evaluation(
         notify(f"{unlabelled} unlabelled examples left out (no gold label to score against).")
     identity = options.identity()
     adapter = Path(options.adapter) if options.adapter else None
+    if options.backend == "local" and (layout := read_layout(adapter, options.base)) is not None:
+        # the prompt as this model sees it: a chat-template model's differs from the [INST] one identity() names
+        identity["prompt_version"] = prompt_version(with_thought=options.with_thought,
+                                                    shuffle_thoughts=options.shuffle_thoughts, layout=layout)
     overlaps, notes = find_overlaps(db, adapter, {e.content_hash for e in examples})
     warnings = [o.message() for o in overlaps]
     for line in warnings:
