@@ -68,6 +68,38 @@ def test_batched_left_padded_decoding_matches_one_at_a_time_generate(tiny_model_
         assert ours[i].prompt_tokens == len(prompt)
 
 
+def test_a_batch_that_runs_out_of_memory_is_split_and_retried(tiny_model_dir, monkeypatch):
+    """Out of memory is never a crash while a batch can be halved: the same answers come back, every prompt once."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.evaluate import generation
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = _prompts(tokenizer)
+    settings = dict(max_new_tokens=6, check_every=2, stop_at_json_end=False, stop_at_eos=False)
+    whole = {i: o for b in generation.generate(model, tokenizer, prompts, batch_size=4, **settings)
+             for i, o in zip(b.indices, b.outputs)}
+    real_prefill, tried = generation._prefill, []
+
+    def small_card(model, ids, *args):  # a card that holds the caches of one row at a time
+        tried.append(ids.shape[0])
+        if ids.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_prefill(model, ids, *args)
+
+    monkeypatch.setattr(generation, "_prefill", small_card)
+    batches = list(generation.generate(model, tokenizer, prompts, batch_size=4, **settings))
+    assert tried == [4, 2, 1, 1, 2, 1, 1] and [len(b.indices) for b in batches] == [1, 1, 1, 1]
+    split = {i: o for b in batches for i, o in zip(b.indices, b.outputs)}
+    assert sorted(split) == [0, 1, 2, 3] and split == whole
+
+    monkeypatch.setattr(generation, "_prefill", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("one row")))
+    with pytest.raises(torch.OutOfMemoryError):  # one row that does not fit: nothing left to split
+        list(generation.generate(model, tokenizer, prompts[:1], batch_size=1, **settings))
+
+
 def test_merged_adapter_computes_the_unmerged_function(tiny_model_dir, adapter_dir):
     from pipeline.evaluate.loading import load_model
     from pipeline.evaluate.merge import top1_agreement, top1_predictions

@@ -111,7 +111,8 @@ def generate(
 ) -> Iterator[BatchResult]:
     """Greedy answers to encoded prompts, one BatchResult per finished batch (length-sorted order).
 
-    batch_size None sizes batches from free memory (plan_batches). The prompt is never part of the
+    batch_size None sizes batches from free memory (plan_batches); a batch that still runs out of memory
+    is split in two and retried, down to one row (a row that does not fit raises). The prompt is never part of the
     output. With stop_at_json_end a row stops at the brace that closes its first JSON object;
     `forced` is, per prompt, answer text already written at the end of the prompt (counted there).
     With stop_at_eos a row stops at any of stop_ids (default: the tokenizer's EOS; pipeline.layout gives
@@ -124,16 +125,33 @@ def generate(
     if stop_at_json_end and char_table is None:
         char_table = json_char_table(tokenizer)
     lengths = [len(p) for p in prompts]
-    for batch in plan_batches(model, lengths, max_new_tokens, batch_size):
-        started = time.perf_counter()
-        with torch.inference_mode():
-            outputs = _generate_batch(
-                model, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
-                stop_at_json_end=stop_at_json_end, stop_at_eos=stop_at_eos, check_every=check_every,
-                prefill_tokens=prefill_tokens, char_table=char_table,
-                forced=[forced[i] for i in batch] if forced is not None else None, stop_ids=stop_ids,
-            )
+
+    def fitting(batch: list[int]) -> Iterator[BatchResult]:
+        """The batch's answers; a batch the card has no memory for is split in two and each half retried."""
+        started, fits = time.perf_counter(), True
+        try:
+            with torch.inference_mode():
+                outputs = _generate_batch(
+                    model, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
+                    stop_at_json_end=stop_at_json_end, stop_at_eos=stop_at_eos, check_every=check_every,
+                    prefill_tokens=prefill_tokens, char_table=char_table,
+                    forced=[forced[i] for i in batch] if forced is not None else None, stop_ids=stop_ids,
+                )
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            fits = False  # retried below, once this handler has let go of the failed batch's tensors
+        if not fits:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            yield from fitting(batch[:half])
+            yield from fitting(batch[half:])
+            return
         yield BatchResult(tuple(batch), tuple(outputs), time.perf_counter() - started)
+
+    for batch in plan_batches(model, lengths, max_new_tokens, batch_size):
+        yield from fitting(batch)
 
 
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *, max_new_tokens: int,
