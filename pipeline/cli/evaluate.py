@@ -49,7 +49,9 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the --shuffle-thoughts pairing.")] = 0,
     no_merge: Annotated[bool, typer.Option("--no-merge", help="On CUDA, compute with the 4-bit base as training "
                         "did (much slower) instead of dequantising it once into bf16 (the adapter is applied "
-                        "unmerged either way).")] = False,
+                        "unmerged either way). Chosen by itself when the bf16 copy would not fit the card.")] = False,
+    max_memory: Annotated[float | None, typer.Option(help="On a GPU: the GiB of its memory evaluation may hold at most "
+                          "(weights, caches, activations) [default: what the card has free].", min=0.5)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished evaluate run with the "
                       "same settings, skipping examples it already stored.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the metrics JSON "
@@ -94,6 +96,7 @@ def evaluate(
             adapter=str(adapter) if adapter else None, base=base, datasets=tuple(dataset or ()),
             splits=tuple(split or ()), limit=limit, max_new_tokens=max_new_tokens, with_thought=not no_thought,
             shuffle_thoughts=shuffle_thoughts, seed=seed, merge=False if no_merge else None, batch_size=batch_size,
+            max_memory_gib=max_memory,
             backend=backend, servers=tuple(server_url or ()), model=model, rps=rps, max_concurrency=max_concurrency,
             timeout_s=api.timeout_s, max_retries=api.max_retries)
     except EvaluationError as exc:

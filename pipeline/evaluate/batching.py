@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.evaluate import memory
 from pipeline.evaluate.reserved_cache import kv_bytes_per_token
 
 CPU_ROWS = 8  # rows per batch on CPU
 MAX_ROWS = 1024  # rows per batch on CUDA at most
-CUDA_RESERVE_BYTES = 12 * 2**30  # free GPU memory kept for one prefill chunk's activations, logits, allocator slack
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_new_tokens: int = 0,
@@ -36,16 +36,22 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_new_to
 
 
 def plan_batches(model: Any, lengths: Sequence[int], max_new_tokens: int, batch_size: int | None,
-                 *, cap: int = MAX_ROWS) -> list[list[int]]:
+                 *, cap: int = MAX_ROWS, max_memory_gib: float | None = None) -> list[list[int]]:
     """Batches for these prompts: batch_size rows each when given; else CPU_ROWS rows on CPU, and on CUDA
-    as many rows (up to cap) as the free memory holds caches for."""
-    import torch
-
+    as many rows (up to cap) as the memory available holds caches for (pipeline.evaluate.memory: the
+    card's free memory, under --max-memory what the cap leaves)."""
     if batch_size is not None:
         return length_sorted_batches(lengths, batch_size)
     device = next(model.parameters()).device
     if device.type != "cuda":
         return length_sorted_batches(lengths, CPU_ROWS)
-    free, _ = torch.cuda.mem_get_info(device)
-    budget = max(1, int((free - CUDA_RESERVE_BYTES) // kv_bytes_per_token(model)))
-    return length_sorted_batches(lengths, cap, max_new_tokens=max_new_tokens, max_tokens=budget)
+    available = memory.read_card(device, max_memory_gib).available(memory.allocated(device))
+    return budget_batches(lengths, max_new_tokens, available, kv_bytes_per_token(model), cap=cap)
+
+
+def budget_batches(lengths: Sequence[int], max_new_tokens: int, available: int, kv_bytes: int,
+                   *, cap: int = MAX_ROWS) -> list[list[int]]:
+    """Length-sorted batches of at most cap rows whose caches (kv_bytes a token) fit in the available bytes,
+    less the headroom decoding keeps (pipeline.evaluate.memory.cache_token_budget)."""
+    return length_sorted_batches(lengths, cap, max_new_tokens=max_new_tokens,
+                                 max_tokens=memory.cache_token_budget(available, kv_bytes))

@@ -108,13 +108,15 @@ def generate(
     char_table: list[str] | None = None,
     forced: Sequence[str] | None = None,
     stop_ids: Sequence[int] | None = None,
+    max_memory_gib: float | None = None,
 ) -> Iterator[BatchResult]:
     """Greedy answers to encoded prompts, one BatchResult per finished batch (length-sorted order).
 
-    batch_size None sizes batches from free memory (plan_batches); a batch that still runs out of memory
-    is split in two and retried, down to one row (a row that does not fit raises). The prompt is never part of the
-    output. With stop_at_json_end a row stops at the brace that closes its first JSON object;
-    `forced` is, per prompt, answer text already written at the end of the prompt (counted there).
+    batch_size None sizes batches from the memory available (plan_batches, under max_memory_gib); a batch
+    that still runs out of memory is split in two and retried, down to one row (a row that does not fit
+    raises). The prompt is never part of the output. With stop_at_json_end a row stops at the brace that
+    closes its first JSON object; `forced` is, per prompt, answer text already written at the end of the
+    prompt (counted there).
     With stop_at_eos a row stops at any of stop_ids (default: the tokenizer's EOS; pipeline.layout gives
     the chat template's end-of-turn too).
     """
@@ -150,7 +152,7 @@ def generate(
             return
         yield BatchResult(tuple(batch), tuple(outputs), time.perf_counter() - started)
 
-    for batch in plan_batches(model, lengths, max_new_tokens, batch_size):
+    for batch in plan_batches(model, lengths, max_new_tokens, batch_size, max_memory_gib=max_memory_gib):
         yield from fitting(batch)
 
 

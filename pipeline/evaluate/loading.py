@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.evaluate import memory
 from pipeline.layout import Layout, layout_for
 from pipeline.quantization import EvalLoad, eval_load, nf4_load_kwargs, read_base_load
 
@@ -71,11 +72,13 @@ def default_device() -> str:
 
 
 def load_model(adapter: Path | None, base: str | None, *, device: str | None = None, merge: bool | None = None,
-               four_bit: bool | None = None, fold: bool = False) -> LoadedModel:
+               four_bit: bool | None = None, fold: bool = False, max_memory_gib: float | None = None) -> LoadedModel:
     """Load base (+ adapter) for evaluation; four_bit follows the adapter's record, merge defaults to CUDA only.
 
     merge makes the base dense (dequantised); fold also adds the LoRA deltas into its weights, otherwise
-    the adapter is applied again, unmerged, on top of the dense base.
+    the adapter is applied again, unmerged, on top of the dense base. On CUDA, with merge left to the
+    default, a 4-bit base stays 4-bit when its dense copy does not fit the memory available (the card's
+    free memory, or what --max-memory leaves), and says so; a dense base that cannot fit is refused.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,7 +89,11 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
     device = device or default_device()
     decided = decide_load(adapter, device, four_bit)
     four_bit = decided.four_bit
+    warnings = [decided.warning] if decided.warning else []
+    auto_merge = merge is None
     merge = (device == "cuda") if merge is None else merge
+    if device == "cuda" and not four_bit:
+        check_dense_fits(base_path, decided.dtype, max_memory_gib)
     kwargs: dict[str, Any] = {"device_map": {"": device}}
     if four_bit:
         try:
@@ -106,6 +113,9 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
 
         model = PeftModel.from_pretrained(model, adapter)
         parts.append("LoRA")
+    if merge and auto_merge and four_bit and (note := unpacked_does_not_fit(base_path, max_memory_gib)):
+        merge = False
+        warnings.append(note)
     if merge and (four_bit or adapter is not None):
         from pipeline.evaluate.merge import merge_to_dense
 
@@ -127,7 +137,32 @@ def load_model(adapter: Path | None, base: str | None, *, device: str | None = N
     model.eval()
     name = str(adapter.resolve()) if adapter is not None else str(base_path)
     return LoadedModel(model, tokenizer, name, str(base_path), str(adapter.resolve()) if adapter else None, mode,
-                       warning=decided.warning)
+                       warning="; ".join(warnings) or None)
+
+
+def check_dense_fits(base_path: str, dtype: str, max_memory_gib: float | None) -> None:
+    """LoadError, before loading, when the dense base is larger than the memory available on the card."""
+    import torch
+
+    card = memory.read_card(torch.device("cuda"), max_memory_gib)
+    need = memory.dense_bytes(base_path, getattr(torch, dtype).itemsize)
+    if need > card.available(memory.allocated(torch.device("cuda"))):
+        raise LoadError(f"the base {base_path} needs {need / memory.GIB:.1f} GiB in {dtype} (as the adapter was "
+                        f"trained, or as shipped), more than {card.describe()}. Free the card, raise --max-memory, "
+                        "or use a larger card; an adapter trained in 4-bit (the QLoRA default) evaluates in 4-bit")
+
+
+def unpacked_does_not_fit(base_path: str, max_memory_gib: float | None) -> str | None:
+    """Why a loaded 4-bit base stays 4-bit (its bf16 copy would not fit beside room to decode), or None."""
+    import torch
+
+    card = memory.read_card(torch.device("cuda"), max_memory_gib)
+    dense = memory.dense_bytes(base_path)
+    if memory.unpacked_fits(dense, card.available(memory.allocated(torch.device("cuda")))):
+        return None
+    return (f"the unpacked bf16 base ({dense / memory.GIB:.1f} GiB) would not leave room to decode in "
+            f"{card.describe()}: computing with the 4-bit base as training did (slower; the same answers up to "
+            "rounding)")
 
 
 def decide_load(adapter: Path | None, device: str, four_bit: bool | None) -> EvalLoad:

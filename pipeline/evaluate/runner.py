@@ -49,6 +49,7 @@ class EvalOptions:
     seed: int = 0
     merge: bool | None = None  # None: merge on CUDA, not on CPU
     batch_size: int | None = field(default=None, compare=False)
+    max_memory_gib: float | None = field(default=None, compare=False)  # --max-memory: the GPU memory to use at most
     # "local": the adapter in this process; "openai": a server (pipeline.evaluate.served) serves `model`
     backend: str = "local"
     servers: tuple[str, ...] = ()  # --server-url, for backend "openai"
@@ -176,7 +177,8 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
                         progress: Callable[[int], None], notify: Callable[[str], None]) -> int:
     from pipeline.evaluate.generation import generate
 
-    loaded = loader(Path(options.adapter) if options.adapter else None, options.base, merge=options.merge)
+    loaded = loader(Path(options.adapter) if options.adapter else None, options.base, merge=options.merge,
+                    max_memory_gib=options.max_memory_gib)
     if loaded.warning:
         notify(f"WARNING: {loaded.warning}")
     layout = layout_for(loaded.tokenizer, loaded.base)  # the prompt layout training used for this base
@@ -188,7 +190,8 @@ def _generate_and_store(db: Database, run_id: int, options: EvalOptions, identit
     max_new = SHUFFLE_MAX_NEW_TOKENS if shuffled else options.max_new_tokens
     stored = 0
     for batch in generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new,
-                          batch_size=options.batch_size, forced=forced if shuffled else None,
+                          batch_size=options.batch_size, max_memory_gib=options.max_memory_gib,
+                          forced=forced if shuffled else None,
                           stop_ids=layout.stop_ids):
         rows = []
         for i, out in zip(batch.indices, batch.outputs):
