@@ -188,6 +188,9 @@ def read_layout(adapter: Path | None, base: str | None) -> Layout | None:
 
     try:
         base_path = resolve_base(adapter, base)
-        return layout_for(AutoTokenizer.from_pretrained(tokenizer_folder(adapter, base_path)), base_path)
+        folder = tokenizer_folder(adapter, base_path)
+        if not folder.is_dir():  # a hub name or a typo: never a download (loading says what is wrong)
+            return None
+        return layout_for(AutoTokenizer.from_pretrained(folder, local_files_only=True), base_path)
     except (OSError, ValueError):  # LoadError and LayoutError are ValueErrors
         return None
