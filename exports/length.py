@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 
 from exports.errors import TokenizerLoadError
 from exports.formats import cot_target, user_prompt
+from exports.layout import LayoutError, layout_for
 
 LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
 LETTERS_PER_TOKEN_X10 = 34  # 3.4 letters per token, kept as an integer ratio
@@ -73,8 +74,6 @@ class TokenCounter:
                 "the conservative estimate."
             ) from None
         try:
-            from pipeline.layout import LayoutError, layout_for
-
             self.layout = layout_for(self.tokenizer, path)
         except LayoutError as exc:
             raise TokenizerLoadError(f"{exc}. Or leave --tokenizer out to use the conservative estimate.") from None
@@ -82,7 +81,7 @@ class TokenCounter:
 
     def count(self, rows: Sequence[tuple[str, str, str, int]]) -> list[int]:
         """Token counts of SFT rows (premise, hypothesis, thought, label) encoded exactly as training encodes them:
-        through the model's own layout (pipeline.layout: the [INST] text for Mistral, else its chat template)."""
+        through the model's own layout (exports.layout: the [INST] text for Mistral, else its chat template)."""
         if not rows:
             return []
         prompts = [user_prompt(premise, hypothesis) for premise, hypothesis, _, _ in rows]

@@ -1,4 +1,4 @@
-"""pipeline.layout: one prompt layout per model, the same for training, evaluation and the label scorer.
+"""exports.layout: one prompt layout per model, the same for training, evaluation and the label scorer.
 
 The tiny random Mistral keeps the paper's [INST] layout byte for byte (token ids pinned as they were before
 the layout existed); SmolLM2 (ChatML, BOS <|im_start|>) uses its own chat template.
@@ -11,8 +11,8 @@ import json
 import pytest
 
 from exports import formats
+from exports.layout import CHAT, MISTRAL, LayoutError, layout_for
 from pipeline.evaluate.prompts import forced_label_prefix, prompt_ids, prompt_text, prompt_version
-from pipeline.layout import CHAT, MISTRAL, LayoutError, layout_for
 from pipeline.train import data
 from pipeline.train.label_scores import label_slots
 from pipeline.train.model import load_tokenizer
@@ -47,7 +47,7 @@ def test_the_tiny_mistral_keeps_the_inst_layout_byte_for_byte(tiny):
     rows = data.encode_sft(records, tiny, 512).rows
     pairs = [data.PairRecord(1, records[0].prompt, formats.cot_target("a", 1), formats.cot_target("b", 0), "x")]
     evals = [prompt_ids(layout, [PAIR], with_thought=w)[0] for w in (True, False)]
-    # Pinned from data.encode_sft, encode_pairs and prompts.encode_prompt as they were before pipeline.layout.
+    # Pinned from data.encode_sft, encode_pairs and prompts.encode_prompt as they were before exports.layout.
     assert _digest(rows) == "7a1954a40fa68467"
     assert _digest(data.encode_pairs(pairs, tiny, 512).rows) == "e83c79df3e6c2eb0"
     assert _digest(evals) == "41c99c57fad95e21"

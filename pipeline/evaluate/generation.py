@@ -117,7 +117,7 @@ def generate(
     raises). The prompt is never part of the output. With stop_at_json_end a row stops at the brace that
     closes its first JSON object; `forced` is, per prompt, answer text already written at the end of the
     prompt (counted there).
-    With stop_at_eos a row stops at any of stop_ids (default: the tokenizer's EOS; pipeline.layout gives
+    With stop_at_eos a row stops at any of stop_ids (default: the tokenizer's EOS; exports.layout gives
     the chat template's end-of-turn too).
     """
     import torch

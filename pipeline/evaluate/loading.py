@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exports.layout import Layout, layout_for
 from pipeline.errors import PipelineError
 from pipeline.evaluate import memory
-from pipeline.layout import Layout, layout_for
 from pipeline.quantization import EvalLoad, eval_load, nf4_load_kwargs, read_base_load
 
 

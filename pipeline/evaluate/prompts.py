@@ -1,4 +1,4 @@
-"""The evaluation prompt: exactly the training prompt, through the model's own layout (pipeline.layout).
+"""The evaluation prompt: exactly the training prompt, through the model's own layout (exports.layout).
 
 Without a layout the functions describe the paper's Mistral [INST] layout (exports.formats), as before.
 """
@@ -16,7 +16,7 @@ from exports.formats import (
     inst_prompt,
     user_prompt,
 )
-from pipeline.layout import Layout
+from exports.layout import Layout
 
 _LABEL_SLOT = "0}"
 _PREMISE, _HYPOTHESIS = "Premise: ", "\nHypothesis: "

@@ -19,6 +19,7 @@ from db.records import Example
 from db.runs import finish_run, get_run, reopen_run, start_run
 from db.scope import Scope
 from db.tx import when_unlocked
+from exports.layout import layout_for
 from pipeline.api.endpoint import Endpoint
 from pipeline.evaluate.earlier_runs import resumable_run, shuffled_thoughts
 from pipeline.evaluate.errors import EvaluationError
@@ -27,7 +28,6 @@ from pipeline.evaluate.overlap import find_overlaps
 from pipeline.evaluate.prompts import forced_label_prefix, prompt_ids, prompt_version
 from pipeline.evaluate.served import ask_and_store, check_served
 from pipeline.evaluate.summary import EvalSummary, RunSummary, summarize
-from pipeline.layout import layout_for
 from pipeline.parsing import parse_prediction
 
 Loader = Callable[..., LoadedModel]

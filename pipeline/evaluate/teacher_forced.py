@@ -1,7 +1,7 @@
 """A teacher-forced check of an evaluate run: which label the same model prefers where its answer's label goes.
 
 For each example a label-only (--no-thought) run predicted, the training text of that example (prompt and
-label target, through the model's own layout, pipeline.layout) is scored in one forward pass, and the
+label target, through the model's own layout, exports.layout) is scored in one forward pass, and the
 label whose token outscores the other's at the label position is the forced prediction
 (pipeline.train.label_scores finds that position and scores it). The model is loaded as evaluate loads it
 (the base as the adapter's training recorded) but with the adapter unmerged on the base: the model

@@ -4,7 +4,7 @@ Accepted records (JSON Lines, or the same rows in a `--hf` datasets folder; one 
   SFT inst:     {"id": ..., "text": "<s>[INST] {user prompt} [/INST] {target} </s>"}
   SFT messages: {"id": ..., "messages": [{"role": "user", ...}, {"role": "assistant", ...}]}
   DPO:          {"id": ..., "prompt": "{user prompt}", "chosen": "{target}", "rejected": "{target}", ...}
-Both SFT layouts give back the same (prompt, target), which pipeline.layout turns into the token ids of
+Both SFT layouts give back the same (prompt, target), which exports.layout turns into the token ids of
 the model being trained: the paper's Mistral [INST] text for Mistral-family bases (exactly one BOS, the
 text's own "<s>"), the model's own chat template for any other. Evaluation prompts through the same layout.
 Loss labels are -100 over the prompt; the target and the end of the turn are trained.
@@ -23,9 +23,9 @@ from sqlite_utils import Database
 from db.exports_log import export_record, newest_export_with
 from db.paths import store_path
 from exports import formats
+from exports.layout import Layout, LayoutError, layout_for
 from exports.sink import export_sha256
 from pipeline.errors import PipelineError
-from pipeline.layout import Layout, LayoutError, layout_for
 
 IGNORE = -100
 T = TypeVar("T")

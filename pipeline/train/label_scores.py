@@ -17,7 +17,7 @@ only at the one position per example that predicts its label.
 
 Where the label sits comes from the code that builds the training text: the row's target is rebuilt by
 exports.formats (cot_target or label_target) with the other label, the row is encoded again through the model's
-own layout (pipeline.layout, as data.encode_sft encodes rows), and the one token where they differ is the label token.
+own layout (exports.layout, as data.encode_sft encodes rows), and the one token where they differ is the label token.
 No token id is hard-coded, and a tokenizer that merges the label with its neighbours (" 1" is one token
 for some) is handled, since only the differing position matters.
 """
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from exports import formats
+from exports.layout import layout_for
 from pipeline.evaluate.batching import length_sorted_batches
-from pipeline.layout import layout_for
 from pipeline.train import attention
 from pipeline.train.data import IGNORE, Row, SftRecord
 

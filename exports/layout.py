@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from db.errors import NlistralError
 from exports import formats
-from pipeline.errors import PipelineError
 
 MISTRAL = "mistral-inst"
 CHAT = "chat-template"
 _SENTINEL = "NLISTRALANSWER7F3A"
 
 
-class LayoutError(PipelineError, ValueError):
+class LayoutError(NlistralError, ValueError):
     """The model has no usable prompt layout, or a prompt encodes badly under it (the message says why)."""
 
 
