@@ -217,6 +217,14 @@ class TrainListsLoaded(Message):
 
 
 @dataclass
+class TrainDiffLoaded(Message):
+    """What the highlighted export changes against the export of the last completed training run."""
+
+    export_id: int
+    text: str
+
+
+@dataclass
 class TrainOutput(Message):
     """A line a training run wrote."""
 

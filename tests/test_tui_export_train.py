@@ -11,6 +11,7 @@ from db import open_db
 from exports import SftOptions, list_exports, plan
 from nlistral_tui.pilot import running, screen_text, settle
 from nlistral_tui.screens.train import TrainScreen
+from pipeline.dataset_diff import diff_exports
 
 pytestmark = pytest.mark.asyncio
 SIZE = (200, 50)
@@ -210,3 +211,28 @@ async def test_an_export_written_after_the_training_screen_opened_is_offered(dem
         box = app.screen.query_one("#train-exports")
         assert "no exports yet" not in screen_text(app)
         assert box.option_count == 1 and "sft-reflected.jsonl" in str(box.get_option_at_index(0).prompt)
+
+
+async def test_the_training_screen_shows_what_the_export_changes_since_the_last_training_run(demo_db_path,
+                                                                                             tmp_path):
+    from db.reviews import record
+    from db.runs import finish_run, start_run
+    from exports import write_to
+
+    db = open_db(demo_db_path)
+    first = write_to(db, SftOptions(ablation="correct-only"), out=tmp_path / "a.jsonl").export_id
+    second = write_to(db, SftOptions(ablation="reflected"), out=tmp_path / "b.jsonl").export_id
+    run = start_run(db, "train", {"method": "sft", "export": {"path": str(tmp_path / "a.jsonl"), "export_id": first}})
+    finish_run(db, run, "completed")
+    record(db, "accept", [1], reviewer="ada")  # unrelated to the comparison
+    db.conn.close()
+    expected = diff_exports(f"export:{first}", f"export:{second}", open_db(demo_db_path)).as_dict()
+    async with running(demo_db_path, SIZE) as (app, pilot):
+        await _open_training(app, pilot, lambda *a: [sys.executable, "-c", "pass"])
+        text = screen_text(app)
+        assert f"vs export:{first} (last completed training run)" in text  # the newest export is highlighted
+        assert f"+{expected['added']['count']} added" in text and f"−{expected['removed']['count']} removed" in text
+        assert expected["added"]["count"] > 0
+        await pilot.press("tab", "down")  # the exports list: the first export, the one trained on
+        await settle(app, pilot)
+        assert "The last completed training run used this export." in screen_text(app)

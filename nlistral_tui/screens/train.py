@@ -23,7 +23,8 @@ from textual_plotext import PlotextPlot
 from db.runs import list_runs
 from exports import list_exports
 from nlistral_tui.data.store import Store
-from nlistral_tui.messages import TrainExited, TrainListsLoaded, TrainOutput
+from nlistral_tui.messages import TrainDiffLoaded, TrainExited, TrainListsLoaded, TrainOutput
+from nlistral_tui.text import literal
 from pipeline.train_extra import missing_message, missing_modules
 from pipeline.views.train import runs_table
 
@@ -74,6 +75,7 @@ class TrainScreen(Screen[None]):
                 yield OptionList(*(Option(Content(p), id=p) for p in presets()), id="train-presets", compact=True)
                 yield Label("Export (newest first)")
                 yield OptionList(id="train-exports", compact=True)
+                yield Static(id="train-diff")
                 yield Label("Output folder (empty: runs/PRESET-TIME)")
                 yield Input(id="train-out", compact=True)
                 yield Static(id="train-runs")
@@ -156,6 +158,32 @@ class TrainScreen(Screen[None]):
         if presets_list.option_count and presets_list.highlighted is None:
             presets_list.highlighted = 0
         self.query_one("#train-runs", Static).update(runs_table(runs))
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id == "train-exports" and event.option.id:
+            self._load_diff(int(event.option.id))
+
+    @work(thread=True, exclusive=True, group="train-diff", exit_on_error=False)
+    def _load_diff(self, export_id: int) -> None:
+        """What this export changes against the one the last completed training run used (pipeline.dataset_diff)."""
+        from pipeline.dataset_diff import diff_exports, last_trained_export, summary_line
+        from pipeline.train.data import DataError
+
+        db = self.store.db()
+        before = last_trained_export(db)
+        if before is None:
+            text = "No completed training run yet: nothing to compare this export with."
+        elif before == f"export:{export_id}":
+            text = "The last completed training run used this export."
+        else:
+            try:
+                text = summary_line(diff_exports(before, f"export:{export_id}", db))
+            except DataError as exc:
+                text = f"Cannot compare with the last trained export: {exc}"
+        self.post_message(TrainDiffLoaded(export_id, text))
+
+    def on_train_diff_loaded(self, msg: TrainDiffLoaded) -> None:
+        self.query_one("#train-diff", Static).update(literal(msg.text))
 
     @work(group="train-run", exclusive=True, exit_on_error=False)
     async def _run(self, command: list[str]) -> None:
