@@ -90,8 +90,12 @@ class DatasetDiff:
 
 
 def diff_exports(a: str, b: str, db: Database | None = None) -> DatasetDiff:
-    """Compare two exports, each an export id (`export:3`) or a file `nlistral export` wrote."""
-    return DatasetDiff(read_side(a, db), read_side(b, db))
+    """Compare two exports of one kind, each an export id (`export:3`) or a file `nlistral export` wrote."""
+    first, second = read_side(a, db), read_side(b, db)
+    if first.kind != second.kind:
+        raise DataError(f"{a} is a {first.kind.upper()} export and {b} a {second.kind.upper()} one: their rows "
+                        "cannot be matched; compare two SFT exports or two DPO exports")
+    return DatasetDiff(first, second)
 
 
 def read_side(spec: str, db: Database | None) -> Side:

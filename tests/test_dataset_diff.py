@@ -70,6 +70,9 @@ def test_dpo_exports_compare_their_pairs(demo_db_path, tmp_path):
     d = json.loads(_cli("diff", "export:1", "export:2", "--json", "--db", str(demo_db_path)))
     assert d["a"]["kind"] == d["b"]["kind"] == "dpo" and d["balance"]["a"]["rows"] > 0
     assert (d["added"]["count"], d["removed"]["count"], d["changed"]["count"]) == (0, 0, 0)
+    _cli("export", "sft", "--out", str(tmp_path / "s.jsonl"), "--db", str(demo_db_path))
+    mixed = runner.invoke(app, ["diff", "export:1", "export:3", "--db", str(demo_db_path)])
+    assert mixed.exit_code != 0 and "two SFT exports or two DPO exports" in mixed.output
 
 
 def test_rows_without_ids_and_unknown_exports_say_what_to_do(demo_db_path, tmp_path):
