@@ -2,10 +2,12 @@
 
     python benchmarks/smollm2_folder.py GGUF OUT_DIR
 
-The weights are dequantized (Q4_1 -> bf16) and saved as safetensors. Until issue 16 teaches training the
-model's own chat template, the tokenizer is patched so that the export layout's literal "<s>" and "</s>"
-are its BOS and EOS: the tokens <|endoftext|> (id 0) and <|im_end|> (id 2) are renamed to them (ids,
-embeddings and the model's weights unchanged). This is the hand patch issue 16 describes, written down.
+The weights are dequantized (Q4_1 -> bf16) and saved as safetensors, and the tokenizer is patched so that
+the [INST] layout's literal "<s>" and "</s>" are its BOS and EOS: the tokens <|endoftext|> (id 0) and
+<|im_end|> (id 2) are renamed to them (ids, embeddings and the model's weights unchanged). This is the hand
+patch issue 16 describes. Kept only to reproduce benchmarks/results/flipped_labels.md, which was measured
+on this folder; everything else uses `nlistral models fetch smollm2 DIR` (its own tokenizer and chat
+template, nothing patched).
 """
 from __future__ import annotations
 
