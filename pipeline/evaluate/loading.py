@@ -145,8 +145,8 @@ def check_dense_fits(base_path: str, dtype: str, max_memory_gib: float | None) -
     import torch
 
     card = memory.read_card(torch.device("cuda"), max_memory_gib)
-    need = memory.dense_bytes(base_path, getattr(torch, dtype).itemsize)
-    if need > card.available(memory.allocated(torch.device("cuda"))):
+    need = _dense_bytes(base_path, getattr(torch, dtype).itemsize)
+    if need is not None and need > card.available(memory.allocated(torch.device("cuda"))):
         raise LoadError(f"the base {base_path} needs {need / memory.GIB:.1f} GiB in {dtype} (as the adapter was "
                         f"trained, or as shipped), more than {card.describe()}. Free the card, raise --max-memory, "
                         "or use a larger card; an adapter trained in 4-bit (the QLoRA default) evaluates in 4-bit")
@@ -157,12 +157,20 @@ def unpacked_does_not_fit(base_path: str, max_memory_gib: float | None) -> str |
     import torch
 
     card = memory.read_card(torch.device("cuda"), max_memory_gib)
-    dense = memory.dense_bytes(base_path)
-    if memory.unpacked_fits(dense, card.available(memory.allocated(torch.device("cuda")))):
+    dense = _dense_bytes(base_path, 2)
+    if dense is None or memory.unpacked_fits(dense, card.available(memory.allocated(torch.device("cuda")))):
         return None
     return (f"the unpacked bf16 base ({dense / memory.GIB:.1f} GiB) would not leave room to decode in "
             f"{card.describe()}: computing with the 4-bit base as training did (slower; the same answers up to "
             "rounding)")
+
+
+def _dense_bytes(base_path: str, itemsize: int) -> int | None:
+    """The dense size of the base, or None when its config cannot be sized here (the load goes ahead unchecked)."""
+    try:
+        return memory.dense_bytes(base_path, itemsize)
+    except Exception:  # noqa: BLE001 - an estimate for planning: a config transformers cannot build is no error here
+        return None
 
 
 def decide_load(adapter: Path | None, device: str, four_bit: bool | None) -> EvalLoad:
