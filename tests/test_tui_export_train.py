@@ -10,7 +10,7 @@ import pytest
 from db import open_db
 from exports import SftOptions, list_exports, plan
 from nlistral_tui.pilot import running, screen_text, settle
-from nlistral_tui.screens.train import TrainScreen
+from nlistral_tui.screens.train import DIFF_DELAY_S, TrainScreen
 from pipeline.dataset_diff import diff_exports
 
 pytestmark = pytest.mark.asyncio
@@ -229,10 +229,13 @@ async def test_the_training_screen_shows_what_the_export_changes_since_the_last_
     expected = diff_exports(f"export:{first}", f"export:{second}", open_db(demo_db_path)).as_dict()
     async with running(demo_db_path, SIZE) as (app, pilot):
         await _open_training(app, pilot, lambda *a: [sys.executable, "-c", "pass"])
+        await pilot.pause(DIFF_DELAY_S + 0.2)  # the comparison starts once the highlight rests
+        await settle(app, pilot)
         text = screen_text(app)
         assert f"vs export:{first} (last completed training run)" in text  # the newest export is highlighted
         assert f"+{expected['added']['count']} added" in text and f"−{expected['removed']['count']} removed" in text
         assert expected["added"]["count"] > 0
         await pilot.press("tab", "down")  # the exports list: the first export, the one trained on
+        await pilot.pause(DIFF_DELAY_S + 0.2)
         await settle(app, pilot)
         assert "The last completed training run used this export." in screen_text(app)

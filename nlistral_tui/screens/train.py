@@ -10,12 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from sqlite_utils import Database
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Log, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
@@ -29,6 +31,7 @@ from pipeline.train_extra import missing_message, missing_modules
 from pipeline.views.train import runs_table
 
 TAIL_S = 0.5
+DIFF_DELAY_S = 0.3  # the exports list's highlight rests this long before the export is compared
 LOG_MARK = "logging to "
 
 
@@ -67,6 +70,8 @@ class TrainScreen(Screen[None]):
         self.exit_code: int | None = None
         self._offset = 0
         self._cancels = 0
+        self._diffs: dict[tuple[str | None, int], str] = {}  # (last trained export, export id) -> the line
+        self._diff_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -160,30 +165,31 @@ class TrainScreen(Screen[None]):
         self.query_one("#train-runs", Static).update(runs_table(runs))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """Compare the highlighted export once the highlight rests (DIFF_DELAY_S): each comparison reads both
+        files, so arrowing through the list starts none."""
         if event.option_list.id == "train-exports" and event.option.id:
-            self._load_diff(int(event.option.id))
+            export_id = int(event.option.id)
+            if self._diff_timer is not None:
+                self._diff_timer.stop()
+            self.query_one("#train-diff", Static).update("")
+            self._diff_timer = self.set_timer(DIFF_DELAY_S, lambda: self._load_diff(export_id))
 
     @work(thread=True, exclusive=True, group="train-diff", exit_on_error=False)
     def _load_diff(self, export_id: int) -> None:
-        """What this export changes against the one the last completed training run used (pipeline.dataset_diff)."""
-        from pipeline.dataset_diff import diff_exports, last_trained_export, summary_line
-        from pipeline.train.data import DataError
+        """What this export changes against the one the last completed training run used (pipeline.dataset_diff);
+        each pair is compared once per screen."""
+        from pipeline.dataset_diff import last_trained_export
 
         db = self.store.db()
-        before = last_trained_export(db)
-        if before is None:
-            text = "No completed training run yet: nothing to compare this export with."
-        elif before == f"export:{export_id}":
-            text = "The last completed training run used this export."
-        else:
-            try:
-                text = summary_line(diff_exports(before, f"export:{export_id}", db))
-            except DataError as exc:
-                text = f"Cannot compare with the last trained export: {exc}"
-        self.post_message(TrainDiffLoaded(export_id, text))
+        key = (last_trained_export(db), export_id)
+        if key not in self._diffs:
+            self._diffs[key] = comparison_line(db, *key)
+        self.post_message(TrainDiffLoaded(export_id, self._diffs[key]))
 
     def on_train_diff_loaded(self, msg: TrainDiffLoaded) -> None:
-        self.query_one("#train-diff", Static).update(literal(msg.text))
+        highlighted = self.query_one("#train-exports", OptionList).highlighted_option
+        if highlighted is not None and highlighted.id == str(msg.export_id):  # not a line about another export
+            self.query_one("#train-diff", Static).update(literal(msg.text))
 
     @work(group="train-run", exclusive=True, exit_on_error=False)
     async def _run(self, command: list[str]) -> None:
@@ -244,3 +250,18 @@ class TrainScreen(Screen[None]):
                 chart.plt.plot(list(steps), list(values), label=label, marker="braille")
         chart.plt.title("Loss by step")
         chart.refresh()
+
+
+def comparison_line(db: Database, before: str | None, export_id: int) -> str:
+    """The training screen's line on what export_id changes against `before` (the last trained export)."""
+    from pipeline.dataset_diff import diff_exports, summary_line
+    from pipeline.train.data import DataError
+
+    if before is None:
+        return "No completed training run yet: nothing to compare this export with."
+    if before == f"export:{export_id}":
+        return "The last completed training run used this export."
+    try:
+        return summary_line(diff_exports(before, f"export:{export_id}", db))
+    except DataError as exc:
+        return f"Cannot compare with the last trained export: {exc}"
