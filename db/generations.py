@@ -9,6 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from db.clock import now
+from db.grounding import ground
 from db.records import Generation
 from db.scope import Scope
 from db.search import index_generations
@@ -60,6 +61,7 @@ def add_generations(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[int
         db.conn.executemany(_INSERT, (_row(r) for r in rows))
         new_ids = [r[0] for r in db.execute("SELECT id FROM generations WHERE id > ? ORDER BY id", [before])]
         if new_ids:
+            ground(db, "g.id > ?", [before])  # before the search index and derived columns read the flags
             index_generations(db, before)
             # No DISTINCT: it would make SQLite scan the whole (example_id, ...) index instead of the id range.
             refresh_derived(db, f"SELECT example_id FROM generations WHERE id > {int(before)}")

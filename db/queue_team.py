@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from db import grounding
 from db.tallies import WORDS_SQL as THOUGHT_WORDS  # the one word count (stats buckets the same lengths)
 
 if TYPE_CHECKING:
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
 
 # Queues of team review: shown once a store has assignments, conflicts or audit samples (team_queues).
 TEAM_QUEUES = ("mine", "conflicts", "sample")
-FLAGS = ("label_inconsistent", "label_not_gold")  # flags of the current thought or reflection a filter can ask for
+# Flags of the current thought or reflection a filter can ask for (the grounding ones: db/grounding.py).
+FLAGS = ("label_inconsistent", "label_not_gold", *grounding.FLAGS)
 
 
 def team_queue_sql(f: QueueFilter, per_row: bool) -> tuple[str, list[Any]]:
@@ -51,7 +53,7 @@ def mine_ids(db: Database, me: str, after_id: int | None = None, before_id: int 
 
 # The team filters, over `examples e`. The flag and judge filters list their members from partial indexes
 # (m010): the generations that carry a flag, the judge scores; the words filter looks up each row's thought.
-_FLAGGED = ("e.id IN (SELECT g.example_id FROM generations g WHERE g.flags != '[]' AND g.flags LIKE ? "
+FLAGGED = ("e.id IN (SELECT g.example_id FROM generations g WHERE g.flags != '[]' AND g.flags LIKE ? "
             "AND g.id IN (SELECT x.thought_id FROM examples x WHERE x.id = g.example_id "
             "UNION ALL SELECT x.reflection_id FROM examples x WHERE x.id = g.example_id))")
 _JUDGED = ("e.id IN (SELECT g.example_id FROM generations g WHERE g.kind = 'judge' AND g.score BETWEEN ? AND ? "
@@ -64,7 +66,7 @@ def team_terms(f: QueueFilter) -> tuple[list[str], list[Any]]:
     terms: list[str] = []
     args: list[Any] = []
     if f.flag:
-        terms.append(_FLAGGED)
+        terms.append(FLAGGED)
         args.append(f'%"{f.flag}"%')  # flags are stored as a JSON list of names
     for low, high, sql in ((f.judge_min, f.judge_max, _JUDGED), (f.words_min, f.words_max, _WORDS)):
         if low is not None or high is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from db.grounding import ground
+
 migrations = Migrations("nlistral")
 
 
@@ -408,3 +410,10 @@ def m013_gold_suspicion(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m014_grounding_flags(db: Database) -> None:
+    """The grounding check (db/grounding.py: ungrounded_quote, ungrounded_number) for the thoughts and reflections
+    stored before it existed; new ones get it when stored."""
+    ground(db, "1")

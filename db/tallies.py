@@ -5,6 +5,7 @@ metrics. Thought lengths are counted in words (a word is about 1.3 Mistral token
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlite_utils import Database
@@ -81,6 +82,22 @@ def mismatches(db: Database) -> tuple[int, int]:
         "WHERE thought_label IS NOT NULL AND gold_label IS NOT NULL AND thought_label != gold_label"
     ).fetchone()
     return total, reflected
+
+
+def flags_by_example(db: Database) -> dict[str, int]:
+    """Flag name -> how many examples' current thought or reflection carries it (the flag filters' rule), from
+    the partial index of flagged generations."""
+    per_example: dict[int, set[str]] = {}
+    for example_id, flags in db.execute(
+            "SELECT g.example_id, g.flags FROM generations g INDEXED BY generations_flagged WHERE g.flags != '[]' "
+            "AND g.id IN (SELECT x.thought_id FROM examples x WHERE x.id = g.example_id "
+            "UNION ALL SELECT x.reflection_id FROM examples x WHERE x.id = g.example_id)"):
+        per_example.setdefault(example_id, set()).update(json.loads(flags))
+    counts: dict[str, int] = {}
+    for names in per_example.values():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def reflection_problems(db: Database) -> tuple[int, int]:

@@ -74,6 +74,7 @@ class StoreStats(TypedDict):
     thought_length_words: list[ThoughtLength]
     reasons: dict[str, int]  # standing decisions by the reason given
     reviewers: list[ReviewerDecisions]
+    flags: dict[str, int]  # flag name -> examples whose current thought or reflection carries it
 
 
 def collect_stats(db: Database) -> StoreStats:
@@ -112,6 +113,7 @@ def collect_stats(db: Database) -> StoreStats:
         "thought_length_words": buckets,
         "reasons": tallies.decisions_by_reason(db),
         "reviewers": reviewer_decisions(db),
+        "flags": tallies.flags_by_example(db),
     }
 
 

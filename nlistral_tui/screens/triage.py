@@ -5,26 +5,30 @@ from dataclasses import asdict
 from typing import Any
 
 from db.cartography import Edges
-from db.queue_signals import SIGNAL_QUEUES, SIGNAL_TITLES
+from db.queue_signals import GROUNDING_QUEUES, SIGNAL_QUEUES, SIGNAL_TITLES
 from db.queues import QueueFilter
 from db.suspicion import RankingState
 from nlistral_tui.screens.choice import ChoiceScreen
 
 REFRESH = "refresh"  # the choice that recomputes the ranking
+GROUNDING_KEYS = {"ungrounded_quote": "q", "ungrounded_number": "n"}
 
 
 def triage_dialog(counts: dict[str, int], ranking: RankingState | None) -> ChoiceScreen:
-    """Keys 1-9 and 0 open a signal queue; r recomputes the ranking the suspect-gold queue is read in."""
+    """Keys 1-9 and 0 open a signal queue, q and n a grounding one; r recomputes the ranking the suspect-gold
+    queue is read in."""
     if ranking is None:
         state = "suspect ranking never computed"
     else:
         state = (f"suspect ranking of {ranking.computed_at[:16].replace('T', ' ')}"
                  + (", the store changed since" if ranking.stale else ""))
+    numbered = [q for q in SIGNAL_QUEUES if q not in GROUNDING_QUEUES]
+    keys = {**{q: str((i + 1) % 10) for i, q in enumerate(numbered)}, **GROUNDING_KEYS}
     choices: list[tuple[str, str, Any]] = [
-        (str((i + 1) % 10), f"{SIGNAL_TITLES[q]}  {counts.get(q, 0):,}", q) for i, q in enumerate(SIGNAL_QUEUES)]
+        (keys[q], f"{SIGNAL_TITLES[q]}  {counts.get(q, 0):,}", q) for q in SIGNAL_QUEUES]
     choices.append(("r", "recompute the suspect ranking now (weights from [suspicion] in the config)", REFRESH))
     return ChoiceScreen(f"Triage · {state}", choices,
-                        hint="1-0 open a queue · r recomputes the suspect ranking · esc cancels")
+                        hint="1-0, q, n open a queue · r recomputes the suspect ranking · esc cancels")
 
 
 def with_thresholds(f: QueueFilter, settings: Any) -> QueueFilter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
+from db import grounding
 from db.detail import ExampleDetail, TeamDecision
 from db.records import Generation
 from db.textdiff import word_diff
@@ -19,6 +20,7 @@ BIAS_NAMES = {
     "premise_underspecified": "premise underspecified",
     "annotation_artifact": "annotation artifact",
 }
+UNGROUNDED = "bold underline $text-error"  # a quote or number the pair does not contain (db/grounding.py)
 STATUS_STYLE = {"accepted": GOOD, "rejected": BAD, "edited": "$text-warning", "pending": MUTED}
 DECISION_STYLE = {"accept": GOOD, "reject": BAD, "edit": "$text-warning", "flag": "$text-warning"}
 
@@ -49,6 +51,22 @@ def _flags(gen: Generation) -> list[str | tuple[str, str]]:
     if gen.parse_status != "ok":
         parts += ["  ", (f"parse {gen.parse_status}", BAD if gen.parse_status == "failed" else MUTED)]
     return parts
+
+
+def target_text(gen: Generation, d: ExampleDetail, fallback: str) -> Content:
+    """A thought's or reflection's text (fallback when it has none), literally, with the quotes and numbers the
+    pair does not contain marked (when the generation carries a grounding flag)."""
+    text = gen.thought_process or ""
+    if not text:
+        return literal(fallback)
+    if not set(gen.flags) & set(grounding.FLAGS):
+        return literal(text)
+    parts, last = [], 0
+    for f in grounding.findings(text, d.example.premise, d.example.hypothesis):
+        if f.start >= last:
+            parts += [literal(text[last:f.start]), literal(text[f.start:f.end], UNGROUNDED)]
+            last = f.end
+    return Content.assemble(*parts, literal(text[last:]))
 
 
 def _section(title: str, *rest: str | tuple[str, str] | Content) -> Content:
@@ -96,7 +114,7 @@ def left_column(d: ExampleDetail, reviewer: str | None = None) -> Content:
         parts.append(_section("THOUGHT", ("  none yet", MUTED)))
     else:
         parts += [_section("THOUGHT"), _gen_line(d.thought, "label", ex.gold_label),
-                  literal(d.thought.thought_process or d.thought.raw_response or "(empty)")]
+                  target_text(d.thought, d, d.thought.raw_response or "(empty)")]
     return Content.assemble(*parts)
 
 
@@ -137,7 +155,7 @@ def reflection_content(d: ExampleDetail, show_diff: bool = False) -> Content:
         parts += [Content.styled("Diff: flawed thought → improved thought\n", "bold"),
                   diff_content(d.thought.thought_process or "", r.thought_process or "")]
     else:
-        parts += [Content.styled("Improved thought\n", "bold"), literal(r.thought_process or "(none)")]
+        parts += [Content.styled("Improved thought\n", "bold"), target_text(r, d, "(none)")]
     return Content.assemble(*parts, "\n")
 
 

@@ -54,6 +54,9 @@ def render_stats(s: StoreStats) -> Group:
         f"{'reflection reaches' if s['reflections_label_not_gold'] == 1 else 'reflections reach'} a label "
         f"other than gold; {s['reflection_parse_failures']} failed to parse."
     ))
+    if s["flags"]:
+        parts.append(Text("Flagged (examples whose current thought or reflection carries the flag): " + ", ".join(
+            f"{shown(name).replace('_', ' ')} {n}" for name, n in s["flags"].items()) + "."))
 
     review = Table(title="Review", title_justify="left")
     for col in ("pending", "accepted", "edited", "rejected", "bias flagged", "relabel suggestions"):
