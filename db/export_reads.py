@@ -197,3 +197,20 @@ def release_writers(lock: sqlite3.Connection) -> None:
     if lock.in_transaction:
         lock.execute("ROLLBACK")
     lock.close()
+
+
+def edit_events(db: Database, example_ids: Iterable[int]) -> dict[int, list[tuple[str | None, str | None, Any]]]:
+    """example id -> (thought, base, recorded edit_ratio) of its active edits, the one review_state shows first
+    (an adjudication, then the latest), for the examples given (an export's edited rows of one block)."""
+    ids = list(example_ids)
+    if not ids:
+        return {}
+    sql = ("SELECT e.example_id, json_extract(e.payload, '$.thought'), json_extract(e.payload, '$.base'), "
+           "json_extract(e.payload, '$.edit_ratio') FROM review_events e "
+           "JOIN review_groups g ON g.group_id = e.group_id "
+           "WHERE e.example_id IN ({ids}) AND e.action = 'edit' AND g.active = 1 "
+           "ORDER BY coalesce(json_extract(e.payload, '$.adjudication'), 0) DESC, e.id DESC")
+    found: dict[int, list[tuple[str | None, str | None, Any]]] = {}
+    for example_id, thought, base, ratio in by_ids(db, sql, ids):
+        found.setdefault(example_id, []).append((thought, base, ratio))
+    return found

@@ -21,7 +21,7 @@ from db.generations import refresh_derived
 from db.records import ReviewState
 from db.search import index_review_texts
 from db.team import rederive_team
-from db.textdiff import diff_text
+from db.textdiff import diff_text, edit_size
 from db.tx import write_tx
 
 BIAS_CATEGORIES = ("gold_wrong", "ambiguous", "premise_underspecified", "annotation_artifact")
@@ -79,12 +79,15 @@ def record(
     """Append one user step (the same action on each example) and update review_state; returns its group id.
 
     For an edit, pass payload {"thought", "label"} and optionally "base" (the text it was edited
-    from): the word diff is computed and stored with it.
+    from): the word diff and, with a base, the edit's size (edit_words, edit_ratio) are stored with it.
     """
     payload = dict(payload or {})
     validate_step(action, payload, example_ids)
     if action == "edit" and "diff" not in payload:
         payload["diff"] = diff_text(payload.get("base") or "", payload["thought"])
+    if action == "edit" and isinstance(payload.get("base"), str) and "edit_ratio" not in payload:
+        size = edit_size(payload["base"], payload["thought"])
+        payload["edit_words"], payload["edit_ratio"] = size.words, round(size.ratio, 4)
     with write_tx(db):
         if action == "choose_reflection":
             _check_reflection(db, example_ids, payload["generation_id"])

@@ -43,3 +43,35 @@ def diff_text(old: str, new: str) -> str:
         else:
             out.append(f"{{+{span.text}+}}")
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class EditSize:
+    """How much an edit changed: the word-level edit distance from the text it replaced, and that text's length."""
+
+    words: int  # whole words inserted, deleted or replaced (Levenshtein distance over words)
+    of: int  # words in the text the edit replaced
+
+    @property
+    def ratio(self) -> float:
+        """words / of (an edit of an empty text: words, so any change counts as large)."""
+        return self.words / max(self.of, 1)
+
+
+def edit_size(old: str, new: str) -> EditSize:
+    """The word-level edit distance of old -> new (words split on whitespace, compared exactly)."""
+    a, b = old.split(), new.split()
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    x, y = a[start:len(a) - end], b[start:len(b) - end]
+    previous = list(range(len(y) + 1))
+    for i, word in enumerate(x, 1):
+        current = [i]
+        for j, other in enumerate(y, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other)))
+        previous = current
+    return EditSize(previous[-1], len(a))

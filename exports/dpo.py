@@ -15,13 +15,15 @@ from exports.length import LengthCheck, estimate_tokens
 from exports.lines import dpo_line, sft_text
 from exports.options import DpoOptions
 from exports.policy import Decision, block_decisions, block_reasons, provenance_of, settle
+from exports.routing import SMALL_EDIT, block_edits, edit_ratio, is_large, routed
 from exports.rules import SourceRow, Target, dpo_sides
 from exports.selection import Selector
 from exports.source import Source, passed_over_versions
 
 RULE = "review-pairs"
-RULE_TEXT = ("chosen: the curated target of an accepted or edited example (an edit, the accepted reflection, "
-             "or a thought that reaches the label); rejected: each generation the reviewer passed over "
+RULE_TEXT = ("chosen: the curated target of an accepted or edited example (an edit larger than the route's "
+             "small share, the accepted reflection, or a thought that reaches the label; a small edit gives no "
+             "pair); rejected: each generation the reviewer passed over "
              "(the flawed thought, the reflection an edit or a relabel replaced, reflection versions not chosen); "
              "where reviewers disagree, an adjudication, else the policy; each pair's provenance names the "
              "reviewers' standing decisions with their reasons and comments")
@@ -31,7 +33,7 @@ def describe(options: DpoOptions) -> str:
     """The pairing rule of these options in words."""
     flags = [name for name in ("include_bias", "use_relabels") if getattr(options, name)]
     scope = ", ".join(options.splits) + (f" of {', '.join(options.datasets)}" if options.datasets else "")
-    flags.append(f"policy {options.policy}")
+    flags += [f"policy {options.policy}", f"route small={options.route_small:g}"]
     return (f"{RULE}: {RULE_TEXT}" + (f" [{', '.join(flags)}]" if flags else "")
             + f"; splits {scope}; at most {options.max_tokens} tokens; duplicates written once")
 
@@ -56,6 +58,7 @@ def selector(options: DpoOptions) -> Selector:
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
         team = block_decisions(db, rows)
+        edits = block_edits(db, rows)
         block = BlockBuilder(block_reasons(team, rows))
         counter, limit = length.counter, length.max_tokens
         built: list[tuple[SourceRow, Target, list[Target]]] = []
@@ -71,6 +74,12 @@ def selector(options: DpoOptions) -> Selector:
             if isinstance(sides, str):
                 block.leave_out(row.id, sides)
                 continue
+            if sides[0].source == "edit":
+                ratio = edit_ratio(row, edits)
+                if not is_large(ratio, options.route_small):
+                    block.leave_out(row.id, SMALL_EDIT)
+                    continue
+                sides = (routed(sides[0], ratio, options.route_small), sides[1])
             built.append((row, *sides))
             rows_out.extend((row.premise, row.hypothesis, t.thought, t.label) for t in (sides[0], *sides[1]))
         lengths = iter(counter.count(rows_out) if counter is not None

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from db.curation import DEFAULT_POLICY, POLICIES
 from db.scope import Scope
 from exports.errors import ExportOptionError
+from exports.routing import DEFAULT_SMALL
 
 ABLATIONS = ("correct-only", "reflected", "unmodified", "curated")
 SFT_FORMATS = ("inst", "messages")
@@ -39,6 +40,9 @@ def _check_common(options: _Common) -> None:
                                 "dev or test by accident, so there is no 'all'.")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ExportOptionError(f"--max-tokens must be a positive whole number, not {max_tokens!r}.")
+    route = options.route_small
+    if isinstance(route, bool) or not isinstance(route, (int, float)) or route < 0:
+        raise ExportOptionError(f"--route small=R takes a share of words >= 0 (0.2 is 20 %), not {route!r}.")
     if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
         raise ExportOptionError(f"--shuffle-seed must be a whole number, not {shuffle_seed!r}.")
 
@@ -53,6 +57,7 @@ class _Common:
     max_tokens: int
     tokenizer: str | None
     policy: str
+    route_small: float
 
     @property
     def scope(self) -> Scope:
@@ -84,6 +89,9 @@ class SftOptions(_Common):
     policy: str = DEFAULT_POLICY
     max_tokens: int = DEFAULT_MAX_TOKENS
     tokenizer: str | None = None  # a local tokenizer folder; None: the conservative estimate
+    # curated only: an edit changing more than this share of the words it replaced counts as `edit_large`
+    # (exports.routing; --route small=R)
+    route_small: float = DEFAULT_SMALL
 
     def __post_init__(self) -> None:
         _normalise(self)
@@ -93,6 +101,7 @@ class SftOptions(_Common):
             raise ExportOptionError(f"--format must be one of {', '.join(SFT_FORMATS)}, not {self.fmt!r}.")
         used = [f"--{name.replace('_', '-')}" for name in _CURATED_ONLY if getattr(self, name)]
         used += ["--policy"] if self.policy != DEFAULT_POLICY else []
+        used += ["--route"] if self.route_small != DEFAULT_SMALL else []
         if used and self.ablation != "curated":
             raise ExportOptionError(f"{', '.join(used)}: only for review decisions; use with --ablation curated "
                                     f"(not {self.ablation}).")
@@ -112,6 +121,8 @@ class DpoOptions(_Common):
     policy: str = DEFAULT_POLICY  # how an example reviewers contest is exported (as SftOptions.policy)
     max_tokens: int = DEFAULT_MAX_TOKENS
     tokenizer: str | None = None
+    # an edit changing up to this share of the words it replaced gives no pair (small_edit; exports.routing)
+    route_small: float = DEFAULT_SMALL
 
     def __post_init__(self) -> None:
         _normalise(self)

@@ -54,10 +54,11 @@ REASONS: dict[str, str] = {
     "bias": "flagged for labeler bias (pass --include-bias to keep)",
     "pending": "not reviewed yet (--reviewed-only; DPO pairs need a decision)",
     "no_pair": "accepted, but no passed-over generation to prefer it to (DPO)",
+    "small_edit": "edited, but the edit is small (--route small=R): a target as edited in SFT, no DPO pair",
     "too_long": "longer than --max-tokens: left out, never cut",
     "duplicate": "same premise and hypothesis as a row already written",
 }
-SOURCES = ("thought", "reflection", "edit")
+SOURCES = ("thought", "reflection", "edit")  # exports.routing names a large edit's source edit_large
 _EDIT = ("edit",)  # the sources of an edited example (db.curation)
 HUMAN = "human"  # the model name counted for edited targets
 

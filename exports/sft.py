@@ -12,6 +12,7 @@ from exports.fast.sft_layout import sft_lines
 from exports.length import LengthCheck
 from exports.options import SftOptions
 from exports.policy import block_decisions, block_reasons, settle
+from exports.routing import block_edits, edit_ratio, routed
 from exports.rules import SourceRow, sft_rule
 from exports.selection import Selector
 from exports.source import Source
@@ -21,7 +22,8 @@ RULE_TEXT = {
     "reflected": "the thoughts whose label equals gold, plus for the others the latest reflection of the "
                  "thought when its label equals gold (reflections arguing the other label are left out)",
     "unmodified": "every parsed thought as generated, wrong labels included",
-    "curated": "review decisions applied: edits as edited, rejected left out, bias-flagged left out unless "
+    "curated": "review decisions applied: edits as edited (an edit over the route's small share counted as "
+               "edit_large), rejected left out, bias-flagged left out unless "
                "include_bias, relabels only with use_relabels, pending by the reflected rule unless "
                "reviewed_only, the chosen reflection version where one was chosen; where reviewers disagree, an "
                "adjudication, else the policy",
@@ -33,7 +35,7 @@ def describe(options: SftOptions) -> str:
     flags = [name for name in ("include_bias", "use_relabels", "reviewed_only") if getattr(options, name)]
     scope = ", ".join(options.splits) + (f" of {', '.join(options.datasets)}" if options.datasets else "")
     if options.ablation == "curated":
-        flags.append(f"policy {options.policy}")
+        flags += [f"policy {options.policy}", f"route small={options.route_small:g}"]
     return (f"{options.ablation}: {RULE_TEXT[options.ablation]}" + (f" [{', '.join(flags)}]" if flags else "")
             + f"; splits {scope}; at most {options.max_tokens} tokens; duplicates written once")
 
@@ -48,6 +50,7 @@ def selector(options: SftOptions) -> Selector:
 
     def build(db: Database, length: LengthCheck, rows: list[SourceRow]) -> Block:
         team = block_decisions(db, rows) if source.review else {}
+        edits = block_edits(db, rows) if source.review else {}
         block = BlockBuilder(block_reasons(team, rows))
         encoded, take, leave_out = layout.encoded, block.take, block.leave_out
         counter, limit = length.counter, length.max_tokens
@@ -63,6 +66,8 @@ def selector(options: SftOptions) -> Selector:
             if isinstance(target, str):
                 leave_out(row.id, target)
                 continue
+            if target.source == "edit":
+                target = routed(target, edit_ratio(row, edits), options.route_small)
             line, estimate = encoded(row.id, row.dataset, row.source_id, row.premise, row.hypothesis, target.thought,
                                      target.label, limit)
             if counter is not None:

@@ -61,7 +61,8 @@ def test_curated_applies_each_decision(session, tmp_path):
     assert manifest.counts["left_out"] == {"bias": 1, "edit_not_gold": 1, "label_not_gold": 1, "rejected": 1}
     assert manifest.counts["left_out_ids"] == {"bias": [5], "edit_not_gold": [7], "label_not_gold": [91],
                                                "rejected": [2]}
-    assert manifest.rows == 96 and manifest.counts["by_source"] == {"edit": 2, "reflection": 29, "thought": 65}
+    # Both edits are large (exports.routing): 4 rewrote most of its reflection, 3 did not record what it replaced.
+    assert manifest.rows == 96 and manifest.counts["by_source"] == {"edit_large": 2, "reflection": 29, "thought": 65}
     rows = {r["id"]: _target(r) for r in _rows(out)}
     assert rows[4] == {"thought_process": EDIT_4, "predicted_label": 1}  # edited text exactly as edited
     assert rows[3] == {"thought_process": EDIT_3, "predicted_label": 1}
@@ -93,15 +94,15 @@ def test_dpo_pairs_come_from_the_decisions(session, tmp_path):
     reflection = dict(db.execute("SELECT id, reflection_id FROM examples").fetchall())
     assert pairs == [
         (1, "reflection", "thought", thought[1]),
-        (3, "edit", "thought", thought[3]),
-        (4, "edit", "thought", thought[4]),
-        (4, "edit", "reflection", reflection[4]),
+        (3, "edit_large", "thought", thought[3]),
+        (4, "edit_large", "thought", thought[4]),
+        (4, "edit_large", "reflection", reflection[4]),
         (6, "reflection", "thought", thought[6]),
         (9, "reflection", "thought", ids["thought_9"]),
         (9, "reflection", "reflection_not_chosen", ids["newer_9"]),
     ]
     assert manifest.counts["left_out"] == {"edit_not_gold": 1, "label_not_gold": 1, "pending": 92, "rejected": 1}
-    assert manifest.counts["by_source"] == {"edit>reflection": 1, "edit>thought": 2,
+    assert manifest.counts["by_source"] == {"edit_large>reflection": 1, "edit_large>thought": 2,
                                             "reflection>reflection_not_chosen": 1, "reflection>thought": 3}
     first = _rows(out)[0]
     assert json.loads(first["chosen"])["predicted_label"] == 1 and json.loads(first["rejected"])["predicted_label"] == 0
@@ -144,6 +145,8 @@ def test_the_session_files_and_manifests_are_pinned(session, tmp_path):
         for row in rows:  # and without the reviewers' decisions behind each pair (issue 14)
             if "provenance" in row:
                 assert row["provenance"].pop("decisions")[0]["reviewer"] == "ana"
+                if row["provenance"]["chosen_source"] == "edit_large":  # and before edit routing named it
+                    row["provenance"]["chosen_source"] = "edit"
         stripped = "".join(json.dumps({k: v for k, v in row.items() if k not in ("dataset", "source_id")},
                                       ensure_ascii=False) + "\n" for row in rows)
         assert hashlib.sha256(stripped.encode("utf-8")).hexdigest() == before
@@ -156,6 +159,8 @@ def db_file(db) -> Path:
 
 
 SFT_SHA256 = "892e89a63d6993e03947bb1661bb74680de90e01166ea693a3151ac5af2035ff"
-DPO_SHA256 = "dd6459b739d94022f007b4d6fb7633672b6f6eb78b8aafffc1fa707b08b46cae"  # with provenance's decisions
+# With provenance's decisions; since edit routing the chosen source of a large edit is "edit_large" (with "edit"
+# there the file hashed dd6459b7..., the pin before routing).
+DPO_SHA256 = "5909e8ec9692c571d1a0d08783e0f8eea014b3d07a57299ce998c91097262cd3"
 SFT_SHA256_WITHOUT_SOURCE = "3e81e684458716d3038c089eccd335aff35c108049b9a6ae238697c87b937b4a"
 DPO_SHA256_WITHOUT_SOURCE = "46cfcf5ea211fe2ca8f67333352ce6ae71c4dd6fc3802a6ad4ff3914d10cdecb"

@@ -7,7 +7,8 @@ from textual.content import Content
 from db import grounding
 from db.detail import ExampleDetail, TeamDecision
 from db.records import Generation
-from db.textdiff import word_diff
+from db.textdiff import edit_size, word_diff
+from exports.routing import DEFAULT_SMALL
 from nlistral_tui.text import label_text, literal
 
 HEAD = "bold $accent"
@@ -34,6 +35,17 @@ def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -
                 "export keeps this edit only with --use-relabels (else it leaves it out: edit_not_gold)")
     return (f"label {label} differs from gold {gold}: a curated export leaves this edit out (edit_not_gold) "
             f"unless a relabel to {label} is suggested (l) and --use-relabels is used")
+
+
+def edit_route_note(base: str | None, edited: str) -> str:
+    """The edit's size against what it replaced and the route exports give it (exports.routing, default share)."""
+    if base is None:
+        return "size unknown (the edit did not record what it replaced): large, also a DPO pair"
+    size = edit_size(base, edited)
+    route = ("small: trained as edited, no DPO pair" if size.ratio <= DEFAULT_SMALL
+             else "large: trained as edited and a DPO pair against the text it replaced")
+    return (f"{size.words} of {size.of} words changed ({size.ratio:.0%}) · {route} "
+            f"(--route small={DEFAULT_SMALL:g})")
 
 
 def _verdict(label: int | None, gold: int | None, what: str = "gold") -> tuple[str, str]:
@@ -126,6 +138,7 @@ def edit_content(d: ExampleDetail, show_diff: bool = False) -> Content:
         _section("EDITED THOUGHT", f"  label {label_text(s.edited_label)}  ", (verdict, style))]
     if note := edit_gold_note(s.edited_label, gold, s.suggested_label):
         parts += [(note, "$text-warning"), "\n"]
+    parts += [(edit_route_note(d.edit_base, s.edited_thought or ""), MUTED), "\n"]
     parts.append("\n")
     if not show_diff:
         parts.append(literal(s.edited_thought))

@@ -37,6 +37,12 @@ PolicyOpt = Annotated[str, typer.Option("--policy", help="How an example the rev
                                         "majority takes the decision most reviewers hold (a tie: contested), latest "
                                         "takes the latest decision. An adjudication, or a decision all reviewers "
                                         "share, is always used.")]
+RouteOpt = Annotated[str, typer.Option("--route", metavar="small=R", help="Edit-aware routing: an edit that changes "
+                                      "at most the share R of the words it replaced (word-level edit distance) is "
+                                      "small, a training target as edited; a larger one is also a DPO pair (chosen: "
+                                      "the edit, rejected: the model's text). sft counts large edits under the source "
+                                      "edit_large; dpo leaves small edits out as small_edit. An edit that did not "
+                                      "record what it replaced counts as large.")]
 MaxOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Leave out (never cut) rows longer than this.")]
 TokOpt = Annotated[str | None, typer.Option("--tokenizer", help="A local tokenizer folder for exact lengths "
                                                "[default: a conservative estimate, see exports/length.py].")]
@@ -44,6 +50,7 @@ DryOpt = Annotated[bool, typer.Option("--dry-run", help="Print the counts only; 
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (or --hf datasets "
                                             "folder) and its manifest; the export it held is listed as superseded. "
                                             "Without it an existing target is refused.")]
+ROUTE_DEFAULT = "small=0.2"  # exports.routing.DEFAULT_SMALL (checked by tests/test_export_routing.py)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the manifest (or, with --dry-run, the counts) as JSON.")]
 
 
@@ -63,17 +70,18 @@ def register(app: typer.Typer) -> None:
         shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False, use_relabels: RelabelOpt = False,
         reviewed_only: Annotated[bool, typer.Option("--reviewed-only", help="curated: leave out examples still "
                                                     "pending review.")] = False, policy: PolicyOpt = "unanimous",
-        max_tokens: MaxOpt = 512, tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False,
-        overwrite: OverwriteOpt = False,
+        route: RouteOpt = ROUTE_DEFAULT, max_tokens: MaxOpt = 512, tokenizer: TokOpt = None,
+        dry_run: DryOpt = False, as_json: JsonOpt = False, overwrite: OverwriteOpt = False,
     ) -> None:
         """Supervised fine-tuning rows: one target {"thought_process", "predicted_label"} per example.
 
         Ablations: correct-only = thoughts whose label equals gold; reflected (the original paper's set)
         = those plus, for each wrong thought, its latest reflection when that reaches gold; unmodified =
         every parsed thought as generated, wrong labels included; curated = review decisions applied:
-        edits as edited, rejected left out, bias-flagged left out unless --include-bias, pending ones
-        by the reflected rule unless --reviewed-only, the chosen reflection version, and with
-        --use-relabels the suggested label replaces gold. A reflection (or edit) whose label disagrees
+        edits as edited (one over --route's small share counted as edit_large), rejected left out,
+        bias-flagged left out unless --include-bias, pending ones by the reflected rule unless
+        --reviewed-only, the chosen reflection version, and with --use-relabels the suggested label
+        replaces gold. A reflection (or edit) whose label disagrees
         with gold is left out and counted, never forced to gold. Where several reviewers disagree, an
         adjudication decides, else --policy. Duplicate pairs are written once;
         rows over --max-tokens are left out, never cut. Every row carries the example's id, dataset and
@@ -81,12 +89,13 @@ def register(app: typer.Typer) -> None:
         `nlistral exports`; an existing file is replaced only with --overwrite.
         """
         from exports import ExportError, SftOptions
+        from exports.routing import parse_route
 
         try:
             options = SftOptions(ablation=ablation, fmt=fmt, splits=tuple(split or ("train",)),
                                  datasets=tuple(dataset or ()), shuffle_seed=shuffle_seed, include_bias=include_bias,
                                  use_relabels=use_relabels, reviewed_only=reviewed_only, policy=policy,
-                                 max_tokens=max_tokens, tokenizer=tokenizer)
+                                 max_tokens=max_tokens, tokenizer=tokenizer, route_small=parse_route(route))
         except ExportError as exc:
             fail(str(exc), 2)
         _export(db, options, out, hf, dry_run, as_json, overwrite)
@@ -95,25 +104,29 @@ def register(app: typer.Typer) -> None:
     def export_dpo(
         db: DbOption = DEFAULT_DB_PATH, out: OutOpt = None, hf: HfOpt = None, split: SplitOpt = None,
         dataset: DatasetOpt = None, shuffle_seed: SeedOpt = None, include_bias: BiasOpt = False,
-        use_relabels: RelabelOpt = False, policy: PolicyOpt = "unanimous", max_tokens: MaxOpt = 512,
-        tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False, overwrite: OverwriteOpt = False,
+        use_relabels: RelabelOpt = False, policy: PolicyOpt = "unanimous", route: RouteOpt = ROUTE_DEFAULT,
+        max_tokens: MaxOpt = 512, tokenizer: TokOpt = None, dry_run: DryOpt = False, as_json: JsonOpt = False,
+        overwrite: OverwriteOpt = False,
     ) -> None:
         """Preference pairs {"id", "dataset", "source_id", "prompt", "chosen", "rejected", "provenance"} from review
         decisions.
 
-        chosen: the curated target of an accepted or edited example (an edit, the accepted
-        reflection that reaches gold, or a thought that reaches the label); rejected: each generation
+        chosen: the curated target of an accepted or edited example (an edit larger than --route's small
+        share, the accepted reflection that reaches gold, or a thought that reaches the label; a small edit
+        gives no pair); rejected: each generation
         the reviewer passed over (the flawed thought, the reflection an edit or a relabel replaced,
         reflection versions not chosen). prompt is the user turn; chosen and rejected are assistant turns.
         Where several reviewers disagree, an adjudication decides, else --policy; each pair's provenance
         lists the reviewers' decisions with their reasons and comments.
         """
         from exports import DpoOptions, ExportError
+        from exports.routing import parse_route
 
         try:
             options = DpoOptions(splits=tuple(split or ("train",)), datasets=tuple(dataset or ()),
                                  shuffle_seed=shuffle_seed, include_bias=include_bias, use_relabels=use_relabels,
-                                 policy=policy, max_tokens=max_tokens, tokenizer=tokenizer)
+                                 policy=policy, max_tokens=max_tokens, tokenizer=tokenizer,
+                                 route_small=parse_route(route))
         except ExportError as exc:
             fail(str(exc), 2)
         _export(db, options, out, hf, dry_run, as_json, overwrite)
