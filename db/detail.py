@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from db.attributions import TokenScores, latest_for
 from db.outcomes import reflection_value
 from db.records import Example, Generation, ReviewState
 from db.scope import by_ids
@@ -45,6 +46,8 @@ class ExampleDetail:
     decisions: tuple[TeamDecision, ...] = ()  # each reviewer's standing decision, oldest first
     blind: Generation | None = None  # the latest blind reflection of the current thought (`reflect --blind`)
     suspicion: Ranked | None = None  # its place in the stored gold-suspicion ranking (db/suspicion.py), if ranked
+    attribution: TokenScores | None = None  # the latest label attribution of an answer (`nlistral attribute`)
+    attributed: Generation | None = None  # the answer (a prediction) that attribution explains
 
     def decision_of(self, reviewer: str) -> TeamDecision | None:
         """This reviewer's standing decision, if any."""
@@ -102,7 +105,9 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
     bases = _edit_bases(db, [i for i, s in states.items() if s.status == "edited"])
     team = _team_decisions(db, ids)
     ranked = stored_for(db, ids)
-    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()), ranked.get(i))
+    attributed = latest_for(db, ids)
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()), ranked.get(i),
+                       attributed.get(i))
             for i, ex in examples.items()}
 
 
@@ -127,7 +132,7 @@ def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
 
 def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,
             edit_base: str | None = None, decisions: tuple[TeamDecision, ...] = (),
-            suspicion: Ranked | None = None) -> ExampleDetail:
+            suspicion: Ranked | None = None, attribution: TokenScores | None = None) -> ExampleDetail:
     by_id = {g.id: g for g in gens}
     thought = by_id.get(ex.thought_id) if ex.thought_id else None
     reflections = tuple(g for g in gens if g.kind == "reflection" and thought and g.parent_id == thought.id)
@@ -146,4 +151,6 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         decisions=decisions,
         blind=blinds[-1] if blinds else None,
         suspicion=suspicion,
+        attribution=attribution,
+        attributed=by_id.get(attribution.generation_id) if attribution else None,
     )

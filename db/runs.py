@@ -21,7 +21,7 @@ from db.clock import now
 from db.owner import Owner, liveness, this_process
 from db.tx import write_tx
 
-RUN_KINDS = ("import", "generate", "reflect", "judge", "train", "evaluate", "export")
+RUN_KINDS = ("import", "generate", "reflect", "judge", "train", "evaluate", "export", "attribute")
 RUN_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
 FINISHED = RUN_STATUSES[1:]
 # What to do about an interrupted run, by kind.
@@ -33,6 +33,7 @@ NEXT_STEP = {
     "train": "continue it with `nlistral train ... --resume` (from its last checkpoint)",
     "evaluate": "continue it with `nlistral evaluate ... --resume`",
     "export": "run the export again",
+    "attribute": "run the same `nlistral attribute` command again: stored batches are kept, the rest is computed",
 }
 
 

@@ -417,3 +417,28 @@ def m014_grounding_flags(db: Database) -> None:
     """The grounding check (db/grounding.py: ungrounded_quote, ungrounded_number) for the thoughts and reflections
     stored before it existed; new ones get it when stored."""
     ground(db, "1")
+
+
+@migrations()
+def m015_attributions(db: Database) -> None:
+    """Label attribution (`nlistral attribute`, pipeline/attribution.py): per attribute run and example, how the
+    answer's label depends on the premise, the hypothesis and the thought, and per token of the thought."""
+    db.executescript(
+        """
+        CREATE TABLE attributions (
+            run_id INTEGER NOT NULL REFERENCES runs (id),        -- the attribute run (config: adapter, base, steps)
+            example_id INTEGER NOT NULL REFERENCES examples (id),
+            generation_id INTEGER NOT NULL REFERENCES generations (id),  -- the answer attributed (a prediction)
+            label INTEGER NOT NULL,          -- the answer's label, whose log-probability is attributed
+            logprob REAL NOT NULL,           -- at the input
+            baseline_logprob REAL NOT NULL,  -- with the premise, hypothesis and thought embeddings zeroed
+            delta REAL NOT NULL,             -- sum of attributions minus (logprob - baseline_logprob)
+            premise REAL NOT NULL,           -- sums of |attribution| over each region's tokens
+            hypothesis REAL NOT NULL,
+            thought REAL NOT NULL,
+            tokens TEXT NOT NULL,            -- JSON [[start, end, attribution], ...] over the answer's thought text
+            PRIMARY KEY (run_id, example_id)
+        );
+        CREATE INDEX attributions_example ON attributions (example_id, run_id);
+        """
+    )

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 from sqlite_utils import Database
 
-from db import tallies
+from db import attributions, tallies
 from pipeline.metrics import BinaryMetrics
 
 
@@ -75,6 +75,7 @@ class StoreStats(TypedDict):
     reasons: dict[str, int]  # standing decisions by the reason given
     reviewers: list[ReviewerDecisions]
     flags: dict[str, int]  # flag name -> examples whose current thought or reflection carries it
+    attribution: list[dict[str, Any]]  # per attribute run: examples and mean shares (pipeline.attribute_run)
 
 
 def collect_stats(db: Database) -> StoreStats:
@@ -114,6 +115,7 @@ def collect_stats(db: Database) -> StoreStats:
         "reasons": tallies.decisions_by_reason(db),
         "reviewers": reviewer_decisions(db),
         "flags": tallies.flags_by_example(db),
+        "attribution": [r.as_dict() for r in attributions.run_shares(db)],
     }
 
 

@@ -106,6 +106,13 @@ class ReviewScreen(QueueBrowser):
     def action_toggle_diff(self) -> None:
         self.detail.toggle_diff()
 
+    def action_toggle_colours(self) -> None:
+        d = self.detail.detail
+        if d is not None and d.attribution is None:
+            self.notify("No attribution for this example yet: run `nlistral attribute --adapter DIR` after an "
+                        "evaluate run with thoughts.", severity="warning")
+        self.detail.toggle_colours()
+
     def action_undo(self) -> None:
         self._submit(Step("undo", self.reviewer), [])
 

@@ -24,6 +24,8 @@ REVIEW_BINDINGS: list[BindingType] = [
     Binding("v", "versions", "versions", id="versions", tooltip="browse and choose reflection versions"),
     Binding("d", "toggle_diff", "diff", id="toggle_diff",
             tooltip="diff: flawed thought vs improved (on an edited example: the edit)"),
+    Binding("i", "toggle_colours", "attribution", id="toggle_colours", show=False,
+            tooltip="colour the attributed answer's thought by attribution (`nlistral attribute`)"),
     Binding("slash", "search", "search", id="search", tooltip="full-text search (enter applies)"),
     Binding("f", "filter", "filter", id="filter", tooltip="filter: dataset, split, gold, model, run"),
     Binding("c", "clear_filter", "clear", id="clear_filter", tooltip="clear the search and the filters"),

@@ -46,6 +46,7 @@ class DetailPane(Horizontal, can_focus=False):
         self.reviewer: str | None = None  # who is reviewing: shown on the header line
         self.search = ""  # the queue's search text: its hits are highlighted
         self.show_diff = False
+        self.colours = False  # the attributed answer's thought coloured by attribution (key i)
         self.shown_at = time.monotonic()  # when the shown example was first shown
         self._shown = self._empty_store = False
         self._cache: OrderedDict[tuple[Any, ...], _Rendered] = OrderedDict()
@@ -62,7 +63,8 @@ class DetailPane(Horizontal, can_focus=False):
     def _rendered(self, detail: ExampleDetail, show_diff: bool) -> _Rendered:
         left_pager, right_pager = self.query_one("#detail-left", TextPager), self.query_one("#detail-right", TextPager)
         stacked = self.stacked
-        key = (detail.id, show_diff, stacked, left_pager.text_width, right_pager.text_width, self.search)
+        key = (detail.id, show_diff, stacked, left_pager.text_width, right_pager.text_width, self.search,
+               self.colours)
         hit = self._cache.get(key)
         if hit is not None and (hit.detail is detail or hit.detail == detail):
             self._cache.move_to_end(key)
@@ -80,7 +82,7 @@ class DetailPane(Horizontal, can_focus=False):
     def _columns(self, detail: ExampleDetail, show_diff: bool, width: int | None = None) -> tuple[Content, Content]:
         """The two columns of an example, with the hits of the queue's search text highlighted; width: the right
         column's (the two reflections sit side by side when it is wide enough; None: one below the other)."""
-        left, right = left_column(detail, self.reviewer), right_column(detail, show_diff, width)
+        left, right = left_column(detail, self.reviewer), right_column(detail, show_diff, width, self.colours)
         return (highlight(left, self.search), highlight(right, self.search)) if self.search else (left, right)
 
     def prepare(self, detail: ExampleDetail) -> None:
@@ -115,6 +117,12 @@ class DetailPane(Horizontal, can_focus=False):
     def toggle_diff(self) -> None:
         """Show the flawed thought against the improved one (on an edited example: the edit), or stop."""
         self.show_diff = not self.show_diff
+        if self.detail is not None:
+            self.show(self.detail)
+
+    def toggle_colours(self) -> None:
+        """Colour the attributed answer's thought by attribution, or stop."""
+        self.colours = not self.colours
         if self.detail is not None:
             self.show(self.detail)
 

@@ -172,9 +172,11 @@ def reflection_content(d: ExampleDetail, show_diff: bool = False) -> Content:
     return Content.assemble(*parts, "\n")
 
 
-def right_column(d: ExampleDetail, show_diff: bool = False, width: int | None = None) -> Content:
+def right_column(d: ExampleDetail, show_diff: bool = False, width: int | None = None,
+                 colours: bool = False) -> Content:
     """The edit, if any; the reflection (or its diff against the thought) with the blind reflection beside it
-    (side by side when width allows, else below); judge scores, prediction, review."""
+    (side by side when width allows, else below); judge scores, prediction, attribution (its thought coloured
+    token by token when colours), review."""
     ex, parts = d.example, []
     if d.edited:  # what a curated export uses comes first; `d` diffs the edit, not the reflection
         parts.append(edit_content(d, show_diff))
@@ -195,10 +197,45 @@ def right_column(d: ExampleDetail, show_diff: bool = False, width: int | None = 
         run = f"  run {p.run_id}" if p.run_id is not None else ""
         parts += [Content("\n"), _section("PREDICTION", (run, MUTED)), _gen_line(p, "label", ex.gold_label),
                   literal(p.thought_process or p.raw_response or ""), Content("\n")]
+    if d.attribution is not None:
+        parts += [Content("\n"), attribution_content(d, colours)]
     if d.suspicion is not None:
         parts += [Content("\n"), suspicion_content(d)]
     parts += [Content("\n"), review_content(d)]
     return Content.assemble(*parts)
+
+
+# Attribution colours, by the token's score against the answer's largest |score|: towards the label, against it.
+TOWARDS = ("on $success 20%", "on $success 45%", "on $success 75%")
+AGAINST = ("on $error 20%", "on $error 45%", "on $error 75%")
+
+
+def attribution_content(d: ExampleDetail, colours: bool) -> Content:
+    """Where the label of the attributed answer comes from (shares), and with colours its thought, token by token:
+    green pushes towards the answer's label, red away, stronger for larger scores (text shown literally)."""
+    a, answer = d.attribution, d.attributed
+    assert a is not None
+    shares = (f"  run {a.run_id} · label {label_text(a.label)} · thought {a.shares['thought']:.0%} · premise "
+              f"{a.shares['premise']:.0%} · hypothesis {a.shares['hypothesis']:.0%}")
+    head = _section("ATTRIBUTION", (shares, MUTED))
+    if not colours:
+        return Content.assemble(head, ("press i to colour the answer's thought by attribution\n", MUTED))
+    text = answer.thought_process if answer is not None else None
+    if not text:
+        return Content.assemble(head, ("the attributed answer is no longer stored\n", MUTED))
+    top = max((abs(x) for _, _, x in a.tokens), default=0.0) or 1.0
+    parts: list[Content] = []
+    last = 0
+    for start, end, score in a.tokens:
+        if start < last or end <= start:
+            continue  # a character split over several tokens: styled once, by its first token
+        strength = min(2, int(abs(score) / top * 3))
+        parts += [literal(text[last:start]),
+                  literal(text[start:end], (TOWARDS if score >= 0 else AGAINST)[strength])]
+        last = end
+    parts.append(literal(text[last:]))
+    legend = Content.styled("green: towards the label · red: against · stronger: larger (i: off)\n", MUTED)
+    return Content.assemble(head, legend, *parts, "\n")
 
 
 def suspicion_content(d: ExampleDetail) -> Content:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from pipeline.cli import attribute as attribute_commands
 from pipeline.cli import cartography as cartography_commands
 from pipeline.cli import diff as diff_commands
 from pipeline.cli import evaluate as evaluate_commands
@@ -45,7 +46,7 @@ def _root(ctx: typer.Context, db: DbOption = DEFAULT_DB_PATH) -> None:
 # In the order `nlistral --help` lists them.
 for _group in (import_commands, stats_commands, review_commands, team_commands, triage_commands,
                generate_commands, export_commands, diff_commands, train_commands, cartography_commands,
-               evaluate_commands, models_commands):
+               evaluate_commands, attribute_commands, models_commands):
     _group.register(app)
 
 

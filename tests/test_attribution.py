@@ -1,0 +1,182 @@
+"""Label attribution (pipeline/attribution.py, pipeline/attribute_run.py, `nlistral attribute`): integrated
+gradients satisfy completeness, tokens map back onto the thought, runs are stored, continued and shown."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from db import attributions, open_db, write_tx
+from db.examples import NewExample, example_row, insert_examples
+from db.generations import add_generations
+from db.runs import finish_run, start_run
+from db.staging import stage_rows
+from pipeline.attribution import DEFAULT_STEPS, Answer, attribute, full_precision, prepare
+from pipeline.cli import app
+
+pytest.importorskip("captum")
+
+ANSWERS = [
+    Answer(1, "A man sleeps on a bench in the park.", "Someone rests.",
+           'Step 1: the man "sleeps" on a bench.\nStep 2: sleeping is resting, so yes.', 1),
+    Answer(2, "Two dogs run near the river.", "Cats sleep indoors.", "Step 1: dogs are not cats. Step 2: no.", 0),
+    Answer(3, "Zoë bought 3 apples.", "Zoë bought fruit.", "Step 1: apples are fruit — «ja». Step 2: yes.", 1),
+]
+
+
+def _tiny(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def _complete(a) -> bool:
+    """IG's completeness: the attributions sum to output(input) - output(baseline), within 5 %."""
+    total = sum(a.signed.values())
+    difference = a.logprob - a.baseline_logprob
+    return abs(total - difference) <= 0.05 * abs(difference) and abs(a.delta) <= 0.05 * abs(difference)
+
+
+def test_attributions_are_complete_on_the_tiny_model(tiny_model_dir):
+    model, tokenizer = _tiny(tiny_model_dir)
+    rows, problems = prepare(tokenizer, ANSWERS)
+    assert problems == [] and len(rows) == 3
+    results = attribute(model, rows, steps=DEFAULT_STEPS, rows_per_batch=2)  # two batches, padded
+    assert [r.example_id for r in results] == [1, 2, 3]
+    for a, answer in zip(results, ANSWERS):
+        assert _complete(a), (a.signed, a.logprob, a.baseline_logprob, a.delta)
+        assert a.label == answer.label and set(a.regions) == {"premise", "hypothesis", "thought"}
+        assert all(v > 0 for v in a.regions.values())
+        assert 0 < a.thought_share < 1
+    alone = attribute(model, rows[:1], steps=DEFAULT_STEPS, rows_per_batch=1)[0]
+    assert alone.logprob == pytest.approx(results[0].logprob, abs=1e-4)  # padding changes nothing
+
+
+def test_the_thought_tokens_map_back_onto_the_thought(tiny_model_dir):
+    _, tokenizer = _tiny(tiny_model_dir)
+    rows, _ = prepare(tokenizer, ANSWERS)
+    for row, answer in zip(rows, ANSWERS):
+        spans = row.thought_spans
+        assert spans and spans[0][0] == 0 and spans[-1][1] == len(answer.thought)
+        assert all(a <= c and b <= d for (a, b), (c, d) in itertools.pairwise(spans))  # in order (a character split
+        # into several byte-level tokens, or escaped into two, is the span of each of them)
+        covered = "".join(answer.thought[a:b] for a, b in dict.fromkeys(spans))
+        assert covered == answer.thought  # a quote or line break JSON escapes lands on the character itself
+
+
+@pytest.mark.slow
+def test_attributions_are_complete_on_smollm2(smollm2_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = full_precision(AutoModelForCausalLM.from_pretrained(smollm2_dir))  # saved in bfloat16
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    rows, problems = prepare(tokenizer, ANSWERS[:1])  # its own chat template (ChatML), not [INST]
+    assert problems == []
+    result = attribute(model, rows, steps=DEFAULT_STEPS)[0]
+    assert _complete(result), (result.signed, result.logprob, result.baseline_logprob, result.delta)
+
+
+@pytest.fixture
+def store_with_answers(tmp_path, tiny_model_dir):
+    """A store with the three pairs and a completed evaluate run of the tiny base holding their answers."""
+    db = open_db(tmp_path / "s.db")
+    with write_tx(db):
+        insert_examples(db, [stage_rows([example_row(NewExample(a.example_id, "d", "test", str(a.example_id),
+                                                                a.premise, a.hypothesis, a.label))
+                                         for a in ANSWERS])])
+    run = start_run(db, "evaluate", {"adapter": None, "base": str(tiny_model_dir), "with_thought": True})
+    add_generations(db, [{"example_id": a.example_id, "kind": "prediction", "model": str(tiny_model_dir),
+                          "backend": "local", "thought_process": a.thought, "predicted_label": a.label,
+                          "parse_status": "ok", "run_id": run} for a in ANSWERS])
+    finish_run(db, run, "completed")
+    return db, run
+
+
+def test_a_run_stores_each_answer_and_continues_after_an_interruption(store_with_answers, tiny_model_dir):
+    from pipeline.attribute_run import AttributeOptions, run_attribution
+
+    db, _ = store_with_answers
+    options = AttributeOptions(base=str(tiny_model_dir), rows_per_batch=1, steps=16)
+    calls = []
+
+    def stop_after_first_store(done, total):
+        calls.append(done)
+        if len(calls) == 2:  # the first batch of answers is stored, then the user presses Ctrl+C
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_attribution(db, options, progress=stop_after_first_store)
+    first = db.execute("SELECT id, status FROM runs WHERE kind = 'attribute'").fetchone()
+    assert first[1] == "cancelled" and attributions.done_ids(db, first[0]) == {1, 2, 3}
+    # everything of that run was in one store call (4 rows a call): continue a fresh one instead
+    db.execute("DELETE FROM attributions WHERE run_id = ? AND example_id = 3", [first[0]])
+    db.conn.commit()
+    again = run_attribution(db, options)
+    assert again.resumed and again.run_id == first[0] and again.attributed == 1
+    stored = attributions.latest(db, 3)
+    assert stored is not None and stored.run_id == first[0] and stored.label == 1
+    assert sum(stored.shares.values()) == pytest.approx(1.0)
+    shares = attributions.run_shares(db)
+    assert [s.examples for s in shares] == [3] and 0 < shares[0].thought < 1
+
+
+def test_only_the_asked_examples_and_a_clear_error_without_answers(store_with_answers, tiny_model_dir, tmp_path):
+    from pipeline.attribute_run import AttributeOptions, run_attribution
+    from pipeline.evaluate.errors import EvaluationError
+
+    db, _ = store_with_answers
+    result = run_attribution(db, AttributeOptions(base=str(tiny_model_dir), example_ids=(2,), steps=16))
+    assert attributions.done_ids(db, result.run_id) == {2}
+    with pytest.raises(EvaluationError, match="run `nlistral evaluate --adapter"):
+        run_attribution(db, AttributeOptions(adapter=str(tmp_path)))
+
+
+def test_the_cli_prints_json(store_with_answers, tiny_model_dir):
+    db, _ = store_with_answers
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    result = CliRunner().invoke(app, ["attribute", "--base", str(tiny_model_dir), "--db", path, "--steps", "16",
+                                      "--ids", "1,3", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["attributed"] == 2 and out["summary"]["examples"] == 2
+    bad = CliRunner().invoke(app, ["attribute", "--base", str(tiny_model_dir), "--db", path, "--ids", "x"])
+    assert bad.exit_code == 2 and "--ids 3,17,42" in bad.output
+
+
+@pytest.mark.asyncio
+async def test_the_review_app_colours_the_attributed_thought(demo_db_path, monkeypatch):
+    from db.queues import QueueFilter, ids
+    from nlistral_tui.pilot import press, running
+    from nlistral_tui.widgets.detail_text import AGAINST, TOWARDS
+
+    monkeypatch.setenv("NLISTRAL_REVIEWER", "pilot")
+    db = open_db(demo_db_path)
+    first = ids(db, QueueFilter(queue="disagreements"))[0]
+    run = start_run(db, "evaluate", {"adapter": "/adapters/a", "with_thought": True})
+    thought = 'Step 1: it says "[b]no[/b]". Step 2: so 0.'
+    (answer,) = add_generations(db, [{"example_id": first, "kind": "prediction", "model": "a", "backend": "local",
+                                      "thought_process": thought, "predicted_label": 0, "parse_status": "ok",
+                                      "run_id": run}])
+    attribute_run = start_run(db, "attribute", {"adapter": "/adapters/a", "eval_run": run})
+    attributions.store(db, [{"run_id": attribute_run, "example_id": first, "generation_id": answer, "label": 0,
+                             "logprob": -0.1, "baseline_logprob": -0.9, "delta": 0.001, "premise": 0.2,
+                             "hypothesis": 0.1, "thought": 0.7,
+                             "tokens": [[0, 4, 0.05], [16, 27, 0.5], [len(thought) - 2, len(thought), -0.2]]}])
+    db.conn.close()
+    async with running(demo_db_path, size=(200, 50)) as (app, pilot):
+        assert app.screen.current.id == first
+        pane = app.screen.detail
+        _, right = pane._columns(pane.detail, False, 120)
+        assert (f"ATTRIBUTION  run {attribute_run} · label 0 no-entailment · thought 70% · premise 20% · "
+                "hypothesis 10%") in right.plain
+        assert "press i to colour" in right.plain
+        await press(app, pilot, "i")
+        assert pane.colours
+        _, right = pane._columns(pane.detail, False, 120)
+        styled = {right.plain[s.start:s.end]: str(s.style) for s in right.spans
+                  if str(s.style) in TOWARDS + AGAINST}
+        assert styled == {"Step": TOWARDS[0], '"[b]no[/b]"': TOWARDS[2], "0.": AGAINST[1]}  # literal, not markup
+        await press(app, pilot, "i")
+        assert not pane.colours
