@@ -150,6 +150,31 @@ def test_tiny_mistral_works_and_a_folder_without_template_is_refused(tiny_model_
         LocalModel(str(bare))
 
 
+def test_it_decodes_with_evaluates_engine_greedy_as_generate_and_sampled_by_temperature(tiny_model_dir: Path,
+                                                                                       monkeypatch) -> None:
+    import torch
+
+    from pipeline.evaluate import generation
+
+    model = LocalModel(str(tiny_model_dir))
+    prompts = [model.prompt([{"role": "user", "content": text}]) for text in ("hi", "a longer question, with words")]
+    calls = []
+    engine = generation.generate
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: calls.append(k["temperature"]) or engine(*a, **k))
+    greedy = model.generate(prompts, 12, 0.0)
+    assert calls == [0.0]  # the engine decoded it
+    encoded = model.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        plain = model.model.generate(**encoded, max_new_tokens=12, do_sample=False, eos_token_id=model.stop_ids,
+                                     pad_token_id=model.tokenizer.pad_token_id)
+    expected = [model.tokenizer.decode([t for t in row if t not in model.stop_ids], skip_special_tokens=True)
+                for row in plain[:, encoded["input_ids"].shape[1]:].tolist()]
+    assert [a.text for a in greedy] == expected  # what plain greedy `generate` writes, token for token
+    torch.manual_seed(0)
+    hot = [a.text for a in model.generate(prompts * 4, 12, 5.0)]
+    assert calls == [0.0, 5.0] and len(set(hot)) > 2  # sampled: the same prompt answers differently
+
+
 def test_a_template_refusing_system_turns_gets_them_folded(tiny_model_dir: Path, tmp_path: Path) -> None:
     strict = tmp_path / "strict"
     shutil.copytree(tiny_model_dir, strict)

@@ -3,10 +3,10 @@
 The prompt is the model's OWN chat template (the tokenizer's), not the training/evaluation layout: a
 generation run asks the model as its makers meant it to be asked. A template that refuses a system
 turn (or silently drops it) gets the system text folded into the user turn; which of the two applies
-is decided once, when the tokenizer is loaded. Decoding is plain `model.generate` on a left-padded
-batch: greedy at temperature 0, else sampled at the prompt's temperature, up to max_tokens, stopping at
-the end of the model's turn. The evaluate engine (pipeline/evaluate/generation.py) is not used: it is
-greedy only and stops at the first closed JSON object, where an API answer is the whole turn.
+is decided once, when the tokenizer is loaded. Decoding is evaluate's engine (pipeline/evaluate/generation.py:
+a reserved key/value cache, left padding, finished rows leaving the batch): greedy at temperature 0, else
+sampled at the request's temperature, up to max_tokens, stopping at the end of the model's turn (not at
+the first closed JSON object, as evaluate does: an API answer is the whole turn).
 """
 from __future__ import annotations
 
@@ -117,27 +117,20 @@ class LocalModel:
         return str(self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
 
     def generate(self, prompts: list[str], max_tokens: int, temperature: float) -> list[Answer]:
-        """Answers to prompt texts decoded as one left-padded batch (greedy at temperature 0, else sampled)."""
-        import torch
+        """Answers to prompt texts decoded as one batch (greedy at temperature 0, else sampled)."""
+        from pipeline.evaluate.generation import STOP_EOS, generate
 
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids = encoded["input_ids"].to(self.device)
-        mask = encoded["attention_mask"].to(self.device)
-        sampling: dict[str, Any] = ({"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-                                    if temperature > 0 else {"do_sample": False})
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens,
-                                      eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
-                                      **sampling)
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        answers: list[Answer | None] = [None] * len(prompts)
+        for batch in generate(self.model, self.tokenizer, ids, max_new_tokens=max_tokens, batch_size=len(prompts),
+                              stop_at_json_end=False, stop_ids=self.stop_ids, temperature=temperature):
+            for index, out in zip(batch.indices, batch.outputs):
+                stopped = out.stop == STOP_EOS
+                text = str(self.tokenizer.decode(list(out.token_ids), skip_special_tokens=True))
+                answers[index] = Answer(text, out.prompt_tokens, len(out.token_ids) + stopped,
+                                        "stop" if stopped else "length")
         self.batch_sizes.append(len(prompts))
-        stops = set(self.stop_ids)
-        answers = []
-        for row, tokens in enumerate(out[:, ids.shape[1]:].tolist()):
-            cut = next((i for i, t in enumerate(tokens) if t in stops), None)
-            kept = tokens if cut is None else tokens[:cut]
-            answers.append(Answer(str(self.tokenizer.decode(kept, skip_special_tokens=True)), int(mask[row].sum()),
-                                  len(kept) + (cut is not None), "length" if cut is None else "stop"))
-        return answers
+        return [a for a in answers if a is not None]
 
 
 def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:

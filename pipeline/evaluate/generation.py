@@ -1,4 +1,7 @@
-"""Batched greedy decoding: left padding, length-sorted batches, new tokens only, stop at the end of the JSON.
+"""Batched decoding: left padding, length-sorted batches, new tokens only, stop at the end of the JSON or turn.
+
+Greedy by default (evaluate); sampled at a temperature for the local chat backend (pipeline/api/local_model.py,
+which decodes generate's, reflect's and judge's requests with this same loop).
 
 One loop for every device, over the batches batching.py plans. The key/value cache of a batch is
 reserved once for the whole answer and filled in place (reserved_cache.py: no copy per token), masks
@@ -109,8 +112,10 @@ def generate(
     forced: Sequence[str] | None = None,
     stop_ids: Sequence[int] | None = None,
     max_memory_gib: float | None = None,
+    temperature: float = 0.0,
 ) -> Iterator[BatchResult]:
-    """Greedy answers to encoded prompts, one BatchResult per finished batch (length-sorted order).
+    """Answers to encoded prompts, one BatchResult per finished batch (length-sorted order): greedy at
+    temperature 0, else each token sampled from the softmax of the logits / temperature (no top-k, no top-p).
 
     batch_size None sizes batches from the memory available (plan_batches, under max_memory_gib); a batch
     that still runs out of memory is split in two and retried, down to one row (a row that does not fit
@@ -138,6 +143,7 @@ def generate(
                     stop_at_json_end=stop_at_json_end, stop_at_eos=stop_at_eos, check_every=check_every,
                     prefill_tokens=prefill_tokens, char_table=char_table,
                     forced=[forced[i] for i in batch] if forced is not None else None, stop_ids=stop_ids,
+                    temperature=temperature,
                 )
         except torch.OutOfMemoryError:
             if len(batch) == 1:
@@ -159,7 +165,7 @@ def generate(
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *, max_new_tokens: int,
                     stop_at_json_end: bool, stop_at_eos: bool, check_every: int, prefill_tokens: int,
                     char_table: list[str] | None, forced: list[str] | None,
-                    stop_ids: Sequence[int] | None = None) -> list[Generated]:
+                    stop_ids: Sequence[int] | None = None, temperature: float = 0.0) -> list[Generated]:
     import torch
 
     device = next(model.parameters()).device
@@ -175,7 +181,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
         real[r, longest - len(p):longest] = True
     ids, real = ids.to(device), real.to(device)
     cache = reserve_cache(model, rows, capacity, device)
-    next_token = _prefill(model, ids, real[:, :longest], cache, max(1, prefill_tokens // longest))
+    next_token = _prefill(model, ids, real[:, :longest], cache, max(1, prefill_tokens // longest), temperature)
     position = real.sum(-1) - 1
     length = longest
     live = list(range(rows))  # original row of each row still in the batch
@@ -205,7 +211,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
         position = position + 1
         out = model(input_ids=next_token[:, None], attention_mask=real[:, None, None, :length],
                     position_ids=position[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
-        next_token = out.logits[:, -1].argmax(-1)
+        next_token = choose(out.logits[:, -1], temperature)
         pending.append(next_token)
     return [
         Generated(tuple(t), tokenizer.decode(t, skip_special_tokens=False), stop, len(p))
@@ -213,7 +219,16 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
     ]
 
 
-def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int) -> Any:
+def choose(logits: Any, temperature: float) -> Any:
+    """The next token of each row: the most likely at temperature 0, else sampled at that temperature."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(-1)
+    return torch.multinomial((logits.float() / temperature).softmax(-1), 1).squeeze(-1)
+
+
+def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int, temperature: float = 0.0) -> Any:
     """Run the prompts into the reserved cache in chunks of rows, each padded only to its own longest
     prompt (bounded activation memory, little padding); returns the first new token of each row."""
     import torch
@@ -230,7 +245,7 @@ def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int) -> An
         mask = (causal & keys[:, None, None, :]) | torch.eye(width, dtype=torch.bool, device=ids.device)
         out = model(input_ids=ids[rows, cols], attention_mask=mask, position_ids=(keys.cumsum(-1) - 1).clamp(min=0),
                     past_key_values=cache.window(rows, longest - width), use_cache=True, logits_to_keep=1)
-        firsts.append(out.logits[:, -1].argmax(-1))
+        firsts.append(choose(out.logits[:, -1], temperature))
         del out
     cache.fill(longest)
     return torch.cat(firsts)
