@@ -39,8 +39,7 @@ _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
 # Not claims about the pair: "step 2", "label 1", and "2." / "2)" opening a sentence or a line.
 _NAME = r"\b(?:steps?|labels?|predicted_label)(?:\s+(?:is|was|of|=)|\s*[:=#])?\s*"
 _NAMED = re.compile(_NAME + "$", re.IGNORECASE)  # what comes before a step or label number
-_NAMED_NUMBER = re.compile(_NAME + r"\d+", re.IGNORECASE)
-_DIGIT = re.compile(r"\d")
+_DIGITS = re.compile(r"\d+")
 _OPENING = re.compile(r"(?:^|[.!?\n]\s*)$")
 _NOT_WORD = re.compile(r"[\W_]+")
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -110,10 +109,16 @@ def _in_quote(found: list[Finding], at: int) -> bool:
     return any(f.flag == QUOTE and f.start <= at < f.end for f in found)
 
 
+def _maybe_claim(text: str) -> bool:
+    """Whether the text has a number that is not a step or label number (a cheap first look; the full check
+    decides)."""
+    return any(not _NAMED.search(text, max(0, m.start() - 24), m.start()) for m in _DIGITS.finditer(text))
+
+
 def flags(text: str | None, premise: str, hypothesis: str) -> list[str]:
     """The grounding flags of `text` against the pair (sorted names, each once)."""
     if not text or ('"' not in text and "'" not in text and "“" not in text and "‘" not in text
-                    and not _DIGIT.search(_NAMED_NUMBER.sub("", text))):
+                    and not _maybe_claim(text)):
         return []  # the common case (no quotes, no numbers but step numbers), decided in C
     return sorted({f.flag for f in findings(text, premise, hypothesis)})
 
