@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 
 import pytest
 from typer.testing import CliRunner
@@ -180,3 +181,48 @@ async def test_the_review_app_colours_the_attributed_thought(demo_db_path, monke
         assert styled == {"Step": TOWARDS[0], '"[b]no[/b]"': TOWARDS[2], "0.": AGAINST[1]}  # literal, not markup
         await press(app, pilot, "i")
         assert not pane.colours
+
+
+def test_a_killed_attribute_run_continues_where_it_stopped(tmp_path, tiny_model_dir):
+    """kill -9 after the first stored batch; the same command then computes only what is missing."""
+    import os
+    import subprocess
+    import sys
+
+    from kill import sigkill_when
+
+    db_path = tmp_path / "s.db"
+    db = open_db(db_path)
+    many = [Answer(i, f"Premise number {i} about a dog in a park.", "A dog is outside.",
+                   f"Step 1: the dog is in a park. Step 2: a park is outside, case {i}.", 1) for i in range(1, 13)]
+    with write_tx(db):
+        insert_examples(db, [stage_rows([example_row(NewExample(a.example_id, "d", "test", str(a.example_id),
+                                                                a.premise, a.hypothesis, 1)) for a in many])])
+    run = start_run(db, "evaluate", {"adapter": None, "base": str(tiny_model_dir), "with_thought": True})
+    add_generations(db, [{"example_id": a.example_id, "kind": "prediction", "model": "tiny", "backend": "local",
+                          "thought_process": a.thought, "predicted_label": 1, "parse_status": "ok", "run_id": run}
+                         for a in many])
+    finish_run(db, run, "completed")
+    db.conn.close()
+    argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "attribute", "--base",
+            str(tiny_model_dir), "--db", str(db_path), "--batch-size", "1", "--steps", "64"]
+    env = {**os.environ, "NLISTRAL_CONFIG": str(tmp_path / "none.toml")}
+
+    def stored() -> int:
+        conn = sqlite3.connect(db_path, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM attributions").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    first = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sigkill_when(first, lambda: stored() > 0, "a first batch of attributions stored", timeout_s=120)
+    kept = stored()
+    assert 0 < kept < 12
+    again = subprocess.run([*argv, "--json"], env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()
+    result = json.loads(again.stdout)
+    assert result["resumed"] and result["attributed"] == 12 - kept and result["summary"]["examples"] == 12
+    assert stored() == 12
