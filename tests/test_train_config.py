@@ -129,3 +129,36 @@ def test_saved_config_reloads_to_the_same_values(tmp_path):
     config = load_config(preset_path("ablation2"), ["data=export:4", "seed=7"])
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_compile_is_auto_by_default_and_true_false_still_read(tmp_path):
+    assert TrainConfig().compile == "auto"
+    base = ["lora_alpha=32"]
+    assert load_config(None, [*base, "compile=true"]).compile == "on"
+    assert load_config(None, [*base, "compile=false"]).compile == "off"
+    assert load_config(None, [*base, "compile=auto"]).compile == "auto"
+    with pytest.raises(ConfigError, match="compile: 'maybe' is not one of auto, on, off"):
+        load_config(None, [*base, "compile=maybe"])
+    with pytest.raises(ConfigError, match="compile: is for method sft"):
+        load_config(None, [*base, "method=dpo", "compile=true"])
+    assert load_config(None, [*base, "method=dpo"]).compile == "auto"  # auto is off for DPO
+
+
+def test_compile_auto_turns_on_where_it_measured_to_pay():
+    from pipeline.train.hardware import Hardware
+    from pipeline.train.model import COMPILE_PAYS_TOKENS, decide_compile
+    from pipeline.train.runner import tokens_to_train
+
+    gpu = Hardware(cuda=True, gpu_name="H100", gpu_count=1, bitsandbytes=True, world_size=1, local_rank=0)
+    cpu = Hardware(cuda=False, gpu_name=None, gpu_count=0, bitsandbytes=False, world_size=1, local_rank=0)
+    config = TrainConfig(lora_alpha=32)
+    assert decide_compile(config, gpu, COMPILE_PAYS_TOKENS)[0]
+    on, why = decide_compile(config, gpu, COMPILE_PAYS_TOKENS - 1)
+    assert not on and "pays from about 4,000,000" in why
+    assert decide_compile(config, cpu, 10 * COMPILE_PAYS_TOKENS) == (
+        False, "compile auto: off (it was measured to pay on CUDA only)")
+    assert not decide_compile(TrainConfig(lora_alpha=32, method="dpo"), gpu, 10 * COMPILE_PAYS_TOKENS)[0]
+    assert decide_compile(TrainConfig(lora_alpha=32, compile="on"), cpu, 1) == (True, "compile: on (set in the config)")
+    rows = [{"input_ids": [0] * 300}, {"input_ids": [0] * 100}]
+    assert tokens_to_train(TrainConfig(lora_alpha=32, epochs=2), rows) == 800
+    assert tokens_to_train(TrainConfig(lora_alpha=32, max_steps=10, batch_size=16), rows) == 10 * 16 * 200

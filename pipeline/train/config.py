@@ -25,6 +25,7 @@ ATTENTION = ("auto", "varlen", "sdpa", "eager")
 CHECKPOINTING = ("none", "full")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 OPTIMIZERS = ("auto", "paged_adamw_8bit", "adamw_torch")
+COMPILE = ("auto", "on", "off")
 TINY_MODEL = "tiny-random"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -68,8 +69,10 @@ class TrainConfig:
     # full: recompute each layer in the backward pass. With QLoRA this is the fast setting too: it lets
     # a micro-batch hold ~16-32 examples in little memory (benchmarks/results/train_speed.md) | none
     gradient_checkpointing: str = "full"
-    compile: bool = False  # sft, label-only: torch.compile each decoder layer; ~1 min to compile, then
-    # +18 % tokens/s on an H200 (benchmarks/results/train_speed.md); measured on one GPU only
+    # sft, label-only: torch.compile each decoder layer; about 1 min to compile, then +18 % tokens/s on an H200
+    # (benchmarks/results/train_speed.md). auto: on where that pays, a CUDA run of more than COMPILE_PAYS_TOKENS
+    # (pipeline/train/model.py decide_compile), else off | on | off (true / false mean on / off)
+    compile: str = "auto"
     packing: bool = True  # sft, label-only: concatenate a micro-batch's examples without padding, attention
     # kept within each example (DPO always pads its chosen/rejected batches)
     # --- evaluation, early stopping, checkpoints, logs --------------------------------------------
@@ -167,6 +170,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{where}: unknown key {key!r}{hint}. Known keys: {', '.join(hints)}")
     kind = hints[key]
+    if key == "compile" and isinstance(value, bool):  # compile: true / false, as before auto existed
+        return "on" if value else "off"
     optional = isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind)
     if optional:
         if value is None:
@@ -220,7 +225,7 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
 
     for key, allowed in (("method", METHODS), ("loss", DPO_LOSSES), ("quantization", QUANTIZATION),
                          ("attention", ATTENTION), ("gradient_checkpointing", CHECKPOINTING),
-                         ("lr_scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS)):
+                         ("lr_scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("compile", COMPILE)):
         if getattr(config, key) not in allowed:
             fail(key, f"{getattr(config, key)!r} is not one of {', '.join(allowed)}")
     if config.lora_alpha is None:
@@ -259,7 +264,7 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
             if key in origin and getattr(config, key):
                 fail(key, "is for method sft and label-only (a DPO pair has no single gold label to score); "
                           "leave it out")
-        if config.compile:
+        if config.compile == "on":
             fail("compile", "is for method sft and label-only (DPO's padded pairs were not measured with it)")
         if config.beta <= 0:
             fail("beta", f"must be positive, not {config.beta}")

@@ -6,6 +6,7 @@ main process of a multi-GPU launch writes the row, the logs and the adapter.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import traceback
@@ -179,6 +180,10 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
         extra.append(result.cartography)
     if hw.is_main:
         extra.append(tensorboard_callback(output_dir / "tensorboard"))
+    compiled, why = model_mod.decide_compile(config, hw, tokens_to_train(config, train_rows))
+    echo(why.capitalize())
+    log.write({"event": "compile", "compile": compiled, "note": why})
+    config = dataclasses.replace(config, compile="on" if compiled else "off")
     builder = _builder(config.method)
     trainer = builder(config, model, tokenizer, run_plan, hw, train_rows, eval_rows,
                       output_dir / "checkpoints", extra)
@@ -226,6 +231,15 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
         partial.replace(adapter_dir)
         echo(f"Adapter: {adapter_dir} ({metrics['adapter_mb']} MB, LoRA weights only)")
     result.adapter_dir, result.metrics = adapter_dir, metrics
+
+
+def tokens_to_train(config: TrainConfig, rows: list[Any]) -> int:
+    """The tokens the run will train on: its epochs over the rows, or max_steps batches of rows of mean length."""
+    per_pass = sum(len(r.get("input_ids") or r.get("prompt_ids", [])) for r in rows)
+    if config.max_steps > 0:
+        mean = per_pass / max(1, len(rows))
+        return int(config.max_steps * config.batch_size * mean)
+    return int(per_pass * config.epochs)
 
 
 def _builder(method: str) -> Callable[..., Any]:

@@ -47,6 +47,6 @@ def build_sft_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan:
         peft_config=lora_config(config),
         callbacks=callbacks,
     )
-    if config.compile:  # after PEFT and TRL's fused head are in place, so the compiled layers include LoRA
+    if config.compile == "on":  # after PEFT and TRL's fused head are in place, so the compiled layers include LoRA
         compile_decoder_layers(trainer.model)
     return trainer
