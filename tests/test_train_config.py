@@ -158,6 +158,8 @@ def test_compile_auto_turns_on_where_it_measured_to_pay():
     assert decide_compile(config, cpu, 10 * COMPILE_PAYS_TOKENS) == (
         False, "compile auto: off (it was measured to pay on CUDA only)")
     assert not decide_compile(TrainConfig(lora_alpha=32, method="dpo"), gpu, 10 * COMPILE_PAYS_TOKENS)[0]
+    ddp = Hardware(cuda=True, gpu_name="H100", gpu_count=2, bitsandbytes=True, world_size=2, local_rank=0)
+    assert not decide_compile(config, ddp, 10 * COMPILE_PAYS_TOKENS)[0]
     assert decide_compile(TrainConfig(lora_alpha=32, compile="on"), cpu, 1) == (True, "compile: on (set in the config)")
     rows = [{"input_ids": [0] * 300}, {"input_ids": [0] * 100}]
     assert tokens_to_train(TrainConfig(lora_alpha=32, epochs=2), rows) == 800

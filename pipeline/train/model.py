@@ -128,6 +128,8 @@ def decide_compile(config: TrainConfig, hw: Hardware, tokens_to_train: int) -> t
         return False, "compile auto: off (DPO's padded pairs were not measured with it)"
     if not hw.cuda:
         return False, "compile auto: off (it was measured to pay on CUDA only)"
+    if hw.world_size > 1:
+        return False, "compile auto: off (measured on one GPU only; --set compile=on to try it under DDP)"
     if tokens_to_train < COMPILE_PAYS_TOKENS:
         return False, (f"compile auto: off ({tokens_to_train:,} tokens to train; compiling, about 1 min, pays "
                        f"from about {COMPILE_PAYS_TOKENS:,})")
