@@ -43,6 +43,7 @@ class ExampleDetail:
     prediction: Generation | None  # the latest prediction (of the evaluate run in the filter, if any)
     state: ReviewState
     edit_base: str | None = None  # the text the current edit replaced, as the edit recorded it
+    edit_words: int | None = None  # the words that edit changed, as it recorded them (db.textdiff.edit_size)
     decisions: tuple[TeamDecision, ...] = ()  # each reviewer's standing decision, oldest first
     blind: Generation | None = None  # the latest blind reflection of the current thought (`reflect --blind`)
     suspicion: Ranked | None = None  # its place in the stored gold-suspicion ranking (db/suspicion.py), if ranked
@@ -106,8 +107,8 @@ def load_details(db: Database, ids: Sequence[int], run_id: int | None = None) ->
     team = _team_decisions(db, ids)
     ranked = stored_for(db, ids)
     attributed = latest_for(db, ids)
-    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i), team.get(i, ()), ranked.get(i),
-                       attributed.get(i))
+    return {i: _detail(ex, gens.get(i, []), states.get(i), run_id, bases.get(i, (None, None)), team.get(i, ()),
+                       ranked.get(i), attributed.get(i))
             for i, ex in examples.items()}
 
 
@@ -122,16 +123,18 @@ def _team_decisions(db: Database, ids: list[int]) -> dict[int, tuple[TeamDecisio
     return {i: tuple(ts) for i, ts in found.items()}
 
 
-def _edit_bases(db: Database, ids: list[int]) -> dict[int, str | None]:
-    """The base text (what it replaced) of each example's latest active edit."""
-    sql = ("SELECT e.example_id, json_extract(e.payload, '$.base') FROM review_events e "
-           "JOIN review_groups g ON g.group_id = e.group_id "
+def _edit_bases(db: Database, ids: list[int]) -> dict[int, tuple[str | None, int | None]]:
+    """The base text (what it replaced) of each example's latest active edit, and the words it changed as the
+    edit recorded them (None for an edit recorded before sizes were)."""
+    sql = ("SELECT e.example_id, json_extract(e.payload, '$.base'), json_extract(e.payload, '$.edit_words') "
+           "FROM review_events e JOIN review_groups g ON g.group_id = e.group_id "
            "WHERE e.example_id IN ({ids}) AND e.action = 'edit' AND g.active = 1 ORDER BY e.id")
-    return {i: base for i, base in by_ids(db, sql, ids)}  # ordered by id: each example keeps its latest edit's base
+    # ordered by id: each example keeps its latest edit's
+    return {i: (base, words) for i, base, words in by_ids(db, sql, ids)}
 
 
 def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_id: int | None,
-            edit_base: str | None = None, decisions: tuple[TeamDecision, ...] = (),
+            edit: tuple[str | None, int | None] = (None, None), decisions: tuple[TeamDecision, ...] = (),
             suspicion: Ranked | None = None, attribution: TokenScores | None = None) -> ExampleDetail:
     by_id = {g.id: g for g in gens}
     thought = by_id.get(ex.thought_id) if ex.thought_id else None
@@ -147,7 +150,8 @@ def _detail(ex: Example, gens: list[Generation], state: ReviewState | None, run_
         judges=tuple(g for g in gens if g.kind == "judge"),
         prediction=predictions[-1] if predictions else None,
         state=state or ReviewState(example_id=ex.id),
-        edit_base=edit_base,
+        edit_base=edit[0],
+        edit_words=edit[1],
         decisions=decisions,
         blind=blinds[-1] if blinds else None,
         suspicion=suspicion,

@@ -46,8 +46,9 @@ Edits = dict[int, list[tuple[str | None, str | None, Any]]]  # db.export_reads.e
 
 
 def block_edits(db: Database, rows: Sequence[SourceRow]) -> Edits:
-    """The active edits of a block's reviewed rows (one read per block)."""
-    return export_reads.edit_events(db, (row.id for row in rows if row.status is not None))
+    """The active edits of a block's edited rows, and of the contested ones a policy may settle as an edit (one
+    read per block)."""
+    return export_reads.edit_events(db, (row.id for row in rows if row.status == "edited" or row.conflict))
 
 
 def edit_ratio(row: SourceRow, edits: Edits) -> float | None:

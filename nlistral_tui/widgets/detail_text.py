@@ -7,7 +7,7 @@ from textual.content import Content
 from db import grounding
 from db.detail import ExampleDetail, TeamDecision
 from db.records import Generation
-from db.textdiff import edit_size, word_diff
+from db.textdiff import EditSize, edit_size, word_diff
 from exports.routing import DEFAULT_SMALL
 from nlistral_tui.text import label_text, literal
 
@@ -37,11 +37,12 @@ def edit_gold_note(label: int | None, gold: int | None, suggested: int | None) -
             f"unless a relabel to {label} is suggested (l) and --use-relabels is used")
 
 
-def edit_route_note(base: str | None, edited: str) -> str:
-    """The edit's size against what it replaced and the route exports give it (exports.routing, default share)."""
+def edit_route_note(base: str | None, edited: str, recorded_words: int | None = None) -> str:
+    """The edit's size against what it replaced (as recorded; computed for an edit recorded before sizes were)
+    and the route exports give it (exports.routing, default share)."""
     if base is None:
         return "size unknown (the edit did not record what it replaced): large, also a DPO pair"
-    size = edit_size(base, edited)
+    size = edit_size(base, edited) if recorded_words is None else EditSize(recorded_words, len(base.split()))
     route = ("small: trained as edited, no DPO pair" if size.ratio <= DEFAULT_SMALL
              else "large: trained as edited and a DPO pair against the text it replaced")
     return (f"{size.words} of {size.of} words changed ({size.ratio:.0%}) · {route} "
@@ -138,7 +139,7 @@ def edit_content(d: ExampleDetail, show_diff: bool = False) -> Content:
         _section("EDITED THOUGHT", f"  label {label_text(s.edited_label)}  ", (verdict, style))]
     if note := edit_gold_note(s.edited_label, gold, s.suggested_label):
         parts += [(note, "$text-warning"), "\n"]
-    parts += [(edit_route_note(d.edit_base, s.edited_thought or ""), MUTED), "\n"]
+    parts += [(edit_route_note(d.edit_base, s.edited_thought or "", d.edit_words), MUTED), "\n"]
     parts.append("\n")
     if not show_diff:
         parts.append(literal(s.edited_thought))
