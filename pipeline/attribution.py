@@ -100,8 +100,8 @@ def prepare(tokenizer: Any, answers: Sequence[Answer], max_length: int = 4096) -
     rows = []
     for slot in found.slots:
         answer = by_id[int(slot.raw_id)]
-        ids, offsets, text = _with_offsets(layout, records_prompt(answer), formats.cot_target(answer.thought,
-                                                                                           answer.label))
+        ids, offsets, text = _with_offsets(layout, formats.user_prompt(answer.premise, answer.hypothesis),
+                                           formats.cot_target(answer.thought, answer.label))
         if ids[:len(slot.prefix)] != list(slot.prefix):
             problems.append(f"example {answer.example_id}: the tokenizer's offsets do not match the layout's tokens")
             continue
@@ -116,11 +116,6 @@ def prepare(tokenizer: Any, answers: Sequence[Answer], max_length: int = 4096) -
                 thought_spans.append(_raw_span(ends, start - spans["thought"][0], end - spans["thought"][0]))
         rows.append(_Row(answer, list(slot.prefix), slot.gold_token, region, thought_spans))
     return rows, problems
-
-
-def records_prompt(answer: Answer) -> str:
-    """The user turn of an answer (exports.formats, as training and evaluation prompt)."""
-    return formats.user_prompt(answer.premise, answer.hypothesis)
 
 
 def _with_offsets(layout: Layout, prompt: str, target: str) -> tuple[list[int], list[tuple[int, int]], str]:
@@ -143,7 +138,7 @@ def _with_offsets(layout: Layout, prompt: str, target: str) -> tuple[list[int], 
 
 def _spans(text: str, answer: Answer) -> dict[str, tuple[int, int]]:
     """Where the premise, the hypothesis and the thought (JSON-escaped, as the target writes it) are in the text."""
-    prompt = records_prompt(answer)
+    prompt = formats.user_prompt(answer.premise, answer.hypothesis)
     start = text.find(prompt)
     if start < 0:
         raise AttributionError(f"example {answer.example_id}: the chat template changes the prompt's text")
