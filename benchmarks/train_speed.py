@@ -19,6 +19,10 @@ Env: LAYERS HIDDEN INTER HEADS KV_HEADS VOCAB (model shape, default Mistral-7B),
 (/tmp/m7b), VARIANTS ("name:key=value,key=value;..." over TrainConfig keys), WARM (2), STEPS (6),
 BATCH (16, examples per optimizer step per GPU; a variant may set batch_size, also per GPU),
 PROFILE (a variant name: print torch.profiler's top kernels for one extra step of it),
+A variant may also name `config=PRESET` (a file of configs/: its keys instead of the r32 defaults below, as
+`nlistral train --config PRESET` reads it; BATCH is then the preset's batch) and `budget_gib=G` (for that
+variant, torch.cuda.set_per_process_memory_fraction stands in for a card of G GiB). Liger kernels
+(`kernels=liger`) patch the model in place for the rest of the process: list the variants without them first.
 BUILD_ONLY=1 (build the model and exit), TAG (names $OUT/train_speed_TAG.json).
 Several GPUs: accelerate launch --multi_gpu --num_processes 2 benchmarks/train_speed.py
 (BATCH is per GPU, so each GPU does the same work as alone).
@@ -101,7 +105,7 @@ def main() -> None:
     import torch
 
     from pipeline.train.attention_check import self_check
-    from pipeline.train.config import load_config
+    from pipeline.train.config import CONFIG_DIR, load_config
     from pipeline.train.hardware import detect
     from pipeline.train.model import load_model, plan
     from pipeline.train.sft import build_sft_trainer
@@ -124,16 +128,22 @@ def main() -> None:
         except Exception as exc:  # report and let the varlen variants fail visibly
             print(json.dumps({"varlen_self_check_error": repr(exc)[:300]}), flush=True)
     tokenizer = special_tokens_only()
-    base = ["method=sft", "lora_r=32", "lora_alpha=64", "lora_dropout=0.05",
-            f"batch_size={per_gpu_batch * hw.world_size}", "early_stopping_patience=0", "eval_fraction=0",
-            f"max_steps={warm + steps}", "warmup_steps=1",
-            "logging_steps=1000", "save_steps=100000", "data=synthetic", f"base_model={MODEL_DIR}"]
+    shape = ["method=sft", "lora_r=32", "lora_alpha=64", "lora_dropout=0.05",
+             f"batch_size={per_gpu_batch * hw.world_size}"]
+    run = ["early_stopping_patience=0", "eval_fraction=0", f"max_steps={warm + steps}", "warmup_steps=1",
+           "logging_steps=1000", "save_steps=100000", "data=synthetic", f"base_model={MODEL_DIR}"]
     model = None
     results = []
     for name, overrides in variants:
         if "batch_size" in overrides:  # per GPU, like BATCH
             overrides["batch_size"] = str(int(overrides["batch_size"]) * hw.world_size)
-        config = load_config(None, base + [f"{k}={v}" for k, v in overrides.items()])
+        preset = overrides.pop("config", None)
+        budget = overrides.pop("budget_gib", None)
+        if budget is not None and hw.cuda:
+            torch.cuda.set_per_process_memory_fraction(
+                min(1.0, float(budget) * 2**30 / torch.cuda.get_device_properties(0).total_memory))
+        sets = run + [f"{k}={v}" for k, v in overrides.items()]
+        config = (load_config(CONFIG_DIR / f"{preset}.yaml", sets) if preset else load_config(None, shape + sets))
         run_plan = plan(config, hw)
         if model is None:
             model = load_model(str(MODEL_DIR), run_plan, hw)
@@ -146,7 +156,9 @@ def main() -> None:
         profiling = os.environ.get("PROFILE") == name
         if profiling:
             config.max_steps += 1
-        result = {"variant": name, **overrides, "world_size": hw.world_size, "gpu": hw.gpu_name,
+        result = {"variant": name, **({"config": preset} if preset else {}), **overrides,
+                  **({"budget_gib": float(budget)} if budget is not None else {}),
+                  "world_size": hw.world_size, "gpu": hw.gpu_name, "plan": run_plan.note,
                   "mean_len": round(mean_len, 1)}
         trainer = None
         try:
@@ -166,6 +178,8 @@ def main() -> None:
         except Exception as exc:  # out of memory and the like: record it, go on with the next variant
             result["error"] = repr(exc)[:300]
         finally:
+            if budget is not None and hw.cuda:
+                torch.cuda.set_per_process_memory_fraction(1.0)
             if trainer is not None:
                 model = _strip_adapter(trainer)
             del trainer

@@ -164,3 +164,29 @@ def test_compile_auto_turns_on_where_it_measured_to_pay():
     rows = [{"input_ids": [0] * 300}, {"input_ids": [0] * 100}]
     assert tokens_to_train(TrainConfig(lora_alpha=32, epochs=2), rows) == 800
     assert tokens_to_train(TrainConfig(lora_alpha=32, max_steps=10, batch_size=16), rows) == 10 * 16 * 200
+
+
+def test_kernels_auto_uses_liger_where_it_can_run_and_says_why_not():
+    from pipeline.train.hardware import Hardware
+    from pipeline.train.model import decide_kernels, plan
+
+    gpu = Hardware(cuda=True, gpu_name="H100", gpu_count=1, bitsandbytes=True, world_size=1, local_rank=0,
+                   liger=True)
+    bare_gpu = Hardware(cuda=True, gpu_name="H100", gpu_count=1, bitsandbytes=True, world_size=1, local_rank=0)
+    cpu = Hardware(cuda=False, gpu_name=None, gpu_count=0, bitsandbytes=False, world_size=1, local_rank=0,
+                   liger=True)
+    config = TrainConfig(lora_alpha=32)
+    assert decide_kernels(config, gpu) == ("liger", "kernels auto: liger (fused RMSNorm, SwiGLU, RoPE)")
+    assert decide_kernels(config, bare_gpu) == (
+        "none", "kernels auto: none (liger-kernel is not installed: pip install liger-kernel)")
+    assert decide_kernels(config, cpu) == ("none", "kernels auto: none (no CUDA)")
+    assert decide_kernels(TrainConfig(lora_alpha=32, method="dpo"), gpu)[0] == "none"
+    assert decide_kernels(TrainConfig(lora_alpha=32, kernels="none"), gpu) == ("none", "kernels none (set in the config)")
+    with pytest.raises(ConfigError, match=r"kernels: liger cannot run here \(liger-kernel is not installed"):
+        decide_kernels(TrainConfig(lora_alpha=32, kernels="liger"), bare_gpu)
+    assert plan(config, cpu).kernels == "none" and "kernels auto: none (no CUDA)" in plan(config, cpu).note
+    base = ["lora_alpha=32"]
+    with pytest.raises(ConfigError, match="kernels: 'fast' is not one of auto, liger, none"):
+        load_config(None, [*base, "kernels=fast"])
+    with pytest.raises(ConfigError, match="kernels: liger is for method sft"):
+        load_config(None, [*base, "method=dpo", "kernels=liger"])

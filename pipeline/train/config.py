@@ -26,6 +26,7 @@ CHECKPOINTING = ("none", "full")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 OPTIMIZERS = ("auto", "paged_adamw_8bit", "adamw_torch")
 COMPILE = ("auto", "on", "off")
+KERNELS = ("auto", "liger", "none")
 TINY_MODEL = "tiny-random"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -73,6 +74,10 @@ class TrainConfig:
     # (benchmarks/results/train_speed.md). auto: on where that pays, a CUDA run of more than COMPILE_PAYS_TOKENS
     # (pipeline/train/model.py decide_compile), else off | on | off (true / false mean on / off)
     compile: str = "auto"
+    # sft, label-only: Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (pip install liger-kernel), applied
+    # through TRL's use_liger_kernel. auto: on with CUDA when liger-kernel is installed, else off and the log says why
+    # (pipeline/train/model.py decide_kernels) | liger (an error where it cannot run) | none
+    kernels: str = "auto"
     packing: bool = True  # sft, label-only: concatenate a micro-batch's examples without padding, attention
     # kept within each example (DPO always pads its chosen/rejected batches)
     # --- evaluation, early stopping, checkpoints, logs --------------------------------------------
@@ -225,7 +230,8 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
 
     for key, allowed in (("method", METHODS), ("loss", DPO_LOSSES), ("quantization", QUANTIZATION),
                          ("attention", ATTENTION), ("gradient_checkpointing", CHECKPOINTING),
-                         ("lr_scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("compile", COMPILE)):
+                         ("lr_scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("compile", COMPILE),
+                         ("kernels", KERNELS)):
         if getattr(config, key) not in allowed:
             fail(key, f"{getattr(config, key)!r} is not one of {', '.join(allowed)}")
     if config.lora_alpha is None:
@@ -266,6 +272,9 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
                           "leave it out")
         if config.compile == "on":
             fail("compile", "is for method sft and label-only (DPO's padded pairs were not measured with it)")
+        if config.kernels == "liger":
+            fail("kernels", "liger is for method sft and label-only (TRL's DPO trainer swaps in its own Liger loss); "
+                            "use kernels: auto or none")
         if config.beta <= 0:
             fail("beta", f"must be positive, not {config.beta}")
         if config.beta_warmup_steps and not 0 < config.beta_start <= config.beta:

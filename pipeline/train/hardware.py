@@ -1,6 +1,7 @@
 """What the machine offers for training: CUDA, bitsandbytes, the process's rank in a DDP launch."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ class Hardware:
     bitsandbytes: bool
     world_size: int  # processes in this launch (accelerate launch / torchrun); 1 otherwise
     local_rank: int  # this process's GPU index
+    liger: bool = False  # liger-kernel (and triton) importable: fused training kernels
 
     @property
     def is_main(self) -> bool:
@@ -48,4 +50,5 @@ def detect() -> Hardware:
         bitsandbytes=bitsandbytes_installed(),
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        liger=all(importlib.util.find_spec(name) is not None for name in ("liger_kernel", "triton")),
     )

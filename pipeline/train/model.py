@@ -29,6 +29,7 @@ class Plan:
     optimizer: str
     bf16: bool
     note: str  # one line for the log
+    kernels: str = "none"  # liger: TRL's use_liger_kernel (fused RMSNorm, SwiGLU, RoPE) | none
 
 
 def plan(config: TrainConfig, hw: Hardware) -> Plan:
@@ -53,8 +54,26 @@ def plan(config: TrainConfig, hw: Hardware) -> Plan:
         note = "CUDA: QLoRA, NF4 4-bit base with double quantization and bf16 compute"
     else:
         note = "CUDA: LoRA on a bf16 base (bitsandbytes missing or quantization: none)"
-    return Plan(quantized=quantized, attention=name, optimizer=optimizer, bf16=hw.cuda,
-                note=f"{note}; attention {attn}; optimizer {optimizer}")
+    kernels, why = decide_kernels(config, hw)
+    return Plan(quantized=quantized, attention=name, optimizer=optimizer, bf16=hw.cuda, kernels=kernels,
+                note=f"{note}; attention {attn}; optimizer {optimizer}; {why}")
+
+
+def decide_kernels(config: TrainConfig, hw: Hardware) -> tuple[str, str]:
+    """Which fused kernels the run uses (liger | none), and why (for the plan's log line)."""
+    if config.kernels == "none":
+        return "none", "kernels none (set in the config)"
+    missing = ("no CUDA" if not hw.cuda else None) or (
+        "liger-kernel is not installed: pip install liger-kernel" if not hw.liger else None)
+    if config.kernels == "liger":
+        if missing:
+            raise ConfigError(f"kernels: liger cannot run here ({missing}); use kernels: auto or none")
+        return "liger", "kernels liger (fused RMSNorm, SwiGLU, RoPE)"
+    if config.method == "dpo":
+        return "none", "kernels auto: none (TRL's DPO trainer swaps in its own Liger loss; not measured)"
+    if missing:
+        return "none", f"kernels auto: none ({missing})"
+    return "liger", "kernels auto: liger (fused RMSNorm, SwiGLU, RoPE)"
 
 
 def base_model_path(config: TrainConfig, output_dir: Path) -> str:

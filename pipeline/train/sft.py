@@ -35,6 +35,7 @@ def build_sft_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan:
         max_length=None,  # data.py already dropped examples longer than config.max_length
         completion_only_loss=None,  # the rows carry their own labels
         dataset_kwargs={"skip_prepare_dataset": False},
+        use_liger_kernel=run_plan.kernels == "liger",  # TRL keeps its fused LM head: layer kernels only
     )
     if has_eval and config.early_stopping_patience:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Issue 17's training figures on the device machine in one command: the plain QLoRA baseline
+# (../shared/device/plain_qlora_baseline.py, copied to .bench/train/), then benchmarks/train_speed.py's variants
+# of the shipped presets in the same command, so every ratio has its baseline beside it.
+#   VARIANTS="..." bash benchmarks/train_gpu.sh
+# .bench/gpu holds the wheels (bitsandbytes, trl and the CLI's small dependencies, pydantic, liger-kernel,
+# transformers 5.23 in tf523). Results: $OUT/results.jsonl, $OUT/plain_qlora_baseline.json,
+# $OUT/train_speed_h100.json, stderr in $OUT/stderr.log.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+pip_to() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$@"; }
+pip_to /tmp/site .bench/gpu/bnbs/*.whl .bench/gpu/small/*.whl .bench/gpu/pyd/*.whl .bench/gpu/liger/*.whl
+pip_to /tmp/site_new .bench/gpu/tf523/*.whl
+export PYTHONPATH=/tmp/site_new:/tmp/site:$here PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+date -u; nvidia-smi -L
+python3 -c "import torch, transformers, trl, triton; print(torch.__version__, transformers.__version__, trl.__version__, triton.__version__)"
+start=$(date +%s)
+CONFIGS="16,512,1,32" OUT=$out python3 .bench/train/plain_qlora_baseline.py 2>> "$out/stderr.log" | tee -a "$out/results.jsonl"
+echo "== baseline: $(( $(date +%s) - start )) s"
+start=$(date +%s)
+BASELINE_JSON=$out/plain_qlora_baseline.json OUT=$out TAG=${TAG:-h100} WARM=${WARM:-2} STEPS=${STEPS:-6} BATCH=32 \
+  python3 benchmarks/train_speed.py 2>> "$out/stderr.log" | tee -a "$out/results.jsonl"
+echo "== variants: $(( $(date +%s) - start )) s"
