@@ -21,7 +21,7 @@ from db import attributions
 from db.queues import QueueFilter, UnknownQueueError, ids
 from db.runs import finish_run, reopen_run, start_run
 from db.tx import when_unlocked
-from pipeline.attribution import DEFAULT_STEPS, Answer, attribute, full_precision, prepare
+from pipeline.attribution import DEFAULT_STEPS, MAX_STEPS, Answer, attribute, full_precision, prepare
 from pipeline.evaluate.errors import EvaluationError
 from pipeline.evaluate.loading import LoadedModel, load_model
 
@@ -37,6 +37,7 @@ class AttributeOptions:
     queue: str | None = None  # a review queue narrowing the answers
     limit: int | None = None
     steps: int = DEFAULT_STEPS
+    max_steps: int = MAX_STEPS  # unconverged answers are integrated again at twice the steps, up to this
     rows_per_batch: int = 4
     device: str | None = None
 
@@ -109,7 +110,8 @@ def run_attribution(db: Database, options: AttributeOptions, *, loader: Callable
         raise EvaluationError(f"evaluate run {eval_run} has no parsed answer with a thought among the examples "
                               "asked for (--ids, --queue)")
     identity = {"eval_run": eval_run, "adapter": config.get("adapter"), "base": options.base or config.get("base"),
-                "steps": options.steps, "examples": sorted(a.example_id for _, a in chosen)}
+                "steps": options.steps, "max_steps": options.max_steps,
+                "examples": sorted(a.example_id for _, a in chosen)}
     found = _unfinished(db, identity)
     if found is not None:
         run_id = found
@@ -130,7 +132,8 @@ def run_attribution(db: Database, options: AttributeOptions, *, loader: Callable
             generation = {a.example_id: gid for gid, a in todo}
             for start in range(0, len(rows), options.rows_per_batch * 4):  # stored every few batches
                 part = rows[start:start + options.rows_per_batch * 4]
-                results = attribute(loaded.model, part, steps=options.steps, rows_per_batch=options.rows_per_batch)
+                results = attribute(loaded.model, part, steps=options.steps, max_steps=options.max_steps,
+                                    rows_per_batch=options.rows_per_batch)
                 stored = [_row(run_id, generation, r) for r in results]
                 when_unlocked(functools.partial(attributions.store, db, stored))
                 progress(len(chosen) - len(todo) + start + len(part), len(chosen))
@@ -139,7 +142,8 @@ def run_attribution(db: Database, options: AttributeOptions, *, loader: Callable
             "attributed": summary.examples if summary else 0, "skipped": skipped,
             "thought_share": summary.thought if summary else None,
             "premise_hypothesis_share": summary.premise_hypothesis if summary else None,
-            "worst_relative_delta": summary.worst_delta if summary else None})
+            "worst_relative_delta": summary.worst_delta if summary else None,
+            "unconverged": summary.unconverged if summary else None})
     except BaseException as exc:
         finish_run(db, run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
                    error=f"{type(exc).__name__}: {exc}"[:2000])

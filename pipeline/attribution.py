@@ -16,6 +16,12 @@ embeddings is flat but for a jump next to zero that the integral misses (SmolLM2
 missed 96 % of the output difference from zeros, 0.8 % from the mean embedding). And in float32
 (full_precision): in bfloat16 the same sum missed 27 %.
 
+How many steps: it depends on the answer. On SmolLM2 the tests' short answer converges at 64; six RTE pairs with
+three-step thoughts of about 100 words (benchmarks/attribution_speed.py's) missed 99 % of the difference on average at
+64 steps, and at 128 one of two converged (3.7 %) while the other still missed 45 %. So 64 is only the first try:
+a row whose integral missed more than TOLERANCE is integrated again at twice the steps, up to max_steps, and the
+convergence delta is stored with every result (`nlistral stats` counts the rows that never converged).
+
 Rows of similar length are batched (left-padded, with explicit positions, so the label-predicting position
 is the last of every row and only its logits are computed); Captum runs the interpolation steps of a batch
 in chunks of internal_batch_size rows.
@@ -29,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from db.attributions import converged
 from exports import formats
 from exports.layout import MISTRAL, Layout, layout_for
 from pipeline.evaluate.batching import length_sorted_batches
@@ -36,7 +43,8 @@ from pipeline.train.data import SftRecord, encode_sft
 from pipeline.train.label_scores import label_slots
 
 REGIONS = ("premise", "hypothesis", "thought")
-DEFAULT_STEPS = 64  # completeness within 5 % on the tests' models at this count (tests/test_attribution.py)
+DEFAULT_STEPS = 64  # the first try: completeness within 5 % on the tests' short answers (tests/test_attribution.py)
+MAX_STEPS = 512  # the last try: unconverged rows are integrated again at 2x, 4x, ... the steps up to this
 
 
 class AttributionError(ValueError):
@@ -67,6 +75,12 @@ class Attribution:
     regions: dict[str, float]  # region -> sum of |attribution| of its tokens
     signed: dict[str, float]  # region -> sum of attribution
     tokens: list[tuple[int, int, float]]  # the thought's tokens: start, end (in the thought text), attribution
+    steps: int = DEFAULT_STEPS  # integration steps of the result (attribute doubles them until converged)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the attributions sum to the output difference within 5 % (db.attributions.converged)."""
+        return converged(self.delta, self.logprob - self.baseline_logprob)
 
     @property
     def thought_share(self) -> float | None:
@@ -178,64 +192,80 @@ def full_precision(model: Any) -> Any:
     return model
 
 
-def attribute(model: Any, rows: Sequence[_Row], *, steps: int = DEFAULT_STEPS, rows_per_batch: int = 4,
-              internal_batch_size: int | None = None,
+def attribute(model: Any, rows: Sequence[_Row], *, steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
+              rows_per_batch: int = 4, internal_batch_size: int | None = None,
               progress: Callable[[int], None] = lambda done: None) -> list[Attribution]:
-    """Integrated gradients for each row (module docstring), in length-sorted batches; progress(rows done)."""
-    import torch
-    from captum.attr import IntegratedGradients
+    """Integrated gradients for each row (module docstring), in length-sorted batches; progress(rows done).
 
-    device = next(model.parameters()).device
-    embed = model.get_input_embeddings()
+    A row whose integral has not converged (converged(): the convergence delta over 5 % of the output difference)
+    is integrated again with twice the steps, up to max_steps; its Attribution records the steps of its last try."""
+    if not 1 <= steps <= max_steps:
+        raise ValueError(f"steps must be between 1 and max_steps ({max_steps}), not {steps}")
     was_training = model.training
     model.eval()
     out: dict[int, Attribution] = {}
     done = 0
     try:
         for batch in length_sorted_batches([len(r.ids) for r in rows], rows_per_batch):
-            chosen = [rows[i] for i in batch]
-            width = max(len(r.ids) for r in chosen)
-            pad = [width - len(r.ids) for r in chosen]
-            ids = torch.zeros((len(chosen), width), dtype=torch.long, device=device)
-            mask = torch.zeros_like(ids)
-            content = torch.zeros((len(chosen), width), dtype=torch.bool, device=device)
-            for k, (row, left) in enumerate(zip(chosen, pad)):
-                ids[k, left:] = torch.tensor(row.ids, device=device)
-                mask[k, left:] = 1
-                content[k, left:] = torch.tensor([r is not None for r in row.region], device=device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            labels = torch.tensor([r.label_token for r in chosen], device=device)
-            with torch.no_grad():
-                inputs = embed(ids).float()
-            baseline = torch.where(content.unsqueeze(-1), embed.weight.float().mean(0), inputs)
-
-            def forward(embeds: Any, attention_mask: Any, position_ids: Any, label_ids: Any) -> Any:
-                dtype = embed.weight.dtype
-                logits = model(inputs_embeds=embeds.to(dtype), attention_mask=attention_mask,
-                               position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()
-                return logits.log_softmax(-1).gather(-1, label_ids.unsqueeze(-1)).squeeze(-1)
-
-            extra = (mask, positions, labels)
-            ig = IntegratedGradients(forward)
-            attributions, delta = ig.attribute(inputs, baselines=baseline, additional_forward_args=extra,
-                                               n_steps=steps, internal_batch_size=internal_batch_size or len(chosen),
-                                               return_convergence_delta=True)
-            with torch.no_grad():
-                at_input = forward(inputs, *extra)
-                at_baseline = forward(baseline, *extra)
-            per_token = attributions.sum(-1).detach().float().cpu()
-            for k, (row, left) in enumerate(zip(chosen, pad)):
-                scores = per_token[k, left:].tolist()
-                out[row.answer.example_id] = _summary(row, scores, float(at_input[k]), float(at_baseline[k]),
-                                                      float(delta[k]))
-            done += len(chosen)
+            pending, n = [rows[i] for i in batch], steps
+            while pending:
+                for row, found in zip(pending, _integrate(model, pending, n, internal_batch_size)):
+                    out[row.answer.example_id] = found
+                pending = [r for r in pending if not out[r.answer.example_id].converged]
+                n *= 2
+                if n > max_steps:
+                    break
+            done += len(batch)
             progress(done)
     finally:
         model.train(was_training)
     return [out[r.answer.example_id] for r in rows]
 
 
-def _summary(row: _Row, scores: list[float], logprob: float, baseline: float, delta: float) -> Attribution:
+def _integrate(model: Any, chosen: Sequence[_Row], steps: int, internal_batch_size: int | None) -> list[Attribution]:
+    """One batch of rows integrated with `steps` steps."""
+    import torch
+    from captum.attr import IntegratedGradients
+
+    device = next(model.parameters()).device
+    embed = model.get_input_embeddings()
+    width = max(len(r.ids) for r in chosen)
+    pad = [width - len(r.ids) for r in chosen]
+    ids = torch.zeros((len(chosen), width), dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    content = torch.zeros((len(chosen), width), dtype=torch.bool, device=device)
+    for k, (row, left) in enumerate(zip(chosen, pad)):
+        ids[k, left:] = torch.tensor(row.ids, device=device)
+        mask[k, left:] = 1
+        content[k, left:] = torch.tensor([r is not None for r in row.region], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    labels = torch.tensor([r.label_token for r in chosen], device=device)
+    with torch.no_grad():
+        inputs = embed(ids).float()
+    baseline = torch.where(content.unsqueeze(-1), embed.weight.float().mean(0), inputs)
+
+    def forward(embeds: Any, attention_mask: Any, position_ids: Any, label_ids: Any) -> Any:
+        dtype = embed.weight.dtype
+        logits = model(inputs_embeds=embeds.to(dtype), attention_mask=attention_mask,
+                       position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()
+        return logits.log_softmax(-1).gather(-1, label_ids.unsqueeze(-1)).squeeze(-1)
+
+    extra = (mask, positions, labels)
+    ig = IntegratedGradients(forward)
+    attributions, delta = ig.attribute(inputs, baselines=baseline, additional_forward_args=extra,
+                                       n_steps=steps, internal_batch_size=internal_batch_size or len(chosen),
+                                       return_convergence_delta=True)
+    with torch.no_grad():
+        at_input = forward(inputs, *extra)
+        at_baseline = forward(baseline, *extra)
+    per_token = attributions.sum(-1).detach().float().cpu()
+    return [_summary(row, per_token[k, left:].tolist(), float(at_input[k]), float(at_baseline[k]), float(delta[k]),
+                     steps)
+            for k, (row, left) in enumerate(zip(chosen, pad))]
+
+
+def _summary(row: _Row, scores: list[float], logprob: float, baseline: float, delta: float,
+             steps: int) -> Attribution:
     regions = dict.fromkeys(REGIONS, 0.0)
     signed = dict.fromkeys(REGIONS, 0.0)
     tokens = []
@@ -248,4 +278,5 @@ def _summary(row: _Row, scores: list[float], logprob: float, baseline: float, de
         if name == "thought":
             start, end = next(spans)
             tokens.append((start, end, score))
-    return Attribution(row.answer.example_id, row.answer.label, logprob, baseline, delta, regions, signed, tokens)
+    return Attribution(row.answer.example_id, row.answer.label, logprob, baseline, delta, regions, signed, tokens,
+                       steps)

@@ -226,3 +226,57 @@ def test_a_killed_attribute_run_continues_where_it_stopped(tmp_path, tiny_model_
     result = json.loads(again.stdout)
     assert result["resumed"] and result["attributed"] == 12 - kept and result["summary"]["examples"] == 12
     assert stored() == 12
+
+
+def test_an_unconverged_answer_is_integrated_again_with_twice_the_steps(tiny_model_dir):
+    """Two steps do not converge on the tiny model; each answer is redone at 4, 8, ... steps until its delta is
+    within 5 % (or max_steps), and says how many steps its result took."""
+    model, tokenizer = _tiny(tiny_model_dir)
+    rows, _ = prepare(tokenizer, ANSWERS)
+    first = attribute(model, rows, steps=2, max_steps=2, rows_per_batch=3)
+    assert [a.steps for a in first] == [2, 2, 2] and not all(a.converged for a in first)
+    refined = attribute(model, rows, steps=2, max_steps=256, rows_per_batch=3)
+    for before, after in zip(first, refined):
+        assert after.converged and _complete(after)
+        assert after.steps == 2 if before.converged else after.steps > 2
+        assert after.steps & (after.steps - 1) == 0  # 2, 4, 8, ...: doubled, not arbitrary
+        assert after.logprob == pytest.approx(before.logprob, abs=1e-5)  # the same output, a finer integral
+    with pytest.raises(ValueError, match="max_steps"):
+        attribute(model, rows, steps=64, max_steps=32)
+
+
+def test_stats_count_the_answers_whose_integral_did_not_converge(tmp_path):
+    db = open_db(tmp_path / "s.db")
+    with write_tx(db):
+        insert_examples(db, [stage_rows([example_row(NewExample(i, "d", "test", str(i), "p", "h", 1))
+                                         for i in (1, 2, 3)])])
+    run = start_run(db, "evaluate", {"adapter": "/a", "with_thought": True})
+    gids = add_generations(db, [{"example_id": i, "kind": "prediction", "model": "a", "backend": "local",
+                                 "thought_process": "Step 1: yes.", "predicted_label": 1, "parse_status": "ok",
+                                 "run_id": run} for i in (1, 2, 3)])
+    attribute_run = start_run(db, "attribute", {"adapter": "/a", "eval_run": run})
+    # difference 0.8: delta 0.01 is 1.25 % (converged), 0.2 is 25 %; difference 0.001 nats: held to 5 % of 0.01
+    cases = {1: (-0.1, -0.9, 0.01), 2: (-0.1, -0.9, 0.2), 3: (-0.5, -0.501, 0.0004)}
+    attributions.store(db, [{"run_id": attribute_run, "example_id": i, "generation_id": g, "label": 1,
+                             "logprob": lp, "baseline_logprob": base, "delta": delta, "premise": 0.2,
+                             "hypothesis": 0.1, "thought": 0.7, "tokens": []}
+                            for (i, (lp, base, delta)), g in zip(cases.items(), gids)])
+    (shares,) = attributions.run_shares(db)
+    assert shares.examples == 3 and shares.unconverged == 1 and shares.as_dict()["unconverged"] == 1
+    found = attributions.latest_for(db, [1, 2, 3])
+    assert [found[i].converged for i in (1, 2, 3)] == [True, False, True]
+    assert found[2].missed == pytest.approx(0.25)
+
+
+def test_the_detail_pane_says_when_the_scores_did_not_converge():
+    from types import SimpleNamespace
+
+    from db.attributions import TokenScores
+    from nlistral_tui.widgets.detail_text import attribution_content
+
+    shares = {"premise": 0.2, "hypothesis": 0.1, "thought": 0.7}
+    unsettled = TokenScores(4, 9, 1, [], shares, missed=0.25, converged=False)
+    text = attribution_content(SimpleNamespace(attribution=unsettled, attributed=None), False).plain
+    assert "not converged: the scores miss 25% of the output difference (nlistral attribute --max-steps)" in text
+    settled = TokenScores(4, 9, 1, [], shares, missed=0.01, converged=True)
+    assert "not converged" not in attribution_content(SimpleNamespace(attribution=settled, attributed=None), False).plain

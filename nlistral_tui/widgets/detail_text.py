@@ -219,6 +219,10 @@ def attribution_content(d: ExampleDetail, colours: bool) -> Content:
     shares = (f"  run {a.run_id} · label {label_text(a.label)} · thought {a.shares['thought']:.0%} · premise "
               f"{a.shares['premise']:.0%} · hypothesis {a.shares['hypothesis']:.0%}")
     head = _section("ATTRIBUTION", (shares, MUTED))
+    if not a.converged:
+        warning = (f"not converged: the scores miss {a.missed:.0%} of the output difference "
+                   "(nlistral attribute --max-steps)\n")
+        head = Content.assemble(head, (warning, BAD))
     if not colours:
         return Content.assemble(head, ("press i to colour the answer's thought by attribution\n", MUTED))
     text = answer.thought_process if answer is not None else None

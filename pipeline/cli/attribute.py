@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.attribution import DEFAULT_STEPS, MAX_STEPS
 from pipeline.cli.common import DEFAULT_DB_PATH, DbOption, ProgressBar, console, fail, open_store, require_train_extra
 
 
@@ -35,10 +36,13 @@ def attribute(
     queue: Annotated[str | None, typer.Option(help="Only the examples of this review queue, e.g. model_errors or "
                      "disagreements (see the app's queue list).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many answers (the first by id).", min=1)] = None,
-    steps: Annotated[int, typer.Option(help="Integration steps (Gauss-Legendre); the convergence delta says whether "
-                     "they were enough.", min=4)] = 64,
+    steps: Annotated[int, typer.Option(help="Integration steps of the first try (Gauss-Legendre); an answer whose "
+                     "attributions miss more than 5 % of the output difference is integrated again with twice "
+                     "the steps.", min=4)] = DEFAULT_STEPS,
+    max_steps: Annotated[int, typer.Option(help="The most steps an answer is integrated with; answers still "
+                         "unconverged there are stored with their delta and counted.", min=4)] = MAX_STEPS,
     batch_size: Annotated[int, typer.Option(help="Answers per batch (each runs --steps forward and backward "
-                          "passes).", min=1)] = 4,
+                          "passes, more for answers that need them).", min=1)] = 4,
     device: Annotated[str | None, typer.Option(help="cuda or cpu [default: cuda when there is one].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     db: DbOption = DEFAULT_DB_PATH,
@@ -47,11 +51,12 @@ def attribute(
 
     For each answer of an in-process evaluate run with thoughts (the model's own thought and label), the
     log-probability of its label token, teacher-forced on that answer, is attributed to the input tokens
-    with integrated gradients (Captum), from a baseline where the premise, hypothesis and thought embeddings
-    are zero. The attributions sum to the difference between the two outputs (completeness; the stored delta
-    is what the integral missed). Stored per example and run: the share falling on the thought against the
-    premise and hypothesis, and a score per thought token, which the review app colours (key i). A label that
-    follows from the thought puts much of its attribution there; compare with evaluate --shuffle-thoughts.
+    with integrated gradients (Captum), from a baseline where the premise, hypothesis and thought tokens carry
+    the mean embedding. The attributions sum to the difference between the two outputs (completeness; the
+    stored delta is what the integral missed; an answer missing over 5 % gets more steps, up to --max-steps).
+    Stored per example and run: the share falling on the thought against the premise and hypothesis, and a
+    score per thought token, which the review app colours (key i). A label that follows from the thought puts
+    much of its attribution there; compare with evaluate --shuffle-thoughts.
     """
     from pipeline.attribute_run import AttributeOptions, run_attribution
     from pipeline.train_extra import EVALUATE_MODULES
@@ -61,7 +66,7 @@ def attribute(
     require_train_extra("attribute", (*EVALUATE_MODULES, "captum"))
     options = AttributeOptions(adapter=str(adapter) if adapter else None, base=base, eval_run=run,
                                example_ids=_ids(ids), queue=queue, limit=limit, steps=steps,
-                               rows_per_batch=batch_size, device=device)
+                               max_steps=max_steps, rows_per_batch=batch_size, device=device)
     store = open_store(db, create=False)
     with ProgressBar("attributing", quiet=as_json) as bar:
         try:
@@ -82,5 +87,6 @@ def attribute(
         console.print(f"Attribute run {result.run_id}: {summary['examples']} answers of {summary['model']}; on average "
                       f"{summary['thought_share']:.0%} of the label's attribution falls on the thought, "
                       f"{summary['premise_hypothesis_share']:.0%} on the premise and hypothesis; worst convergence "
-                      f"delta {summary['worst_relative_delta']:.2%} of the output difference. "
+                      f"delta {summary['worst_relative_delta']:.2%} of the output difference; "
+                      f"{summary['unconverged']} not converged within 5 % at --max-steps {max_steps}. "
                       f"({result.seconds:.1f} s; stored, shown in the app with i.)", markup=False)

@@ -76,11 +76,12 @@ def render_stats(s: StoreStats) -> Group:
     if s["attribution"]:
         shares = Table(title="Label attribution by run (nlistral attribute: mean share of |attribution|)",
                        title_justify="left")
-        for col in ("run", "model", "answers", "thought", "premise+hyp.", "worst delta"):
+        for col in ("run", "model", "answers", "thought", "premise+hyp.", "worst delta", "unconverged"):
             shares.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
         for r in s["attribution"]:
             shares.add_row(str(r["run_id"]), Text(shown(r["model"])), str(r["examples"]), pct(r["thought_share"]),
-                           pct(r["premise_hypothesis_share"]), pct(r["worst_relative_delta"]))
+                           pct(r["premise_hypothesis_share"]), pct(r["worst_relative_delta"]),
+                           str(r["unconverged"]))
         parts.append(shares)
     return Group(*parts)
 
