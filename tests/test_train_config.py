@@ -166,7 +166,7 @@ def test_compile_auto_turns_on_where_it_measured_to_pay():
     assert tokens_to_train(TrainConfig(lora_alpha=32, max_steps=10, batch_size=16), rows) == 10 * 16 * 200
 
 
-def test_kernels_auto_uses_liger_where_it_can_run_and_says_why_not():
+def test_kernels_auto_stays_off_until_measured_and_liger_says_why_it_cannot_run():
     from pipeline.train.hardware import Hardware
     from pipeline.train.model import decide_kernels, plan
 
@@ -176,7 +176,10 @@ def test_kernels_auto_uses_liger_where_it_can_run_and_says_why_not():
     cpu = Hardware(cuda=False, gpu_name=None, gpu_count=0, bitsandbytes=False, world_size=1, local_rank=0,
                    liger=True)
     config = TrainConfig(lora_alpha=32)
-    assert decide_kernels(config, gpu) == ("liger", "kernels auto: liger (fused RMSNorm, SwiGLU, RoPE)")
+    assert decide_kernels(config, gpu)[0] == "none"  # not measured yet: auto stays off, with the reason
+    assert "not yet measured" in decide_kernels(config, gpu)[1]
+    assert decide_kernels(TrainConfig(lora_alpha=32, kernels="liger"), gpu) == (
+        "liger", "kernels liger (fused RMSNorm, SwiGLU, RoPE)")
     assert decide_kernels(config, bare_gpu) == (
         "none", "kernels auto: none (liger-kernel is not installed: pip install liger-kernel)")
     assert decide_kernels(config, cpu) == ("none", "kernels auto: none (no CUDA)")

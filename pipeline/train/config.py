@@ -75,8 +75,8 @@ class TrainConfig:
     # (pipeline/train/model.py decide_compile), else off | on | off (true / false mean on / off)
     compile: str = "auto"
     # sft, label-only: Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (pip install liger-kernel), applied
-    # through TRL's use_liger_kernel. auto: on with CUDA when liger-kernel is installed, else off and the log says why
-    # (pipeline/train/model.py decide_kernels) | liger (an error where it cannot run) | none
+    # through TRL's use_liger_kernel. auto: off until measured faster on a GPU (pipeline/train/model.py
+    # decide_kernels; the plan line says why) | liger (CUDA with liger-kernel, else an error) | none
     kernels: str = "auto"
     packing: bool = True  # sft, label-only: concatenate a micro-batch's examples without padding, attention
     # kept within each example (DPO always pads its chosen/rejected batches)
