@@ -245,6 +245,12 @@ def test_an_unconverged_answer_is_integrated_again_with_twice_the_steps(tiny_mod
         attribute(model, rows, steps=64, max_steps=32)
 
 
+def test_the_cli_refuses_more_first_steps_than_the_most(tmp_path):
+    result = CliRunner().invoke(app, ["attribute", "--base", "x", "--db", str(tmp_path / "s.db"), "--steps", "64",
+                                      "--max-steps", "32"])
+    assert result.exit_code == 2 and "--steps 64 is more than --max-steps 32" in result.output
+
+
 def test_stats_count_the_answers_whose_integral_did_not_converge(tmp_path):
     db = open_db(tmp_path / "s.db")
     with write_tx(db):

@@ -63,6 +63,8 @@ def attribute(
 
     if adapter is None and base is None and run is None:
         raise typer.BadParameter("pass --adapter DIR (or --base PATH, or --run ID)", param_hint="--adapter")
+    if steps > max_steps:
+        raise typer.BadParameter(f"--steps {steps} is more than --max-steps {max_steps}", param_hint="--steps")
     require_train_extra("attribute", (*EVALUATE_MODULES, "captum"))
     options = AttributeOptions(adapter=str(adapter) if adapter else None, base=base, eval_run=run,
                                example_ids=_ids(ids), queue=queue, limit=limit, steps=steps,
