@@ -18,9 +18,10 @@ missed 96 % of the output difference from zeros, 0.8 % from the mean embedding).
 
 How many steps: it depends on the answer. On SmolLM2 the tests' short answer converges at 64; six RTE pairs with
 three-step thoughts of about 100 words (benchmarks/attribution_speed.py's) missed 99 % of the difference on average at
-64 steps, and at 128 one of two converged (3.7 %) while the other still missed 45 %. So 64 is only the first try:
-a row whose integral missed more than TOLERANCE is integrated again at twice the steps, up to max_steps, and the
-convergence delta is stored with every result (`nlistral stats` counts the rows that never converged).
+64 steps, and at 128 one of two converged (3.7 %) while the other still missed 45 % (9 % at 256). So 64 is only
+the first try: a row whose integral missed more than TOLERANCE is integrated again at twice the steps, up to
+max_steps, and the convergence delta is stored with every result (`nlistral stats` counts the rows that never
+converged).
 
 Rows of similar length are batched (left-padded, with explicit positions, so the label-predicting position
 is the last of every row and only its logits are computed); Captum runs the interpolation steps of a batch
