@@ -5,12 +5,14 @@ CUDA, loaded as the attribute command loads them: the adapter unmerged on its ba
 answers are N_ANSWERS real NLI pairs (eval_speed's PAIRS) with a three-step thought written from the pair
 (about 60-120 words: the length of the original project's thoughts), label 1.
 
-  batched     pipeline.attribution.attribute over all answers, BATCH answers per batch, STEPS steps
+  batched     pipeline.attribution.attribute over all answers, BATCH answers per batch, STEPS steps first and
+              up to MAX_STEPS for answers that do not converge (as `nlistral attribute`); the record counts the
+              steps each answer took and the answers left unconverged
   one         the same function one answer at a time (ONE_N answers, extrapolated): the baseline
 
-Env: N_ANSWERS (200), STEPS (64), BATCH (8 on CUDA, 2 on CPU), INTERNAL (Captum's internal batch: rows of one
-forward pass; default BATCH), ONE_N (8), SHAPE (7b | tiny), TOKENIZER, PAIRS, WORK as in eval_speed.py;
-OUT (a folder for attribution_speed.json). Prints one JSON line per measurement.
+Env: N_ANSWERS (200), STEPS (64), MAX_STEPS (512), BATCH (8 on CUDA, 2 on CPU), INTERNAL (Captum's internal
+batch: rows of one forward pass; default BATCH), ONE_N (8), SHAPE (7b | tiny), TOKENIZER, PAIRS, WORK as in
+eval_speed.py; OUT (a folder for attribution_speed.json). Prints one JSON line per measurement.
 
   python benchmarks/attribution_speed.py                      # CUDA: the 7B shape
   SHAPE=tiny N_ANSWERS=8 ONE_N=2 python benchmarks/attribution_speed.py   # a CPU smoke run
@@ -42,13 +44,13 @@ def thought_for(premise: str, hypothesis: str) -> str:
 def main() -> None:
     import torch
 
-    from pipeline.attribution import Answer, attribute, full_precision, prepare
+    from pipeline.attribution import DEFAULT_STEPS, MAX_STEPS, Answer, attribute, full_precision, prepare
     from pipeline.evaluate.loading import load_model
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     shape = os.environ.get("SHAPE", "7b" if cuda else "tiny")
-    n, steps = env("N_ANSWERS", 200), env("STEPS", 64)
+    n, steps, max_steps = env("N_ANSWERS", 200), env("STEPS", DEFAULT_STEPS), env("MAX_STEPS", MAX_STEPS)
     batch = env("BATCH", 8 if cuda else 2)
     internal = env("INTERNAL", 0) or None
     tokenizer = load_tokenizer()
@@ -69,7 +71,7 @@ def main() -> None:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
-        found = attribute(loaded.model, subset, steps=steps, rows_per_batch=per_batch,
+        found = attribute(loaded.model, subset, steps=steps, max_steps=max_steps, rows_per_batch=per_batch,
                           internal_batch_size=internal if per_batch > 1 else None)
         sync()
         seconds = time.perf_counter() - t
@@ -78,6 +80,8 @@ def main() -> None:
                          "s_per_answer": round(seconds / len(subset), 4),
                          "answers_for_n_s": round(seconds / len(subset) * n, 1),
                          "worst_relative_delta": round(worst, 5),
+                         "unconverged": sum(not a.converged for a in found),
+                         "steps_used": {k: sum(a.steps == k for a in found) for k in sorted({a.steps for a in found})},
                          "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None}
         emit({"step": name, **results[name]})
     record.update(results, speedup=round(results["one"]["s_per_answer"] / results["batched"]["s_per_answer"], 2))
