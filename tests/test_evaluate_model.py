@@ -217,3 +217,33 @@ def test_decoding_steps_do_not_copy_the_cache_for_each_query_head(tiny_model_dir
                       stop_at_json_end=False, stop_at_eos=False))
         copies.append(len(calls))
     assert copies[0] == copies[1]  # ten more decoded tokens, not one more copy
+
+
+def test_decoding_passes_the_cache_under_the_name_the_model_takes(tiny_model_dir, adapter_dir):
+    """transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name warns on every call and goes
+    in 5.40); a model whose forward still takes `past_key_values` (older transformers, remote code) keeps it. The
+    adapter wraps the model (PEFT's forward takes **kwargs), so the name is read from the model it wraps."""
+    import inspect
+    import warnings
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.evaluate.generation import cache_keyword, generate
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    takes = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    wrapped = PeftModel.from_pretrained(base, adapter_dir).eval()
+    assert cache_keyword(base) == cache_keyword(wrapped) == takes
+
+    class Old:
+        def forward(self, input_ids, past_key_values=None):  # the shape of forward before 5.24
+            raise AssertionError("not called")
+
+    assert cache_keyword(Old()) == "past_key_values"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        outputs = list(generate(wrapped, tokenizer, _prompts(tokenizer), max_new_tokens=3, batch_size=4,
+                                stop_at_json_end=False, stop_at_eos=False))
+    assert outputs and all(len(o.token_ids) == 3 for batch in outputs for o in batch.outputs)

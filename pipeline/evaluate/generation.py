@@ -12,6 +12,7 @@ Each prefill chunk is padded only to its own longest prompt.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -181,7 +182,9 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
         real[r, longest - len(p):longest] = True
     ids, real = ids.to(device), real.to(device)
     cache = reserve_cache(model, rows, capacity, device)
-    next_token = _prefill(model, ids, real[:, :longest], cache, max(1, prefill_tokens // longest), temperature)
+    keyword = cache_keyword(model)
+    next_token = _prefill(model, ids, real[:, :longest], cache, max(1, prefill_tokens // longest), keyword,
+                          temperature)
     position = real.sum(-1) - 1
     length = longest
     live = list(range(rows))  # original row of each row still in the batch
@@ -210,13 +213,21 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[Sequence[int]], *,
         length += 1
         position = position + 1
         out = model(input_ids=next_token[:, None], attention_mask=real[:, None, None, :length],
-                    position_ids=position[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    position_ids=position[:, None], use_cache=True, logits_to_keep=1, **{keyword: cache})
         next_token = choose(out.logits[:, -1], temperature)
         pending.append(next_token)
     return [
         Generated(tuple(t), tokenizer.decode(t, skip_special_tokens=False), stop, len(p))
         for t, stop, p in zip(tokens, stops, prompts)
     ]
+
+
+def cache_keyword(model: Any) -> str:
+    """The name under which the model's forward takes the key/value cache: `cache` from transformers 5.24
+    (`past_key_values` there warns on every call and is removed in 5.40), `past_key_values` before it and in
+    models that still take it. A PEFT wrapper forwards **kwargs, so the model it wraps decides."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def choose(logits: Any, temperature: float) -> Any:
@@ -228,7 +239,8 @@ def choose(logits: Any, temperature: float) -> Any:
     return torch.multinomial((logits.float() / temperature).softmax(-1), 1).squeeze(-1)
 
 
-def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int, temperature: float = 0.0) -> Any:
+def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int, keyword: str,
+             temperature: float = 0.0) -> Any:
     """Run the prompts into the reserved cache in chunks of rows, each padded only to its own longest
     prompt (bounded activation memory, little padding); returns the first new token of each row."""
     import torch
@@ -244,7 +256,7 @@ def _prefill(model: Any, ids: Any, real: Any, cache: Any, chunk_rows: int, tempe
         # A padded query attends to itself only, so its (masked, unused) states stay finite.
         mask = (causal & keys[:, None, None, :]) | torch.eye(width, dtype=torch.bool, device=ids.device)
         out = model(input_ids=ids[rows, cols], attention_mask=mask, position_ids=(keys.cumsum(-1) - 1).clamp(min=0),
-                    past_key_values=cache.window(rows, longest - width), use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=1, **{keyword: cache.window(rows, longest - width)})
         firsts.append(choose(out.logits[:, -1], temperature))
         del out
     cache.fill(longest)
