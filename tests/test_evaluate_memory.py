@@ -7,10 +7,11 @@ import json
 
 import pytest
 
+from pipeline import gpu_memory
 from pipeline.evaluate import loading, memory
 from pipeline.evaluate.batching import budget_batches
 
-GIB = memory.GIB
+GIB = gpu_memory.GIB
 KV_7B = 2 * 32 * 8 * 128 * 2  # bytes of cache per token of the Mistral-7B shape in bf16 (128 KiB)
 
 
@@ -26,9 +27,9 @@ def mistral_7b_config(tmp_path):
 
 
 def test_the_cap_limits_what_is_available_and_the_headroom_scales_with_it():
-    card = memory.Card(free=70 * GIB)
+    card = gpu_memory.Card(free=70 * GIB)
     assert card.available(allocated=5 * GIB) == 70 * GIB
-    capped = memory.Card(free=70 * GIB, cap=8 * GIB)
+    capped = gpu_memory.Card(free=70 * GIB, cap=8 * GIB)
     assert capped.available(allocated=5 * GIB) == 3 * GIB and capped.available(allocated=9 * GIB) == 0
     assert memory.reserve(62 * GIB) == memory.CACHE_RESERVE_BYTES  # a large card: the headroom it always had
     assert memory.reserve(4 * GIB) == GIB  # a small budget keeps a quarter, not 12 GiB it does not have
@@ -59,9 +60,9 @@ def test_weights_are_counted_from_the_config_alone(mistral_7b_config, smollm2_di
 
 
 def _card(monkeypatch, free_gib: float, allocated_gib: float) -> None:
-    monkeypatch.setattr(memory, "read_card", lambda device, cap=None: memory.Card(
+    monkeypatch.setattr(gpu_memory, "read_card", lambda device, cap=None: gpu_memory.Card(
         int(free_gib * GIB), int(cap * GIB) if cap is not None else None))
-    monkeypatch.setattr(memory, "allocated", lambda device: int(allocated_gib * GIB))
+    monkeypatch.setattr(gpu_memory, "allocated", lambda device: int(allocated_gib * GIB))
 
 
 def test_a_4bit_base_stays_4bit_where_its_bf16_copy_does_not_fit(monkeypatch, mistral_7b_config):

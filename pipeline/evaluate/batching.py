@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline import gpu_memory
 from pipeline.evaluate import memory
 from pipeline.evaluate.reserved_cache import kv_bytes_per_token
 
@@ -45,7 +46,7 @@ def plan_batches(model: Any, lengths: Sequence[int], max_new_tokens: int, batch_
     device = next(model.parameters()).device
     if device.type != "cuda":
         return length_sorted_batches(lengths, CPU_ROWS)
-    available = memory.read_card(device, max_memory_gib).available(memory.allocated(device))
+    available = gpu_memory.read_card(device, max_memory_gib).available(gpu_memory.allocated(device))
     return budget_batches(lengths, max_new_tokens, available, kv_bytes_per_token(model), cap=cap)
 
 

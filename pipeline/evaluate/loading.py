@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exports.layout import Layout, layout_for
+from pipeline import gpu_memory
 from pipeline.errors import PipelineError
 from pipeline.evaluate import memory
 from pipeline.quantization import EvalLoad, eval_load, nf4_load_kwargs, read_base_load
@@ -144,10 +145,10 @@ def check_dense_fits(base_path: str, dtype: str, max_memory_gib: float | None) -
     """LoadError, before loading, when the dense base is larger than the memory available on the card."""
     import torch
 
-    card = memory.read_card(torch.device("cuda"), max_memory_gib)
+    card = gpu_memory.read_card(torch.device("cuda"), max_memory_gib)
     need = _dense_bytes(base_path, getattr(torch, dtype).itemsize)
-    if need is not None and need > card.available(memory.allocated(torch.device("cuda"))):
-        raise LoadError(f"the base {base_path} needs {need / memory.GIB:.1f} GiB in {dtype} (as the adapter was "
+    if need is not None and need > card.available(gpu_memory.allocated(torch.device("cuda"))):
+        raise LoadError(f"the base {base_path} needs {need / gpu_memory.GIB:.1f} GiB in {dtype} (as the adapter was "
                         f"trained, or as shipped), more than {card.describe()}. Free the card, raise --max-memory, "
                         "or use a larger card; an adapter trained in 4-bit (the QLoRA default) evaluates in 4-bit")
 
@@ -156,11 +157,11 @@ def unpacked_does_not_fit(base_path: str, max_memory_gib: float | None) -> str |
     """Why a loaded 4-bit base stays 4-bit (its bf16 copy would not fit beside room to decode), or None."""
     import torch
 
-    card = memory.read_card(torch.device("cuda"), max_memory_gib)
+    card = gpu_memory.read_card(torch.device("cuda"), max_memory_gib)
     dense = _dense_bytes(base_path, 2)
-    if dense is None or memory.unpacked_fits(dense, card.available(memory.allocated(torch.device("cuda")))):
+    if dense is None or memory.unpacked_fits(dense, card.available(gpu_memory.allocated(torch.device("cuda")))):
         return None
-    return (f"the unpacked bf16 base ({dense / memory.GIB:.1f} GiB) would not leave room to decode in "
+    return (f"the unpacked bf16 base ({dense / gpu_memory.GIB:.1f} GiB) would not leave room to decode in "
             f"{card.describe()}: computing with the 4-bit base as training did (slower; the same answers up to "
             "rounding)")
 

@@ -8,44 +8,12 @@ an unpacked base must leave that quarter free.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-GIB = 2**30
+from pipeline.gpu_memory import GIB
+
 CACHE_RESERVE_BYTES = 12 * GIB  # at most: one prefill chunk's activations, logits, allocator slack
 HEADROOM = 0.25  # of the available memory, kept for what decoding allocates beyond weights and caches
-
-
-@dataclass(frozen=True)
-class Card:
-    """The GPU as evaluation sees it: bytes free now, and the --max-memory cap on what this process holds."""
-
-    free: int
-    cap: int | None = None
-
-    def available(self, allocated: int) -> int:
-        """Bytes this process may still take (allocated: what it holds already)."""
-        return max(0, min(self.free, self.cap - allocated) if self.cap is not None else self.free)
-
-    def describe(self) -> str:
-        if self.cap is not None:
-            return f"the --max-memory cap of {self.cap / GIB:.1f} GiB"
-        return f"the {self.free / GIB:.1f} GiB free on the card"
-
-
-def read_card(device: Any, max_memory_gib: float | None = None) -> Card:
-    """The card of device now (CUDA only)."""
-    import torch
-
-    free, _total = torch.cuda.mem_get_info(device)
-    return Card(int(free), int(max_memory_gib * GIB) if max_memory_gib is not None else None)
-
-
-def allocated(device: Any) -> int:
-    """Bytes this process holds on the card."""
-    import torch
-
-    return int(torch.cuda.memory_allocated(device))
 
 
 def reserve(available: int) -> int:
