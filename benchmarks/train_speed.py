@@ -21,7 +21,8 @@ BATCH (16, examples per optimizer step per GPU; a variant may set batch_size, al
 PROFILE (a variant name: print torch.profiler's top kernels for one extra step of it),
 A variant may also name `config=PRESET` (a file of configs/: its keys instead of the r32 defaults below, as
 `nlistral train --config PRESET` reads it; BATCH is then the preset's batch) and `budget_gib=G` (for that
-variant, torch.cuda.set_per_process_memory_fraction stands in for a card of G GiB). Liger kernels
+variant, torch.cuda.set_per_process_memory_fraction stands in for a card of G GiB, and the run plans its
+checkpointing within max_memory_gib=G unless the variant names it). Liger kernels
 (`kernels=liger`) patch the model in place for the rest of the process: list the variants without them first.
 BUILD_ONLY=1 (build the model and exit), TAG (names $OUT/train_speed_TAG.json).
 Several GPUs: accelerate launch --multi_gpu --num_processes 2 benchmarks/train_speed.py
@@ -105,6 +106,7 @@ def main() -> None:
     import torch
 
     from pipeline.train.attention_check import self_check
+    from pipeline.train.checkpointing import setup_layers
     from pipeline.train.config import CONFIG_DIR, load_config
     from pipeline.train.hardware import detect
     from pipeline.train.model import load_model, plan
@@ -143,6 +145,8 @@ def main() -> None:
             torch.cuda.set_per_process_memory_fraction(
                 min(1.0, float(budget) * 2**30 / torch.cuda.get_device_properties(0).total_memory))
         sets = run + [f"{k}={v}" for k, v in overrides.items()]
+        if budget is not None and "max_memory_gib" not in overrides:  # what the run plans its memory in
+            sets.append(f"max_memory_gib={budget}")
         config = (load_config(CONFIG_DIR / f"{preset}.yaml", sets) if preset else load_config(None, shape + sets))
         run_plan = plan(config, hw)
         if model is None:
@@ -165,6 +169,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 extra = [meter, ProfileStep(warm + steps + 1)] if profiling and hw.is_main else [meter]
                 trainer = build_sft_trainer(config, model, tokenizer, run_plan, hw, rows, [], Path(tmp), extra)
+                layers, _ = setup_layers(trainer, config, hw, rows)  # checkpointing and compile, as the runner does
+                result["checkpointing"] = layers.note
                 meter.trainer = trainer
                 start = time.time()
                 trainer.train()

@@ -69,7 +69,8 @@ def test_lora_alpha_is_required_and_the_fix_is_given(tmp_path):
     ("lora_alpha: 32\nattention: varlen\npacking: false\n", [], "attention", "needs packed batches"),
     ("lora_alpha: 32\nmethod: dpo\nbeta_warmup_steps: 10\nbeta_start: 0.5\n", [], "beta_start", "(0, beta=0.1]"),
     ("lora_alpha: 32\n", ["method=ppo"], "method", "'ppo' is not one of sft, dpo, label-only"),
-    ("lora_alpha: 32\n", ["gradient_checkpointing=selective"], "gradient_checkpointing", "is not one of none, full"),
+    ("lora_alpha: 32\n", ["gradient_checkpointing=selective"], "gradient_checkpointing",
+     "is not one of auto, full, none, or a number of decoder layers"),
 ])
 def test_cross_field_errors_name_the_key_and_where_it_was_set(tmp_path, text, sets, key, fragment):
     path = _write(tmp_path, text)
@@ -103,8 +104,8 @@ def test_every_preset_loads_and_holds_the_design_values():
     presets = {name: load_config(preset_path(name)) for name in list_presets()}
     a0, a1, a2 = presets["ablation0"], presets["ablation1"], presets["ablation2"]
     assert (a0.lora_r, a0.lora_alpha, a0.batch_size, a0.learning_rate, a0.epochs) == (16, 32, 16, 2e-4, 2)
-    assert (a1.lora_r, a1.lora_alpha, a1.batch_size, a1.learning_rate, a1.gradient_checkpointing) == \
-        (16, 32, 32, 2e-4, "full")
+    assert (a1.lora_r, a1.lora_alpha, a1.batch_size, a1.learning_rate, a1.gradient_checkpointing, a1.max_memory_gib) == \
+        (16, 32, 32, 2e-4, "auto", 16)
     assert (a2.lora_r, a2.lora_alpha, a2.batch_size, a2.learning_rate, a2.epochs, a2.max_grad_norm) == \
         (32, 64, 64, 5e-5, 5, 1.0)
     assert 100 <= a2.warmup_steps <= 150

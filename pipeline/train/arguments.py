@@ -40,7 +40,8 @@ def common_arguments(config: TrainConfig, run_plan: Plan, hw: Hardware, checkpoi
         "bf16": run_plan.bf16,
         "fp16": False,
         "use_cpu": not hw.cuda,
-        "gradient_checkpointing": config.gradient_checkpointing == "full",
+        # auto and N enable it here; pipeline.train.checkpointing then sets which layers (at train begin)
+        "gradient_checkpointing": config.gradient_checkpointing != "none",
         "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "logging_steps": config.logging_steps,
         "logging_first_step": True,

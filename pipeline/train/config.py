@@ -22,7 +22,7 @@ METHODS = ("sft", "dpo", "label-only")
 DPO_LOSSES = ("dpo", "cal-dpo", "dr-dpo")
 QUANTIZATION = ("auto", "nf4", "none")
 ATTENTION = ("auto", "varlen", "sdpa", "eager")
-CHECKPOINTING = ("none", "full")
+CHECKPOINTING = ("auto", "full", "none")  # or a number of decoder layers
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 OPTIMIZERS = ("auto", "paged_adamw_8bit", "adamw_torch")
 COMPILE = ("auto", "on", "off")
@@ -67,9 +67,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables
     optimizer: str = "auto"  # auto: paged_adamw_8bit on CUDA, adamw_torch on CPU | paged_adamw_8bit | adamw_torch
-    # full: recompute each layer in the backward pass. With QLoRA this is the fast setting too: it lets
-    # a micro-batch hold ~16-32 examples in little memory (benchmarks/results/train_speed.md) | none
-    gradient_checkpointing: str = "full"
+    # Which decoder layers recompute their activations in the backward pass (pipeline/train/checkpointing.py).
+    # auto: as few as fit the memory (measured on the model, planned for the largest micro-batch); CPU and DPO:
+    # every layer | full: every layer | none | N: the first N layers
+    gradient_checkpointing: str = "auto"
+    # GiB of GPU memory this process may use (a smaller card, or room left for other work); empty: what is free
+    max_memory_gib: float | None = None
     # sft, label-only: torch.compile each decoder layer; about 1 min to compile, then +18 % tokens/s on an H200
     # (benchmarks/results/train_speed.md). auto: on where that pays, a CUDA run of more than COMPILE_PAYS_TOKENS
     # (pipeline/train/model.py decide_compile), else off | on | off (true / false mean on / off)
@@ -228,8 +231,13 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
     def fail(key: str, message: str) -> None:
         raise ConfigError(f"{where(key)}: {key}: {message}")
 
+    if config.gradient_checkpointing not in CHECKPOINTING and not config.gradient_checkpointing.isdigit():
+        fail("gradient_checkpointing", f"{config.gradient_checkpointing!r} is not one of {', '.join(CHECKPOINTING)}, "
+                                       "or a number of decoder layers to checkpoint")
+    if config.max_memory_gib is not None and config.max_memory_gib <= 0:
+        fail("max_memory_gib", f"must be positive, not {config.max_memory_gib} (leave it out to use what is free)")
     for key, allowed in (("method", METHODS), ("loss", DPO_LOSSES), ("quantization", QUANTIZATION),
-                         ("attention", ATTENTION), ("gradient_checkpointing", CHECKPOINTING),
+                         ("attention", ATTENTION),
                          ("lr_scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("compile", COMPILE),
                          ("kernels", KERNELS)):
         if getattr(config, key) not in allowed:

@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 
 from pipeline.errors import PipelineError
 from pipeline.quantization import write_base_load
+from pipeline.train import checkpointing
 from pipeline.train import data as train_data
 from pipeline.train.config import ConfigError, TrainConfig, save_config
 from pipeline.train.hardware import Hardware, detect
@@ -181,12 +182,16 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
     if hw.is_main:
         extra.append(tensorboard_callback(output_dir / "tensorboard"))
     compiled, why = model_mod.decide_compile(config, hw, tokens_to_train(config, train_rows))
-    echo(why.capitalize())
+    echo(_sentence(why))
     log.write({"event": "compile", "compile": compiled, "note": why})
     config = dataclasses.replace(config, compile="on" if compiled else "off")
     builder = _builder(config.method)
     trainer = builder(config, model, tokenizer, run_plan, hw, train_rows, eval_rows,
                       output_dir / "checkpoints", extra)
+    layers, installed = checkpointing.setup_layers(trainer, config, hw, train_rows)
+    echo(_sentence(layers.note))
+    log.write({"event": "checkpointing", "checkpointed": layers.checkpointed, "layers": layers.layers,
+               "note": layers.note})
     meter.trainer = trainer
     if result.cartography is not None:
         result.cartography.trainer = trainer
@@ -200,7 +205,7 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
     checkpoint = str(checkpoints_in(output_dir)[-1]) if resume else None
     if checkpoint:
         echo(f"Resuming from {checkpoint}")
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    output = _train_or_checkpoint_all(trainer, checkpoint, config, layers, installed, log, echo)
     if any(isinstance(c, CancelOnSignal) and c.requested for c in callbacks):
         # Stopped at a step boundary with a checkpoint saved there: no adapter, status cancelled.
         last = checkpoints_in(output_dir)
@@ -240,6 +245,40 @@ def tokens_to_train(config: TrainConfig, rows: list[Any]) -> int:
         mean = per_pass / max(1, len(rows))
         return int(config.max_steps * config.batch_size * mean)
     return int(per_pass * config.epochs)
+
+
+def _train_or_checkpoint_all(trainer: Any, checkpoint: str | None, config: TrainConfig,
+                             layers: checkpointing.Checkpointing, installed: Any, log: JsonlLog,
+                             echo: Callable[[str], None]) -> Any:
+    """trainer.train(); if checkpointing auto left layers unchecked and the first step runs out of memory, check-
+    point every layer and start again (nothing was learned yet), saying so. Any other out-of-memory is raised."""
+    import torch
+
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except torch.OutOfMemoryError:
+        started = trainer.state.global_step > (0 if checkpoint is None else _step_of(checkpoint))
+        if config.gradient_checkpointing != "auto" or layers.checkpointed == layers.layers or started:
+            raise
+    note = (f"ran out of memory in the first step with {layers.checkpointed} of {layers.layers} layers "
+            "checkpointed; checkpointing every layer and starting again")
+    echo(_sentence(note))
+    log.write({"event": "checkpointing", "checkpointed": layers.layers, "layers": layers.layers, "note": note})
+    installed.layers_to_checkpoint = layers.layers
+    trainer.model.zero_grad(set_to_none=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def _sentence(note: str) -> str:
+    """A plan note as a log line: its first letter upper case, the rest as written (CUDA stays CUDA)."""
+    return note[:1].upper() + note[1:]
+
+
+def _step_of(checkpoint: str) -> int:
+    """The optimizer step a checkpoint folder (checkpoint-N) was saved at."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
 def _builder(method: str) -> Callable[..., Any]:

@@ -15,7 +15,7 @@ from pipeline.train.arguments import common_arguments
 from pipeline.train.config import TrainConfig
 from pipeline.train.data import Row
 from pipeline.train.hardware import Hardware
-from pipeline.train.model import Plan, compile_decoder_layers, lora_config
+from pipeline.train.model import Plan, lora_config
 
 
 def build_sft_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan: Plan, hw: Hardware,
@@ -48,6 +48,4 @@ def build_sft_trainer(config: TrainConfig, model: Any, tokenizer: Any, run_plan:
         peft_config=lora_config(config),
         callbacks=callbacks,
     )
-    if config.compile == "on":  # after PEFT and TRL's fused head are in place, so the compiled layers include LoRA
-        compile_decoder_layers(trainer.model)
     return trainer
