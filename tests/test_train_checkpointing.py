@@ -197,3 +197,24 @@ def test_the_plan_lines_keep_their_capitals(tiny_model_dir, tmp_path, db_path):
     assert result.status == "completed", result.error
     assert "Compile auto: off (it was measured to pay on CUDA only)" in lines
     assert "Checkpointing auto: every layer (on CPU it is not planned)" in lines
+
+
+def test_the_trainer_arguments_use_transformers_current_names():
+    """transformers 5.23 renamed TrainingArguments' gradient_checkpointing* to activation_checkpointing*; the old
+    names print a FutureWarning in every run."""
+    import warnings
+
+    from trl.trainer.sft_config import SFTConfig
+
+    from pipeline.train.arguments import common_arguments
+    from pipeline.train.hardware import Hardware
+    from pipeline.train.model import plan
+
+    hw = Hardware(cuda=False, gpu_name=None, gpu_count=0, bitsandbytes=False, world_size=1, local_rank=0)
+    for setting, enabled in (("auto", True), ("3", True), ("none", False)):
+        config = load_config(None, ["lora_alpha=16", f"gradient_checkpointing={setting}", "eval_fraction=0",
+                                    "early_stopping_patience=0"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            args = SFTConfig(**common_arguments(config, plan(config, hw), hw, Path("/tmp/unused"), False))
+        assert args.activation_checkpointing is enabled and args.gradient_checkpointing is enabled

@@ -69,6 +69,9 @@ def test_lora_alpha_is_required_and_the_fix_is_given(tmp_path):
     ("lora_alpha: 32\nattention: varlen\npacking: false\n", [], "attention", "needs packed batches"),
     ("lora_alpha: 32\nmethod: dpo\nbeta_warmup_steps: 10\nbeta_start: 0.5\n", [], "beta_start", "(0, beta=0.1]"),
     ("lora_alpha: 32\n", ["method=ppo"], "method", "'ppo' is not one of sft, dpo, label-only"),
+    ("lora_alpha: 32\nmethod: dpo\n", ["gradient_checkpointing=8"], "gradient_checkpointing",
+     "a number of layers is for method sft and label-only"),
+    ("lora_alpha: 32\n", ["max_memory_gib=0"], "max_memory_gib", "must be positive"),
     ("lora_alpha: 32\n", ["gradient_checkpointing=selective"], "gradient_checkpointing",
      "is not one of auto, full, none, or a number of decoder layers"),
 ])

@@ -40,9 +40,10 @@ def common_arguments(config: TrainConfig, run_plan: Plan, hw: Hardware, checkpoi
         "bf16": run_plan.bf16,
         "fp16": False,
         "use_cpu": not hw.cuda,
-        # auto and N enable it here; pipeline.train.checkpointing then sets which layers (at train begin)
-        "gradient_checkpointing": config.gradient_checkpointing != "none",
-        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        # auto and N enable it here; pipeline.train.checkpointing then sets which layers (at train begin).
+        # transformers 5.23 renamed gradient_checkpointing* to activation_checkpointing* (the old names warn).
+        "activation_checkpointing": config.gradient_checkpointing != "none",
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
         "logging_steps": config.logging_steps,
         "logging_first_step": True,
         "eval_strategy": "steps" if has_eval else "no",

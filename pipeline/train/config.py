@@ -280,6 +280,10 @@ def check(config: TrainConfig, origin: dict[str, str], default_origin: str = "th
                           "leave it out")
         if config.compile == "on":
             fail("compile", "is for method sft and label-only (DPO's padded pairs were not measured with it)")
+        if config.gradient_checkpointing.isdigit():
+            fail("gradient_checkpointing", "a number of layers is for method sft and label-only (TRL's DPO trainer "
+                                           "turns checkpointing back on for every layer after its reference pass); "
+                                           "use auto, full or none")
         if config.kernels == "liger":
             fail("kernels", "liger is for method sft and label-only (TRL's DPO trainer swaps in its own Liger loss); "
                             "use kernels: auto or none")
