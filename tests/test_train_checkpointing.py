@@ -218,3 +218,15 @@ def test_the_trainer_arguments_use_transformers_current_names():
             warnings.simplefilter("error", FutureWarning)
             args = SFTConfig(**common_arguments(config, plan(config, hw), hw, Path("/tmp/unused"), False))
         assert args.activation_checkpointing is enabled and args.gradient_checkpointing is enabled
+
+
+def test_measuring_a_compiled_model_counts_what_the_eager_one_does(lora_model):
+    """train_speed.py measures variants one after another on one model, whose layers an earlier variant may have
+    compiled; the measurement runs them eagerly, so the hooks still see every saved tensor."""
+    from pipeline.train.model import compile_decoder_layers
+
+    model = lora_model(0.0)
+    batch = {"input_ids": torch.randint(3, 200, (1, 48))}
+    eager = measure_layer_bytes(model, batch)
+    compile_decoder_layers(model)
+    assert measure_layer_bytes(model, batch) == eager

@@ -124,7 +124,9 @@ def measure_layer_bytes(model: Any, batch: dict[str, Any]) -> LayerBytes:
     was_training = model.training
     model.train()
     try:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        # eagerly, even where the layers were compiled before (the hooks must see every saved tensor)
+        with (torch.compiler.set_stance("force_eager"), torch.enable_grad(),
+              torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)):
             model(**batch)
     except _StopAfterFirstLayer:
         pass
