@@ -71,7 +71,8 @@ class TrainConfig:
     # auto: as few as fit the memory (measured on the model, planned for the largest micro-batch); CPU and DPO:
     # every layer | full: every layer | none | N: the first N layers
     gradient_checkpointing: str = "auto"
-    # GiB of GPU memory this process may use (a smaller card, or room left for other work); empty: what is free
+    # GiB of GPU memory to plan the run within (checkpointing auto: a smaller card, or room left for other
+    # work); empty: what is free on the card. A plan, not a hard limit.
     max_memory_gib: float | None = None
     # sft, label-only: torch.compile each decoder layer; about 1 min to compile, then +18 % tokens/s on an H200
     # (benchmarks/results/train_speed.md). auto: on where that pays, a CUDA run of more than COMPILE_PAYS_TOKENS
