@@ -21,7 +21,10 @@ three-step thoughts of about 100 words (benchmarks/attribution_speed.py's) misse
 64 steps, and at 128 one of two converged (3.7 %) while the other still missed 45 % (9 % at 256). So 64 is only
 the first try: a row whose integral missed more than TOLERANCE is integrated again at twice the steps, up to
 max_steps, and the convergence delta is stored with every result (`nlistral stats` counts the rows that never
-converged).
+converged). Why long answers need so many: along the path, the output of those six answers (271-446 tokens, 41
+points from baseline to input) is smooth up to about 0.15 of the way and after 0.6, and swings between in
+several peaks a few hundredths apart (one answer: -0.41 at the baseline, -4.32 at 0.33, -0.22 at 0.65, -0.66 at
+the input), so the quadrature needs many points in that stretch.
 
 Rows of similar length are batched (left-padded, with explicit positions, so the label-predicting position
 is the last of every row and only its logits are computed); Captum runs the interpolation steps of a batch
