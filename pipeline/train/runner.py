@@ -205,7 +205,7 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
     checkpoint = str(checkpoints_in(output_dir)[-1]) if resume else None
     if checkpoint:
         echo(f"Resuming from {checkpoint}")
-    output = _train_or_checkpoint_all(trainer, checkpoint, config, layers, installed, log, echo)
+    output = _train_or_checkpoint_all(trainer, checkpoint, config, hw, layers, installed, log, echo)
     if any(isinstance(c, CancelOnSignal) and c.requested for c in callbacks):
         # Stopped at a step boundary with a checkpoint saved there: no adapter, status cancelled.
         last = checkpoints_in(output_dir)
@@ -247,18 +247,20 @@ def tokens_to_train(config: TrainConfig, rows: list[Any]) -> int:
     return int(per_pass * config.epochs)
 
 
-def _train_or_checkpoint_all(trainer: Any, checkpoint: str | None, config: TrainConfig,
+def _train_or_checkpoint_all(trainer: Any, checkpoint: str | None, config: TrainConfig, hw: Hardware,
                              layers: checkpointing.Checkpointing, installed: Any, log: JsonlLog,
                              echo: Callable[[str], None]) -> Any:
     """trainer.train(); if checkpointing auto left layers unchecked and the first step runs out of memory, check-
-    point every layer and start again (nothing was learned yet), saying so. Any other out-of-memory is raised."""
+    point every layer and start again (nothing was learned yet), saying so. Any other out-of-memory is raised, and
+    so is one under several processes (one restarting alone would leave the others waiting in a collective)."""
     import torch
 
     try:
         return trainer.train(resume_from_checkpoint=checkpoint)
     except torch.OutOfMemoryError:
         started = trainer.state.global_step > (0 if checkpoint is None else _step_of(checkpoint))
-        if config.gradient_checkpointing != "auto" or layers.checkpointed == layers.layers or started:
+        if (config.gradient_checkpointing != "auto" or layers.checkpointed == layers.layers or started
+                or hw.world_size > 1):
             raise
     note = (f"ran out of memory in the first step with {layers.checkpointed} of {layers.layers} layers "
             "checkpointed; checkpointing every layer and starting again")
