@@ -21,7 +21,7 @@ from db import attributions
 from db.queues import QueueFilter, UnknownQueueError, ids
 from db.runs import finish_run, reopen_run, start_run
 from db.tx import when_unlocked
-from pipeline.attribution import DEFAULT_STEPS, MAX_STEPS, Answer, attribute, full_precision, prepare
+from pipeline.attribution import DEFAULT_STEPS, MAX_STEPS, SEGMENTS, Answer, attribute, full_precision, prepare
 from pipeline.evaluate.errors import EvaluationError
 from pipeline.evaluate.loading import LoadedModel, load_model
 
@@ -110,7 +110,7 @@ def run_attribution(db: Database, options: AttributeOptions, *, loader: Callable
         raise EvaluationError(f"evaluate run {eval_run} has no parsed answer with a thought among the examples "
                               "asked for (--ids, --queue)")
     identity = {"eval_run": eval_run, "adapter": config.get("adapter"), "base": options.base or config.get("base"),
-                "steps": options.steps, "max_steps": options.max_steps,
+                "steps": options.steps, "max_steps": options.max_steps, "segments": SEGMENTS,
                 "examples": sorted(a.example_id for _, a in chosen)}
     found = _unfinished(db, identity)
     if found is not None:
