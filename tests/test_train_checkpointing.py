@@ -158,6 +158,7 @@ def test_an_out_of_memory_first_step_restarts_with_every_layer_checkpointed(tiny
     events = [json.loads(line) for line in result.log_path.read_text(encoding="utf-8").splitlines()]
     notes = [e for e in events if e["event"] == "checkpointing"]
     assert [e["checkpointed"] for e in notes] == [0, 2]
+    assert [e["setting"] for e in notes] == ["none", "full"]  # the resolved setting, as the config would name it
     assert "no layer" in notes[0]["note"] and "ran out of memory in the first step" in notes[1]["note"]
     assert result.metrics["global_step"] == 2
 

@@ -21,7 +21,7 @@ checkpoints every layer and starts again (pipeline/train/runner.py), and says so
 The estimate against the peaks measured on one H200 (benchmarks/results/train_speed.md, run 2; 7B shape, LoRA
 r32): a layer of that shape keeps 205,700 bytes a token (measure_layer_bytes on the development VM, r16), the
 4-bit base with its bf16 embeddings and head about 3.9 GiB (counted, not measured); so checkpointing every layer
-at micro-batch 16 is estimated at 6.7 GiB (measured 6.5) and none at micro-batch 6 at 15.1 GiB (measured 15.4).
+at micro-batch 16 is estimated at 6.9 GiB (measured 6.5) and none at micro-batch 6 at 15.2 GiB (measured 15.4).
 Speed: a layer not checkpointed skips its recompute, about a quarter of its work; not yet measured on a GPU
 (benchmarks/train_gpu.sh's gradient_checkpointing=auto variants will).
 """

@@ -191,7 +191,7 @@ def _train(config: TrainConfig, hw: Hardware, sources: Sources, output_dir: Path
     layers, installed = checkpointing.setup_layers(trainer, config, hw, train_rows)
     echo(_sentence(layers.note))
     log.write({"event": "checkpointing", "checkpointed": layers.checkpointed, "layers": layers.layers,
-               "note": layers.note})
+               "setting": layers.config_value, "note": layers.note})
     meter.trainer = trainer
     if result.cartography is not None:
         result.cartography.trainer = trainer
@@ -265,7 +265,8 @@ def _train_or_checkpoint_all(trainer: Any, checkpoint: str | None, config: Train
     note = (f"ran out of memory in the first step with {layers.checkpointed} of {layers.layers} layers "
             "checkpointed; checkpointing every layer and starting again")
     echo(_sentence(note))
-    log.write({"event": "checkpointing", "checkpointed": layers.layers, "layers": layers.layers, "note": note})
+    log.write({"event": "checkpointing", "checkpointed": layers.layers, "layers": layers.layers, "setting": "full",
+               "note": note})
     installed.layers_to_checkpoint = layers.layers
     trainer.model.zero_grad(set_to_none=True)
     if torch.cuda.is_available():
